@@ -1,0 +1,170 @@
+"""Finds and loads pipeline declarations, turning every mistake into a message a person can act on.
+
+Errors name the file, the field, the value found and what is expected; an unknown key suggests the
+closest valid one. Files a declaration points to (contract, SQL) must exist, and SQL placeholders
+must be ones the platform fills in.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from shipshape.declaration import Pipeline
+from shipshape.errors import DeclarationError
+from shipshape.settings import load_settings
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+BUILTIN_PLACEHOLDERS = frozenset({"raw", "this"})
+
+
+@dataclass(frozen=True)
+class DeclaredPipeline:
+    """A validated declaration with the files it refers to, resolved against the project folder."""
+
+    spec: Pipeline
+    file: Path
+    project_dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def contract_path(self) -> Path:
+        return self.project_dir / self.spec.contract
+
+    @property
+    def transform_paths(self) -> list[Path]:
+        return [self.project_dir / path for path in self.spec.transform]
+
+
+def load_pipeline(file: Path, project_dir: Path | None = None) -> DeclaredPipeline:
+    """Load and fully validate one declaration file, or raise `DeclarationError` listing every problem."""
+    project_dir = project_dir or load_settings().project_dir
+    shown = _display_path(file, project_dir)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except OSError as error:
+        raise DeclarationError(shown, [f"cannot read the file: {error.strerror}"]) from None
+    except yaml.YAMLError as error:
+        raise DeclarationError(shown, [f"not valid YAML: {error}".replace("\n", " ")]) from None
+    if not isinstance(raw, dict):
+        raise DeclarationError(shown, ["expected a mapping of fields at the top level (name:, owner:, source:, ...)"])
+    try:
+        spec = Pipeline.model_validate(raw)
+    except ValidationError as error:
+        raise DeclarationError(shown, [_describe(item, raw) for item in error.errors()]) from None
+    problems = _file_problems(spec, project_dir)
+    if spec.name != file.stem:
+        problems.append(f"field 'name': got {spec.name!r}; expected the file name {file.stem!r}")
+    if problems:
+        raise DeclarationError(shown, problems)
+    return DeclaredPipeline(spec=spec, file=file, project_dir=project_dir)
+
+
+def pipeline_files(project_dir: Path | None = None) -> list[Path]:
+    project_dir = project_dir or load_settings().project_dir
+    return sorted((project_dir / "pipelines").glob("*.yaml"))
+
+
+def load_all(project_dir: Path | None = None) -> list[DeclaredPipeline]:
+    """Every declaration in the project; the first invalid one raises."""
+    return [load_pipeline(file, project_dir) for file in pipeline_files(project_dir)]
+
+
+def find_pipeline(name: str, project_dir: Path | None = None) -> DeclaredPipeline:
+    project_dir = project_dir or load_settings().project_dir
+    file = project_dir / "pipelines" / f"{name}.yaml"
+    if not file.exists():
+        known = [path.stem for path in pipeline_files(project_dir)]
+        raise DeclarationError(
+            _display_path(file, project_dir),
+            [f"no pipeline named {name!r}; declared pipelines: {', '.join(known) or 'none'}"],
+        )
+    return load_pipeline(file, project_dir)
+
+
+def _file_problems(spec: Pipeline, project_dir: Path) -> list[str]:
+    problems = []
+    if not (project_dir / spec.contract).is_file():
+        problems.append(f"field 'contract': file {spec.contract!r} does not exist; expected a Soda contract under checks/")
+    step_names: set[str] = set()
+    for index, sql_file in enumerate(spec.transform):
+        path = project_dir / sql_file
+        field = f"transform[{index}]"
+        if not path.is_file():
+            problems.append(f"field '{field}': file {sql_file!r} does not exist")
+            continue
+        allowed = BUILTIN_PLACEHOLDERS | step_names
+        for placeholder in PLACEHOLDER.findall(path.read_text()):
+            if placeholder not in allowed:
+                problems.append(
+                    f"field '{field}': {sql_file} uses {{{{ {placeholder} }}}}; expected one of "
+                    + ", ".join(f"{{{{ {name} }}}}" for name in sorted(allowed))
+                )
+        step_names.add(path.stem)
+    return problems
+
+
+def _describe(item: dict[str, Any], raw: dict[str, Any]) -> str:
+    """One line for one pydantic error: field, value found, what is expected."""
+    location = [part for part in item["loc"] if not _is_union_tag(part, item)]
+    field = ".".join(str(part) for part in location) or "(top level)"
+    if item["type"] == "extra_forbidden":
+        parent, key = location[:-1], location[-1]
+        allowed = _allowed_keys(parent, raw)
+        hint = difflib.get_close_matches(str(key), allowed, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; allowed keys: {', '.join(allowed)}"
+        return f"unknown key {field!r}{suggestion}"
+    if item["type"] == "missing":
+        return f"field {field!r} is required"
+    message = item["msg"].removeprefix("Value error, ")
+    return f"field {field!r}: got {item.get('input')!r}; {message}"
+
+
+def _is_union_tag(part: object, item: dict[str, Any]) -> bool:
+    """Pydantic adds the discriminator value (e.g. 'sql') to locations inside tagged unions."""
+    return isinstance(part, str) and part in {"sql", "file", "http", "cursor", "page_number", "link_header", "str", "SecretRef"}
+
+
+def _allowed_keys(parent: list[Any], raw: dict[str, Any]) -> list[str]:
+    model: type[BaseModel] = Pipeline
+    node: Any = raw
+    for part in parent:
+        node = node.get(part) if isinstance(node, dict) else None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        model = _model_for(field.annotation, node)
+        if model is None:
+            return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _model_for(annotation: Any, node: Any) -> type[BaseModel] | None:
+    """The declaration model a nested mapping is checked against (choosing union members by their tag)."""
+    from typing import get_args
+
+    candidates = [annotation, *get_args(annotation)]
+    for nested in list(candidates):
+        candidates.extend(get_args(nested))
+    models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+    for model in models:
+        tag_field = model.model_fields.get("kind") or model.model_fields.get("type")
+        if tag_field is None or (isinstance(node, dict) and node.get("kind", node.get("type")) in get_args(tag_field.annotation)):
+            return model
+    return models[0] if models else None
+
+
+def _display_path(file: Path, project_dir: Path) -> str:
+    try:
+        return str(file.resolve().relative_to(project_dir.resolve()))
+    except ValueError:
+        return str(file)

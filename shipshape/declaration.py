@@ -1,0 +1,227 @@
+"""Typed model of a pipeline declaration: everything a pipeline owner writes, nothing the platform does.
+
+Every model forbids unknown keys so a typo (`shedule:`) is an error, not a silently ignored
+setting. Loading and error formatting live in `catalog.py`; this module only says what is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shipshape.column_types import ColumnType
+
+IDENTIFIER = r"^[a-z_][a-z0-9_]*$"
+_DURATION = re.compile(r"^(\d+)\s*(m|h|d)$")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+class StrictModel(BaseModel):
+    """Base for declaration models: unknown keys are rejected, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(StrictModel):
+    """Where a secret comes from: an environment variable or a Prefect Secret block, never the repo."""
+
+    env: str | None = None
+    block: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.block is None):
+            raise ValueError("give exactly one of 'env' (variable name) or 'block' (Prefect Secret block name)")
+        return self
+
+
+class Owner(StrictModel):
+    team: str
+    person: str | None = None
+    slack_channel: Annotated[str, Field(pattern=r"^#[a-z0-9._-]+$")]
+
+
+class SourceBase(StrictModel):
+    columns: dict[str, str] = Field(min_length=1, description="Declared columns: name → portable type.")
+
+    @field_validator("columns")
+    @classmethod
+    def _valid_columns(cls, columns: dict[str, str]) -> dict[str, str]:
+        for name, type_text in columns.items():
+            if not re.match(IDENTIFIER, name):
+                raise ValueError(f"column name {name!r} must match {IDENTIFIER}")
+            ColumnType.parse(type_text)
+        return columns
+
+    def column_types(self) -> dict[str, ColumnType]:
+        return {name: ColumnType.parse(text) for name, text in self.columns.items()}
+
+
+class SqlSource(SourceBase):
+    kind: Literal["sql"]
+    url: str | SecretRef = Field(description="SQLAlchemy URL; `{data_dir}` is replaced. Use a SecretRef when it holds a password.")
+    table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")]
+    cursor_column: str | None = Field(None, description="Column the query is windowed on for each partition.")
+
+
+class FileSource(SourceBase):
+    kind: Literal["file"]
+    path: str = Field(description="Path template: `{data_dir}`, `{start:%Y-%m-%d}`, `{end:...}` are replaced.")
+    format: Literal["csv", "parquet"]
+
+
+class CursorPagination(StrictModel):
+    type: Literal["cursor"]
+    cursor_field: str = Field(description="Dotted path of the next cursor in the response body.")
+    cursor_param: str = "cursor"
+
+
+class PageNumberPagination(StrictModel):
+    type: Literal["page_number"]
+    page_param: str = "page"
+    first_page: int = 1
+
+
+class LinkHeaderPagination(StrictModel):
+    type: Literal["link_header"]
+
+
+Pagination = Annotated[
+    CursorPagination | PageNumberPagination | LinkHeaderPagination, Field(discriminator="type")
+]
+
+
+class HttpSource(SourceBase):
+    kind: Literal["http"]
+    url: str = Field(description="Endpoint URL; `{start}` and `{end}` (ISO) may appear in it or in params.")
+    params: dict[str, str] = Field(default_factory=dict)
+    records_path: str = Field("", description="Dotted path to the list of records in the body; empty = the body.")
+    pagination: Pagination | None = None
+    token: SecretRef | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+
+Source = Annotated[SqlSource | FileSource | HttpSource, Field(discriminator="kind")]
+
+
+class Destination(StrictModel):
+    table: Annotated[str, Field(pattern=IDENTIFIER, max_length=40)]
+    schema_name: Annotated[str, Field(alias="schema", pattern=IDENTIFIER)] = "analytics"
+
+
+class Partition(StrictModel):
+    column: Annotated[str, Field(pattern=IDENTIFIER)]
+    grain: Literal["day", "hour"]
+
+
+class Load(StrictModel):
+    mode: Literal["replace_partition", "merge", "full_replace"]
+    key: list[str] = Field(default_factory=list, description="Merge key columns (mode: merge).")
+
+
+class Freshness(StrictModel):
+    sla: str = Field(description="Longest allowed time without a publish, e.g. 26h, 90m, 2d.")
+
+    @field_validator("sla")
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        if not _DURATION.match(value.strip()):
+            raise ValueError("expected a duration like 90m, 26h or 2d")
+        return value
+
+    @property
+    def sla_timedelta(self) -> timedelta:
+        amount, unit = _DURATION.match(self.sla.strip()).groups()
+        return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+
+
+class Volume(StrictModel):
+    min_rows: Annotated[int, Field(ge=0)] | None = None
+    max_rows: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Volume:
+        if self.min_rows is not None and self.max_rows is not None and self.min_rows > self.max_rows:
+            raise ValueError(f"min_rows ({self.min_rows}) is greater than max_rows ({self.max_rows})")
+        return self
+
+
+class Schedule(StrictModel):
+    cron: str
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _valid_cron(self) -> Schedule:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=self.cron, timezone=self.timezone)
+        except ValueError as error:
+            raise ValueError(f"invalid cron {self.cron!r} or timezone {self.timezone!r}: {_first_line(error)}") from None
+        return self
+
+
+class Retries(StrictModel):
+    attempts: Annotated[int, Field(ge=0, le=10)] = 3
+    delay_seconds: Annotated[float, Field(ge=0)] = 10.0
+
+
+class Pii(StrictModel):
+    columns: dict[str, Literal["hash", "drop"]]
+    key: SecretRef = SecretRef(env="PII_HASH_KEY")
+
+
+class Rejects(StrictModel):
+    max_rows: Annotated[int, Field(ge=0)] = 0
+    max_fraction: Annotated[float, Field(ge=0, le=1)] | None = None
+
+
+class Pipeline(StrictModel):
+    """One declared pipeline, as written in `pipelines/<name>.yaml`."""
+
+    name: Annotated[str, Field(pattern=IDENTIFIER, max_length=40)]
+    description: str
+    owner: Owner
+    source: Source
+    destination: Destination
+    partition: Partition | None = None
+    load: Load
+    transform: list[str] = Field(default_factory=list, description="SQL files run in order; `{{ raw }}` is the loaded data.")
+    contract: str
+    freshness: Freshness
+    volume: Volume = Volume()
+    schedule: Schedule
+    retries: Retries = Retries()
+    pii: Pii | None = None
+    rejects: Rejects = Rejects()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Pipeline:
+        declared = set(self.source.columns)
+        if self.partition is None and self.load.mode == "replace_partition":
+            raise ValueError("load.mode 'replace_partition' needs a 'partition'; use 'full_replace' or declare one")
+        if self.partition is not None and self.load.mode == "full_replace":
+            raise ValueError("load.mode 'full_replace' replaces the whole table; remove 'partition' or use 'replace_partition'")
+        if self.load.mode == "merge" and not self.load.key:
+            raise ValueError("load.mode 'merge' needs 'load.key' (the columns that identify a row)")
+        if isinstance(self.source, SqlSource) and self.partition is not None and self.source.cursor_column is None:
+            raise ValueError("a partitioned sql source needs 'source.cursor_column' to window the query")
+        if isinstance(self.source, SqlSource) and self.source.cursor_column not in (None, *declared):
+            raise ValueError(f"source.cursor_column {self.source.cursor_column!r} is not a declared column")
+        if self.pii is not None:
+            unknown = sorted(set(self.pii.columns) - declared)
+            if unknown:
+                raise ValueError(f"pii columns {unknown} are not declared in source.columns")
+        return self
+
+    @property
+    def column_types(self) -> dict[str, ColumnType]:
+        return self.source.column_types()
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[-1]

@@ -1,0 +1,50 @@
+"""Where things are: project folder, data folder, warehouse URL — from the environment, with embedded defaults.
+
+The defaults make `make demo` work on a bare machine (DuckDB file in the data folder); every
+deployment overrides them through environment variables, never by editing code.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path
+    data_dir: Path
+    warehouse_url: str
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.project_dir / "pipelines"
+
+
+def load_settings() -> Settings:
+    """Read settings now (not at import) so tests and deployments can point them elsewhere."""
+    project_dir = Path(os.environ.get("SHIPSHAPE_PROJECT_DIR", PACKAGE_ROOT)).resolve()
+    data_dir = Path(os.environ.get("SHIPSHAPE_DATA_DIR", project_dir / "data")).resolve()
+    warehouse_url = os.environ.get("SHIPSHAPE_WAREHOUSE_URL", f"duckdb:///{data_dir / 'warehouse.duckdb'}")
+    return Settings(project_dir=project_dir, data_dir=data_dir, warehouse_url=warehouse_url)
+
+
+@cache
+def code_version() -> str:
+    """The code version recorded in the ledger: the image's baked-in sha, else git, else the package version."""
+    if version := os.environ.get("SHIPSHAPE_CODE_VERSION"):
+        return version
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=PACKAGE_ROOT, capture_output=True, text=True, check=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        from shipshape import __version__
+
+        return __version__

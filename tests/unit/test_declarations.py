@@ -1,0 +1,103 @@
+"""Declarations: the shipped ones load; mistakes give one line naming file, field, value and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shipshape.catalog import load_all, load_pipeline
+from shipshape.errors import DeclarationError
+from shipshape.settings import PACKAGE_ROOT
+
+EXAMPLE = PACKAGE_ROOT / "pipelines" / "shop_orders.yaml"
+
+
+def test_every_shipped_declaration_loads() -> None:
+    names = [declared.name for declared in load_all(PACKAGE_ROOT)]
+    assert "shop_orders" in names
+
+
+def _write_variant(tmp_path: Path, change) -> Path:
+    """Copy the example project files the declaration needs, with `change` applied to the YAML."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    change(data)
+    for relative in ["checks/fct_orders.yaml", "pipelines/shop_orders/fct_orders.sql"]:
+        target = tmp_path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text((PACKAGE_ROOT / relative).read_text())
+    file = tmp_path / "pipelines" / "shop_orders.yaml"
+    file.write_text(yaml.safe_dump(data))
+    return file
+
+
+def _error_for(tmp_path: Path, change) -> str:
+    file = _write_variant(tmp_path, change)
+    with pytest.raises(DeclarationError) as caught:
+        load_pipeline(file, tmp_path)
+    return str(caught.value)
+
+
+def test_typo_in_a_key_suggests_the_right_one(tmp_path: Path) -> None:
+    message = _error_for(tmp_path, lambda d: d.update(shedule=d.pop("schedule")))
+    assert message.startswith("pipelines/shop_orders.yaml: ")
+    assert "unknown key 'shedule'; did you mean 'schedule'?" in message
+    assert "field 'schedule' is required" in message
+
+
+def test_unknown_nested_key_names_the_path(tmp_path: Path) -> None:
+    message = _error_for(tmp_path, lambda d: d["load"].update(mdoe="merge"))
+    assert "unknown key 'load.mdoe'; did you mean 'mode'?" in message
+
+
+def test_bad_enum_value_names_value_and_choices(tmp_path: Path) -> None:
+    message = _error_for(tmp_path, lambda d: d["load"].update(mode="upsert"))
+    assert "field 'load.mode': got 'upsert'" in message
+    assert "'replace_partition', 'merge' or 'full_replace'" in message
+
+
+def test_unknown_column_type_lists_the_vocabulary(tmp_path: Path) -> None:
+    message = _error_for(tmp_path, lambda d: d["source"]["columns"].update(amount="money"))
+    assert "field 'source.columns': got" in message
+    assert "unknown column type 'money'; expected one of integer, bigint" in message
+
+
+def test_bad_cron_is_rejected(tmp_path: Path) -> None:
+    message = _error_for(tmp_path, lambda d: d["schedule"].update(cron="61 * * * *"))
+    assert "field 'schedule'" in message and "invalid cron '61 * * * *'" in message
+
+
+def test_missing_contract_file(tmp_path: Path) -> None:
+    message = _error_for(tmp_path, lambda d: d.update(contract="checks/nope.yaml"))
+    assert "field 'contract': file 'checks/nope.yaml' does not exist" in message
+
+
+def test_merge_without_key(tmp_path: Path) -> None:
+    message = _error_for(tmp_path, lambda d: d["load"].update(mode="merge"))
+    assert "load.mode 'merge' needs 'load.key'" in message
+
+
+def test_pii_column_must_be_declared(tmp_path: Path) -> None:
+    message = _error_for(tmp_path, lambda d: d["pii"]["columns"].update(phone="drop"))
+    assert "pii columns ['phone'] are not declared in source.columns" in message
+
+
+def test_unknown_sql_placeholder(tmp_path: Path) -> None:
+    file = _write_variant(tmp_path, lambda d: None)
+    (tmp_path / "pipelines/shop_orders/fct_orders.sql").write_text("SELECT * FROM {{ raw_orders }}")
+    with pytest.raises(DeclarationError, match=r"uses \{\{ raw_orders \}\}; expected one of \{\{ raw \}\}"):
+        load_pipeline(file, tmp_path)
+
+
+def test_name_must_match_file(tmp_path: Path) -> None:
+    message = _error_for(tmp_path, lambda d: d.update(name="orders"))
+    assert "field 'name': got 'orders'; expected the file name 'shop_orders'" in message
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    file = tmp_path / "pipelines" / "broken.yaml"
+    file.parent.mkdir()
+    file.write_text("name: [unclosed")
+    with pytest.raises(DeclarationError, match=r"pipelines/broken.yaml: not valid YAML"):
+        load_pipeline(file, tmp_path)
