@@ -94,7 +94,9 @@ def find_pipeline(name: str, project_dir: Path | None = None) -> DeclaredPipelin
 def _file_problems(spec: Pipeline, project_dir: Path) -> list[str]:
     problems = []
     if not (project_dir / spec.contract).is_file():
-        problems.append(f"field 'contract': file {spec.contract!r} does not exist; expected a Soda contract under checks/")
+        problems.append(
+            f"field 'contract': file {spec.contract!r} does not exist; expected a Soda contract under checks/"
+        )
     step_names: set[str] = set()
     for index, sql_file in enumerate(spec.transform):
         path = project_dir / sql_file
@@ -131,7 +133,16 @@ def _describe(item: dict[str, Any], raw: dict[str, Any]) -> str:
 
 def _is_union_tag(part: object, item: dict[str, Any]) -> bool:
     """Pydantic adds the discriminator value (e.g. 'sql') to locations inside tagged unions."""
-    return isinstance(part, str) and part in {"sql", "file", "http", "cursor", "page_number", "link_header", "str", "SecretRef"}
+    return isinstance(part, str) and part in {
+        "sql",
+        "file",
+        "http",
+        "cursor",
+        "page_number",
+        "link_header",
+        "str",
+        "SecretRef",
+    }
 
 
 def _allowed_keys(parent: list[Any], raw: dict[str, Any]) -> list[str]:
@@ -158,7 +169,9 @@ def _model_for(annotation: Any, node: Any) -> type[BaseModel] | None:
     models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
     for model in models:
         tag_field = model.model_fields.get("kind") or model.model_fields.get("type")
-        if tag_field is None or (isinstance(node, dict) and node.get("kind", node.get("type")) in get_args(tag_field.annotation)):
+        if tag_field is None or (
+            isinstance(node, dict) and node.get("kind", node.get("type")) in get_args(tag_field.annotation)
+        ):
             return model
     return models[0] if models else None
 

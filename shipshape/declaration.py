@@ -62,7 +62,9 @@ class SourceBase(StrictModel):
 
 class SqlSource(SourceBase):
     kind: Literal["sql"]
-    url: str | SecretRef = Field(description="SQLAlchemy URL; `{data_dir}` is replaced. Use a SecretRef when it holds a password.")
+    url: str | SecretRef = Field(
+        description="SQLAlchemy URL; `{data_dir}` is replaced. Use a SecretRef when it holds a password."
+    )
     table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")]
     cursor_column: str | None = Field(None, description="Column the query is windowed on for each partition.")
 
@@ -89,9 +91,7 @@ class LinkHeaderPagination(StrictModel):
     type: Literal["link_header"]
 
 
-Pagination = Annotated[
-    CursorPagination | PageNumberPagination | LinkHeaderPagination, Field(discriminator="type")
-]
+Pagination = Annotated[CursorPagination | PageNumberPagination | LinkHeaderPagination, Field(discriminator="type")]
 
 
 class HttpSource(SourceBase):
@@ -161,7 +161,9 @@ class Schedule(StrictModel):
         try:
             CronSchedule(cron=self.cron, timezone=self.timezone)
         except ValueError as error:
-            raise ValueError(f"invalid cron {self.cron!r} or timezone {self.timezone!r}: {_first_line(error)}") from None
+            raise ValueError(
+                f"invalid cron {self.cron!r} or timezone {self.timezone!r}: {_first_line(error)}"
+            ) from None
         return self
 
 
@@ -190,7 +192,9 @@ class Pipeline(StrictModel):
     destination: Destination
     partition: Partition | None = None
     load: Load
-    transform: list[str] = Field(default_factory=list, description="SQL files run in order; `{{ raw }}` is the loaded data.")
+    transform: list[str] = Field(
+        default_factory=list, description="SQL files run in order; `{{ raw }}` is the loaded data."
+    )
     contract: str
     freshness: Freshness
     volume: Volume = Volume()
@@ -205,7 +209,9 @@ class Pipeline(StrictModel):
         if self.partition is None and self.load.mode == "replace_partition":
             raise ValueError("load.mode 'replace_partition' needs a 'partition'; use 'full_replace' or declare one")
         if self.partition is not None and self.load.mode == "full_replace":
-            raise ValueError("load.mode 'full_replace' replaces the whole table; remove 'partition' or use 'replace_partition'")
+            raise ValueError(
+                "load.mode 'full_replace' replaces the whole table; remove 'partition' or use 'replace_partition'"
+            )
         if self.load.mode == "merge" and not self.load.key:
             raise ValueError("load.mode 'merge' needs 'load.key' (the columns that identify a row)")
         if isinstance(self.source, SqlSource) and self.partition is not None and self.source.cursor_column is None:

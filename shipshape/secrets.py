@@ -14,7 +14,8 @@ def resolve_secret(ref: SecretRef, purpose: str) -> str:
         value = os.environ.get(ref.env)
         if not value:
             raise ConfigurationError(
-                f"{purpose}: environment variable {ref.env} is not set; export it (or reference a Prefect Secret block with 'block:')"
+                f"{purpose}: environment variable {ref.env} is not set; "
+                "export it (or reference a Prefect Secret block with 'block:')"
             )
         return value
     from prefect.blocks.system import Secret

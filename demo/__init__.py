@@ -1,0 +1,1 @@
+"""The bundled example: a generated shop application and the demo that runs the example pipeline on it."""

@@ -1,0 +1,1 @@
+"""Prefect flows: compositions of tasks; no SQL and no business logic of their own."""

@@ -1,0 +1,151 @@
+"""The publish ledger and the dead-letter table: the platform's own records, kept in the warehouse.
+
+The ledger records each publish and each blocked or failed attempt. Publish rows are written in
+the same transaction as the data they describe, so the ledger can never claim a publish that did
+not happen (or miss one that did). Freshness, backfill planning and SLOs read it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from shipshape.column_types import ColumnType
+from shipshape.convert import RejectedRow
+from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
+
+LEDGER_TABLE = "publish_ledger"
+DEAD_LETTER_TABLE = "dead_letters"
+Status = Literal["published", "blocked", "failed"]
+
+_LEDGER_COLUMNS = {
+    "entry_id": "text",
+    "pipeline": "text",
+    "partition_key": "text",
+    "partition_start": "timestamptz",
+    "partition_end": "timestamptz",
+    "flow_run_id": "text",
+    "run_tag": "text",
+    "code_version": "text",
+    "contract_hash": "text",
+    "row_count": "bigint",
+    "rejected_rows": "bigint",
+    "status": "text",
+    "check_results": "text",
+    "message": "text",
+    "started_at": "timestamptz",
+    "finished_at": "timestamptz",
+}
+_DEAD_LETTER_COLUMNS = {
+    "pipeline": "text",
+    "partition_key": "text",
+    "run_tag": "text",
+    "row_number": "bigint",
+    "reason": "text",
+    "raw_record": "text",
+    "created_at": "timestamptz",
+}
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    pipeline: str
+    partition_key: str
+    partition_start: datetime | None
+    partition_end: datetime | None
+    flow_run_id: str
+    run_tag: str
+    code_version: str
+    contract_hash: str
+    row_count: int
+    rejected_rows: int
+    status: Status
+    check_results: list[dict[str, Any]]
+    message: str
+    started_at: datetime
+    finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    entry_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def as_row(self) -> list[Any]:
+        values = asdict(self) | {"check_results": json.dumps(self.check_results, default=str)}
+        return [values[column] for column in _LEDGER_COLUMNS]
+
+
+def ensure_platform_tables(warehouse: Warehouse) -> None:
+    """Create the platform schema and tables if missing; safe to call on every run."""
+    warehouse.ensure_schema(PLATFORM_SCHEMA)
+    for table, columns in ((LEDGER_TABLE, _LEDGER_COLUMNS), (DEAD_LETTER_TABLE, _DEAD_LETTER_COLUMNS)):
+        body = ", ".join(f"{name} {warehouse.ddl_type(ColumnType.parse(kind))}" for name, kind in columns.items())
+        warehouse.execute(f"CREATE TABLE IF NOT EXISTS {warehouse.qualified(PLATFORM_SCHEMA, table)} ({body})")
+
+
+def record(warehouse: Warehouse, entry: LedgerEntry) -> None:
+    placeholders = ", ".join("?" for _ in _LEDGER_COLUMNS)
+    warehouse.execute(
+        f"INSERT INTO {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} ({', '.join(_LEDGER_COLUMNS)}) "
+        f"VALUES ({placeholders})",
+        entry.as_row(),
+    )
+
+
+def recorded_run_tags(warehouse: Warehouse, pipeline: str, partition_key: str) -> set[str]:
+    rows = warehouse.fetch_all(
+        f"SELECT run_tag FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} "
+        "WHERE pipeline = ? AND partition_key = ?",
+        [pipeline, partition_key],
+    )
+    return {row[0] for row in rows}
+
+
+def entries(
+    warehouse: Warehouse, pipeline: str, statuses: Sequence[Status] = ("published", "blocked", "failed")
+) -> list[dict[str, Any]]:
+    """Ledger rows of a pipeline, newest first, as dicts (check results decoded)."""
+    status_list = ", ".join("?" for _ in statuses)
+    rows = warehouse.fetch_all(
+        f"SELECT {', '.join(_LEDGER_COLUMNS)} FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} "
+        f"WHERE pipeline = ? AND status IN ({status_list}) ORDER BY finished_at DESC",
+        [pipeline, *statuses],
+    )
+    decoded = [dict(zip(_LEDGER_COLUMNS, row, strict=True)) for row in rows]
+    for entry in decoded:
+        entry["check_results"] = json.loads(entry["check_results"])
+    return decoded
+
+
+def write_dead_letters(
+    warehouse: Warehouse, pipeline: str, partition_key: str, run_tag: str, rejected: list[RejectedRow]
+) -> None:
+    """Keep every rejected row with its reason, through the bulk path (a bad file can reject millions)."""
+    if not rejected:
+        return
+    count = len(rejected)
+    schema = pa.schema([(name, ColumnType.parse(kind).arrow) for name, kind in _DEAD_LETTER_COLUMNS.items()])
+    batch = pa.record_batch(
+        [
+            pa.array([pipeline] * count),
+            pa.array([partition_key] * count),
+            pa.array([run_tag] * count),
+            pa.array([row.row_number for row in rejected], pa.int64()),
+            pa.array([row.reason for row in rejected]),
+            pa.array([row.raw_record for row in rejected]),
+            pa.array([datetime.now(UTC)] * count, schema.field("created_at").type),
+        ],
+        schema=schema,
+    )
+    warehouse.append_arrow(PLATFORM_SCHEMA, DEAD_LETTER_TABLE, pa.RecordBatchReader.from_batches(schema, [batch]))
+
+
+def forget_superseded_dead_letters(warehouse: Warehouse, pipeline: str, partition_key: str, run_tag: str) -> None:
+    """On publish, earlier runs' rejects of the partition are superseded: re-runs never duplicate them."""
+    warehouse.execute(
+        f"DELETE FROM {warehouse.qualified(PLATFORM_SCHEMA, DEAD_LETTER_TABLE)} "
+        "WHERE pipeline = ? AND partition_key = ? AND run_tag <> ?",
+        [pipeline, partition_key, run_tag],
+    )

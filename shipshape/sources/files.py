@@ -1,0 +1,126 @@
+"""Reads one landed file per partition (CSV or Parquet), streaming it in bounded batches.
+
+Only the declared columns are read. CSV values all arrive as text — type conversion, not the
+reader's guesswork, decides what a value means — and Parquet keeps its own types. Neither format
+is ever read whole: CSV is parsed block by block, Parquet batch by batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from shipshape.column_types import family_of_arrow
+from shipshape.declaration import FileSource
+from shipshape.errors import SourceError
+from shipshape.partitions import Window
+from shipshape.sources.base import CHUNK_ROWS
+
+CSV_BLOCK_BYTES = 1024 * 1024
+"""CSV bytes parsed at a time; must exceed the longest row. Arrow reads up to 32 blocks ahead in the
+background, so this — not the file size — bounds the reader's memory (~32 MiB)."""
+
+
+class PartitionFileSource:
+    """A `Source` over the file `spec.path` names for each window (`{data_dir}`, `{start:...}`, `{end:...}`)."""
+
+    def __init__(
+        self, spec: FileSource, data_dir: Path, *, chunk_rows: int = CHUNK_ROWS, block_bytes: int = CSV_BLOCK_BYTES
+    ) -> None:
+        self._spec = spec
+        self._data_dir = data_dir
+        self._chunk_rows = chunk_rows
+        self._block_bytes = block_bytes
+
+    def observed_columns(self, window: Window) -> dict[str, str | None]:
+        """CSV: the header's names, untyped (values are text). Parquet: the schema's names and type families."""
+        path = self.path_for(window)
+        with _read_errors(path):
+            if self._spec.format == "parquet":
+                schema = pq.read_schema(path)
+                return {field.name: family_of_arrow(field.type) for field in schema}
+            with pa_csv.open_csv(path, read_options=self._csv_read_options()) as reader:
+                return dict.fromkeys(reader.schema.names)
+
+    def batches(self, window: Window) -> Iterator[pa.RecordBatch]:
+        """The window's file as RecordBatches of at most `chunk_rows` rows, declared columns in declared order."""
+        path = self.path_for(window)
+        reader = self._parquet_batches if self._spec.format == "parquet" else self._csv_batches
+        with _read_errors(path):
+            yield from reader(path)
+
+    def path_for(self, window: Window) -> Path:
+        """The file holding the window's rows; a `SourceError` saying what was expected when it is absent."""
+        try:
+            path = Path(self._spec.path.format(data_dir=self._data_dir, start=window.start, end=window.end))
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise SourceError(
+                f"file source: cannot fill path template {self._spec.path!r} for partition {window.key} ({error}); "
+                "use only {data_dir}, {start:<strftime>} and {end:<strftime>}, and a partition when start/end appear"
+            ) from None
+        if not path.is_file():
+            raise SourceError(
+                f"file source: {path} does not exist (partition {window.key}); expected the {self._spec.format} file "
+                f"named by source.path {self._spec.path!r} — check that the upstream delivery landed it, "
+                "or fix the path template"
+            )
+        return path
+
+    def _csv_batches(self, path: Path) -> Iterator[pa.RecordBatch]:
+        declared = list(self._spec.columns)
+        convert = pa_csv.ConvertOptions(
+            include_columns=declared,
+            column_types=dict.fromkeys(declared, pa.string()),
+            # Only an empty unquoted field is NULL: "NA" or "null" may be real text, "" is an empty string.
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        )
+        with pa_csv.open_csv(path, read_options=self._csv_read_options(), convert_options=convert) as reader:
+            yield from _rechunk(reader, self._chunk_rows)
+
+    def _parquet_batches(self, path: Path) -> Iterator[pa.RecordBatch]:
+        declared = list(self._spec.columns)
+        # pre_buffer (on by default) would read every row group up front: the whole file in memory.
+        with pq.ParquetFile(path, pre_buffer=False) as parquet:
+            missing = [name for name in declared if name not in parquet.schema_arrow.names]
+            if missing:
+                # iter_batches silently skips unknown columns; a missing declared column is an error.
+                raise SourceError(
+                    f"file source: {path} has no column(s) {', '.join(missing)}; "
+                    f"found: {', '.join(parquet.schema_arrow.names)} — fix the file or source.columns"
+                )
+            for batch in parquet.iter_batches(batch_size=self._chunk_rows, columns=declared):
+                yield batch.select(declared)
+
+    def _csv_read_options(self) -> pa_csv.ReadOptions:
+        return pa_csv.ReadOptions(block_size=self._block_bytes)
+
+
+def _rechunk(blocks: Iterable[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches of exactly `chunk_rows` rows (the last one fewer) from CSV blocks of whatever size parsing gave."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for block in blocks:
+        pending.append(block)
+        pending_rows += block.num_rows
+        while pending_rows >= chunk_rows:
+            combined = pa.concat_batches(pending)
+            yield combined.slice(0, chunk_rows)
+            pending, pending_rows = [combined.slice(chunk_rows)], pending_rows - chunk_rows
+    if pending_rows:
+        yield pa.concat_batches(pending)
+
+
+@contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """Arrow's parse and I/O errors as a `SourceError` that names the file."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as error:
+        raise SourceError(f"file source: cannot read {path}: {error}") from error

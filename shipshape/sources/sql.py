@@ -1,0 +1,162 @@
+"""Reads a declared table from any SQLAlchemy database, one window at a time, through a server-side cursor.
+
+The query names the declared columns explicitly (a column added upstream never leaks in) and the
+rows stream in chunks of at most `chunk_rows`, so memory does not grow with the table. Each call
+opens its own engine and disposes it, so no connection outlives the task that read the source.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from shipshape.declaration import SqlSource
+from shipshape.errors import ShipshapeError, SourceError, TransientError
+from shipshape.partitions import Window
+from shipshape.secrets import resolve_secret
+from shipshape.sources.base import CHUNK_ROWS
+
+# Ordered: the first matching SQLAlchemy type wins (Boolean before Integer, Float is a Numeric).
+_TYPE_FAMILIES: list[tuple[type[sa.types.TypeEngine], str]] = [
+    (sa.Boolean, "boolean"),
+    (sa.Integer, "integer"),
+    (sa.Numeric, "number"),
+    (sa.DateTime, "timestamp"),
+    (sa.Date, "date"),
+    (sa.String, "text"),
+]
+_SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+_SQLITE_RETRYABLE = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+class SqlTableSource:
+    """A `Source` over one table: `spec.cursor_column` windows the rows, `spec.columns` picks the columns."""
+
+    def __init__(self, spec: SqlSource, data_dir: Path, *, chunk_rows: int = CHUNK_ROWS) -> None:
+        self._spec = spec
+        self._url = _engine_url(spec, data_dir)
+        self._chunk_rows = chunk_rows
+        self._schema, _, self._table = spec.table.rpartition(".")
+
+    def observed_columns(self, window: Window) -> dict[str, str | None]:
+        """The live table's columns, reflected (the window does not matter for a table's shape)."""
+        with self._connect() as connection:
+            inspector = sa.inspect(connection)
+            try:
+                reflected = inspector.get_columns(self._table, schema=self._schema or None)
+            except sa.exc.NoSuchTableError:
+                found = ", ".join(inspector.get_table_names(schema=self._schema or None)) or "(none)"
+                raise SourceError(
+                    f"sql source: table {self._spec.table!r} does not exist at {self._url}; "
+                    f"tables found: {found}. Check source.table in the declaration."
+                ) from None
+            sqlite = connection.dialect.name == "sqlite"
+            return {column["name"]: _family(column["type"], sqlite) for column in reflected}
+
+    def batches(self, window: Window) -> Iterator[pa.RecordBatch]:
+        """The window's rows as RecordBatches of at most `chunk_rows` rows, declared columns in declared order."""
+        names = list(self._spec.columns)
+        with self._connect() as connection:
+            query, params = self._query(window, connection.dialect.name)
+            streaming = connection.execution_options(stream_results=True, yield_per=self._chunk_rows)
+            for rows in streaming.execute(query, params).partitions():
+                yield rows_to_batch(names, rows)
+
+    def _query(self, window: Window, dialect: str) -> tuple[sa.Select, dict[str, Any]]:
+        """SELECT <declared columns> FROM <table> [WHERE cursor >= :start AND cursor < :end], with bound values."""
+        table = sa.table(self._table, *(sa.column(name) for name in self._spec.columns), schema=self._schema or None)
+        query = sa.select(*table.c)
+        if window.start is None or window.end is None or self._spec.cursor_column is None:
+            return query, {}
+        cursor = sa.column(self._spec.cursor_column)
+        query = query.where(cursor >= sa.bindparam("start"), cursor < sa.bindparam("end"))
+        return query, {"start": _bound(window.start, dialect), "end": _bound(window.end, dialect)}
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection on a fresh engine that is disposed afterwards, whatever happens.
+
+        Database errors, whether connecting or in the `with` body, come out as platform errors:
+        retryable faults as `TransientError`, the rest as `SourceError`.
+        """
+        engine = _create_engine(self._url)
+        try:
+            with engine.connect() as connection:
+                yield connection
+        except sa.exc.DBAPIError as error:
+            raise _translate(error, self._spec.table, self._url) from error
+        finally:
+            engine.dispose()
+
+
+def rows_to_batch(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
+    """One RecordBatch from row tuples (non-empty), each column's Arrow type inferred from its Python values.
+
+    A column whose values mix types (SQLite's dynamic typing, loose JSON) arrives as text instead of
+    failing the whole read, so type conversion can reject exactly the bad values.
+    """
+    return pa.RecordBatch.from_arrays([_array(values) for values in zip(*rows, strict=True)], names=list(names))
+
+
+def _array(values: Sequence[Any]) -> pa.Array:
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([None if value is None else str(value) for value in values], type=pa.string())
+
+
+def _engine_url(spec: SqlSource, data_dir: Path) -> sa.URL:
+    """The URL with `{data_dir}` filled in and `postgresql://` pointed at psycopg 3 (the installed driver).
+
+    A `sqlalchemy.URL` prints with its password masked, so it is safe to put in error messages.
+    """
+    if isinstance(spec.url, str):
+        text = spec.url.replace("{data_dir}", str(data_dir))
+    else:
+        text = resolve_secret(spec.url, f"sql source {spec.table!r} url")
+    url = sa.make_url(text)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _create_engine(url: sa.URL) -> Engine:
+    """PostgreSQL sessions run in UTC so naive `timestamp` columns compare with the window as UTC."""
+    if url.get_backend_name() == "postgresql":
+        return sa.create_engine(url, connect_args={"options": "-c TimeZone=UTC", "connect_timeout": 10})
+    return sa.create_engine(url)
+
+
+def _bound(moment: datetime, dialect: str) -> datetime | str:
+    """A window bound as the database compares it: SQLite stores timestamps as 'YYYY-MM-DD HH:MM:SS' UTC text."""
+    if dialect == "sqlite":
+        return moment.astimezone(UTC).strftime(_SQLITE_TIMESTAMP_FORMAT)
+    return moment
+
+
+def _family(column_type: sa.types.TypeEngine, sqlite: bool) -> str | None:
+    """The `ColumnType.family` of a reflected type; SQLite text is untyped because SQLite keeps dates as text."""
+    family = next((name for kind, name in _TYPE_FAMILIES if isinstance(column_type, kind)), None)
+    return None if sqlite and family == "text" else family
+
+
+def _translate(error: sa.exc.DBAPIError, table: str, url: sa.URL) -> ShipshapeError:
+    """Lost connections, lock waits and timeouts may pass; missing tables/columns and bad SQL will not."""
+    detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+    sqlite_code = getattr(error.orig, "sqlite_errorcode", None)
+    if sqlite_code is not None:
+        retryable = sqlite_code in _SQLITE_RETRYABLE
+    else:
+        retryable = error.connection_invalidated or isinstance(error, sa.exc.OperationalError)
+    where = f"sql source: table {table!r} at {url}"
+    if retryable:
+        return TransientError(f"{where}: {detail} (will retry; check the database is reachable)")
+    return SourceError(f"{where}: {detail}. Check source.table and source.columns against the database.")

@@ -1,0 +1,67 @@
+"""ELT transforms: the pipeline's SQL files run inside the warehouse, each materialised in the audit area.
+
+Placeholders, not Jinja: `{{ raw }}` is the partition's loaded data, `{{ this }}` the published
+table, and `{{ <file stem> }}` any earlier step's output. Only those names exist, so the SQL stays
+plain SQL that runs unchanged on DuckDB and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+from shipshape.audit_area import RunTables
+from shipshape.catalog import PLACEHOLDER
+from shipshape.declaration import Pipeline
+from shipshape.errors import TerminalError
+from shipshape.partitions import Window
+from shipshape.warehouses import AUDIT_SCHEMA, Warehouse
+
+
+def render(sql_file: Path, tables: dict[str, str]) -> str:
+    text = sql_file.read_text().strip().rstrip(";")
+    return PLACEHOLDER.sub(lambda match: tables[match.group(1)], text)
+
+
+def run_transform(warehouse: Warehouse, spec: Pipeline, sql_files: list[Path], run: RunTables) -> str:
+    """Materialise every step; the last one is the output to audit and publish. Returns its table name."""
+    names = {
+        "raw": warehouse.qualified(AUDIT_SCHEMA, run.raw),
+        "this": warehouse.qualified(spec.destination.schema_name, spec.destination.table),
+    }
+    if not sql_files:
+        warehouse.create_table_as(AUDIT_SCHEMA, run.out, f"SELECT * FROM {names['raw']}", scratch=True)
+    for index, sql_file in enumerate(sql_files, start=1):
+        table = run.out if index == len(sql_files) else run.step(f"s{index}")
+        warehouse.create_table_as(AUDIT_SCHEMA, table, render(sql_file, names), scratch=True)
+        names[sql_file.stem] = warehouse.qualified(AUDIT_SCHEMA, table)
+    if spec.partition is not None:
+        _check_inside_window(warehouse, spec, run)
+    return run.out
+
+
+def window_bounds(spec: Pipeline, window: Window) -> tuple[date | datetime, date | datetime]:
+    """Bounds typed for comparison with the partition column: dates for daily, naive UTC for hourly."""
+    if spec.partition is not None and spec.partition.grain == "day":
+        return window.start.date(), window.end.date()
+    return window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
+
+
+def _check_inside_window(warehouse: Warehouse, spec: Pipeline, run: RunTables) -> None:
+    """Publishing replaces exactly the partition's range, so output outside it would be lost or duplicated."""
+    column = warehouse.quote(spec.partition.column)
+    out = warehouse.qualified(AUDIT_SCHEMA, run.out)
+    start, end = window_bounds(spec, run.window)
+    if spec.partition.column not in warehouse.table_columns(AUDIT_SCHEMA, run.out):
+        raise TerminalError(
+            f"pipeline {spec.name}: the transform output has no partition column {spec.partition.column!r}; "
+            "select it in the last transform step"
+        )
+    outside = warehouse.fetch_all(
+        f"SELECT count(*) FROM {out} WHERE {column} IS NULL OR {column} < ? OR {column} >= ?", [start, end]
+    )[0][0]
+    if outside:
+        raise TerminalError(
+            f"pipeline {spec.name}, partition {run.window.key}: the transform produced {outside} rows whose "
+            f"{spec.partition.column} is outside [{start}, {end}) or NULL; nothing was published"
+        )

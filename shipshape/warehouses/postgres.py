@@ -1,0 +1,97 @@
+"""PostgreSQL: psycopg 3 for statements, ADBC (Arrow → binary COPY) for bulk loads.
+
+ADBC was the fastest client-side load path measured here (about 1.1x `psql \\copy`), and it streams
+a RecordBatchReader in one COPY, so memory stays bounded by the batch size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as adbc
+import psycopg
+import pyarrow as pa
+
+from shipshape.column_types import ColumnType
+from shipshape.errors import TransientError, WarehouseError
+from shipshape.warehouses.base import Capabilities, Warehouse
+
+# SQLSTATE classes worth retrying: connection, resources, operator intervention, serialization/deadlock.
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57", "40")
+
+
+class PostgresWarehouse(Warehouse):
+    capabilities = Capabilities(dialect="postgres", max_identifier_length=63, supports_unlogged_tables=True)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        with _translated("connect to PostgreSQL"):
+            self._connection = psycopg.connect(url, autocommit=True, options="-c TimeZone=UTC")
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with _translated(sql):
+            self._connection.execute(_pyformat(sql, params), params or None)
+
+    def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with _translated(sql):
+            return self._connection.execute(_pyformat(sql, params), params or None).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with _translated("transaction"), self._connection.transaction():
+            yield
+
+    def append_arrow(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
+        with _translated(f"bulk load into {schema}.{table}"), adbc.connect(self.url) as connection:
+            with connection.cursor() as cursor:
+                cursor.adbc_ingest(table, batches, mode="append", db_schema_name=schema)
+            connection.commit()
+
+    def ddl_type(self, column_type: ColumnType) -> str:
+        if column_type.name == "decimal":
+            return f"numeric({column_type.precision},{column_type.scale})"
+        return {"double": "double precision"}.get(column_type.name, column_type.name)
+
+    def soda_target(self) -> Any:
+        from shipshape.audit import PostgresTarget
+
+        return PostgresTarget.from_url(self.url)
+
+    def _try_cross_process_lock(self, name: str) -> bool:
+        """A session advisory lock: PostgreSQL releases it when this connection ends, even on SIGKILL."""
+        return bool(self.fetch_all("SELECT pg_try_advisory_lock(?)", [_lock_key(name)])[0][0])
+
+    def _release_cross_process_lock(self, name: str) -> None:
+        self.execute("SELECT pg_advisory_unlock(?)", [_lock_key(name)])
+
+
+def _pyformat(sql: str, params: Sequence[Any]) -> str:
+    """psycopg wants %s; platform SQL uses ? (user SQL runs without params, so its % signs stay)."""
+    return sql.replace("%", "%%").replace("?", "%s") if params else sql
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Driver errors become the platform's transient/terminal errors, so tasks never catch psycopg's."""
+    try:
+        yield
+    except psycopg.Error as error:
+        state = getattr(error, "sqlstate", None) or ""
+        message = f"PostgreSQL: {str(error).strip()} (while running: {what.strip()[:200]})"
+        if (isinstance(error, psycopg.OperationalError) and not state) or state.startswith(
+            _TRANSIENT_SQLSTATE_PREFIXES
+        ):
+            raise TransientError(message) from error
+        raise WarehouseError(message) from error
+    except adbc.Error as error:
+        raise WarehouseError(f"PostgreSQL bulk load: {str(error).strip()} (while running: {what})") from error

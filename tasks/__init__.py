@@ -1,0 +1,1 @@
+"""Prefect tasks: each wraps one platform step with retries, logging and artifacts."""

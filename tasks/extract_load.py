@@ -1,0 +1,111 @@
+"""Extract → convert → mask PII → bulk-load into the run's raw audit table, streaming in bounded chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from shipshape.audit_area import RunTables
+from shipshape.catalog import DeclaredPipeline
+from shipshape.convert import BatchConverter, RejectedRow
+from shipshape.declaration import Pipeline
+from shipshape.errors import RejectThresholdError
+from shipshape.ledger import write_dead_letters
+from shipshape.pii import PiiMasker
+from shipshape.secrets import resolve_secret
+from shipshape.settings import load_settings
+from shipshape.sources.factory import check_drift, open_source
+from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    raw_table: str
+    rows: int
+    rejected: int
+    undeclared_columns: list[str]
+
+
+@task(name="extract-to-audit", cache_policy=NO_CACHE)
+def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
+    """Land the partition's rows in the audit area; rejects go to the dead-letter table, never dropped."""
+    logger = get_run_logger()
+    spec = declared.spec
+    settings = load_settings()
+    source = open_source(spec.source, settings.data_dir)
+    undeclared = check_drift(
+        spec.column_types, source.observed_columns(run.window), where=f"the {spec.source.kind} source"
+    )
+    if undeclared:
+        logger.warning(
+            "Ignoring undeclared source columns %s; declare them in %s to load them", undeclared, declared.file.name
+        )
+    masker = (
+        PiiMasker(spec.pii.columns, resolve_secret(spec.pii.key, f"pipeline {spec.name} PII hash key"))
+        if spec.pii
+        else None
+    )
+    converter = BatchConverter(spec.column_types)
+    stream = _TypedStream(source.batches(run.window), converter, masker, _reject_limit(spec))
+    columns = masker.masked_columns(spec.column_types) if masker else spec.column_types
+    with open_warehouse(settings.warehouse_url) as warehouse:
+        warehouse.ensure_schema(AUDIT_SCHEMA)
+        warehouse.create_table(AUDIT_SCHEMA, run.raw, columns, scratch=True)
+        schema = pa.schema([(name, kind.arrow) for name, kind in columns.items()])
+        try:
+            warehouse.append_arrow(AUDIT_SCHEMA, run.raw, pa.RecordBatchReader.from_batches(schema, stream))
+        finally:
+            write_dead_letters(warehouse, spec.name, run.window.key, run.run_tag, stream.rejected)
+    _enforce_reject_threshold(spec, run, stream)
+    logger.info(
+        "Loaded %s rows of %s into audit table %s (%s rejected)",
+        stream.rows,
+        run.window.key,
+        run.raw,
+        len(stream.rejected),
+    )
+    return LoadReport(run.raw, stream.rows, len(stream.rejected), undeclared)
+
+
+class _TypedStream:
+    """Iterates typed (and masked) batches, counting rows and collecting rejects as the load consumes it."""
+
+    def __init__(
+        self, raw: Iterator[pa.RecordBatch], converter: BatchConverter, masker: PiiMasker | None, limit: int | None
+    ) -> None:
+        self._raw, self._converter, self._masker, self._limit = raw, converter, masker, limit
+        self.rows = 0
+        self.rejected: list[RejectedRow] = []
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for raw in self._raw:
+            typed, rejected = self._converter.convert(raw)
+            self.rejected += rejected
+            if self._limit is not None and len(self.rejected) > self._limit:
+                return  # over the absolute limit: stop reading, the threshold check fails the run
+            self.rows += typed.num_rows
+            yield self._masker.apply(typed) if self._masker else typed
+
+
+def _reject_limit(spec: Pipeline) -> int | None:
+    """Stop early only on the absolute limit; a fraction needs the full count."""
+    return None if spec.rejects.max_fraction is not None else spec.rejects.max_rows
+
+
+def _enforce_reject_threshold(spec: Pipeline, run: RunTables, stream: _TypedStream) -> None:
+    rejected, total = len(stream.rejected), stream.rows + len(stream.rejected)
+    limits = spec.rejects
+    over_rows = limits.max_fraction is None and rejected > limits.max_rows
+    over_fraction = limits.max_fraction is not None and total and rejected / total > limits.max_fraction
+    if over_rows or over_fraction:
+        allowed = f"{limits.max_fraction:.1%} of rows" if limits.max_fraction is not None else f"{limits.max_rows} rows"
+        first = stream.rejected[0].reason
+        raise RejectThresholdError(
+            f"pipeline {spec.name}, partition {run.window.key}: {rejected} rows failed type conversion "
+            f"(allowed: {allowed}; first: {first}). They are in platform.dead_letters (run_tag {run.run_tag!r}). "
+            "Nothing was published; fix the source or raise 'rejects' in the declaration"
+        )

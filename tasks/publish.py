@@ -1,0 +1,38 @@
+"""Publish every audited partition atomically, and record attempts that did not publish."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from shipshape.audit_area import RunTables
+from shipshape.catalog import DeclaredPipeline
+from shipshape.ledger import LedgerEntry, record
+from shipshape.publish import StagedPartition, publish
+from shipshape.settings import load_settings
+from shipshape.warehouses import open_warehouse
+
+
+@task(name="publish-partitions", cache_policy=NO_CACHE)
+def publish_partitions(declared: DeclaredPipeline, staged: list[StagedPartition]) -> None:
+    """All partitions of the run or none; afterwards only each partition's new raw data stays in the audit area."""
+    with open_warehouse(load_settings().warehouse_url) as warehouse:
+        publish(warehouse, declared.spec, staged)
+        for partition in staged:
+            run = RunTables(declared.name, partition.window, partition.ledger_entry.run_tag)
+            run.drop_runs(warehouse, keep={run.run_tag})
+    get_run_logger().info(
+        "Published %s partition(s) of %s into %s.%s",
+        len(staged),
+        declared.name,
+        declared.spec.destination.schema_name,
+        declared.spec.destination.table,
+    )
+
+
+@task(name="record-attempts", cache_policy=NO_CACHE)
+def record_attempts(entries: list[LedgerEntry]) -> None:
+    """Blocked and failed attempts go in the ledger too: it is the audit log, not just a publish log."""
+    with open_warehouse(load_settings().warehouse_url) as warehouse:
+        for entry in entries:
+            record(warehouse, entry)
