@@ -38,3 +38,21 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A real (temporary) Prefect API for the whole session; yields its URL for subprocesses."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """Each WAP test runs on both warehouses: the embedded default and the real local PostgreSQL."""
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    return request.getfixturevalue("postgres_url")
