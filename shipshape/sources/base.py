@@ -6,8 +6,8 @@ JSON) — `convert.py` turns them into declared types and sends failures to the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -24,3 +24,19 @@ class Source(Protocol):
     def batches(self, window: Window) -> Iterator[pa.RecordBatch]:
         """The window's rows, declared columns only, at most CHUNK_ROWS per batch, memory bounded."""
         ...
+
+
+def rows_to_batch(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
+    """One RecordBatch from row tuples (non-empty), each column's Arrow type inferred from its Python values.
+
+    A column whose values mix types (SQLite's dynamic typing, loose JSON) arrives as text instead of
+    failing the whole read, so type conversion can reject exactly the bad values.
+    """
+    return pa.RecordBatch.from_arrays([_array(values) for values in zip(*rows, strict=True)], names=list(names))
+
+
+def _array(values: Sequence[Any]) -> pa.Array:
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([None if value is None else str(value) for value in values], type=pa.string())

@@ -26,8 +26,7 @@ from shipshape.declaration import CursorPagination, HttpSource, LinkHeaderPagina
 from shipshape.errors import SourceError, TransientError
 from shipshape.partitions import Window
 from shipshape.secrets import resolve_secret
-from shipshape.sources.base import CHUNK_ROWS
-from shipshape.sources.sql import rows_to_batch
+from shipshape.sources.base import CHUNK_ROWS, rows_to_batch
 
 logger = logging.getLogger(__name__)
 

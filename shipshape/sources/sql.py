@@ -8,7 +8,7 @@ opens its own engine and disposes it, so no connection outlives the task that re
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from shipshape.declaration import SqlSource
 from shipshape.errors import ShipshapeError, SourceError, TransientError
 from shipshape.partitions import Window
 from shipshape.secrets import resolve_secret
-from shipshape.sources.base import CHUNK_ROWS
+from shipshape.sources.base import CHUNK_ROWS, rows_to_batch
 
 # Ordered: the first matching SQLAlchemy type wins (Boolean before Integer, Float is a Numeric).
 _TYPE_FAMILIES: list[tuple[type[sa.types.TypeEngine], str]] = [
@@ -95,22 +95,6 @@ class SqlTableSource:
             raise _translate(error, self._spec.table, self._url) from error
         finally:
             engine.dispose()
-
-
-def rows_to_batch(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
-    """One RecordBatch from row tuples (non-empty), each column's Arrow type inferred from its Python values.
-
-    A column whose values mix types (SQLite's dynamic typing, loose JSON) arrives as text instead of
-    failing the whole read, so type conversion can reject exactly the bad values.
-    """
-    return pa.RecordBatch.from_arrays([_array(values) for values in zip(*rows, strict=True)], names=list(names))
-
-
-def _array(values: Sequence[Any]) -> pa.Array:
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        return pa.array([None if value is None else str(value) for value in values], type=pa.string())
 
 
 def _engine_url(spec: SqlSource, data_dir: Path) -> sa.URL:

@@ -1,0 +1,1 @@
+"""Deployments: where and when declared pipelines run, generated from the declarations."""
