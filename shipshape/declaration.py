@@ -178,6 +178,8 @@ class Pii(StrictModel):
 
 
 class Rejects(StrictModel):
+    """How many rows may fail type conversion: `max_fraction` of the partition if set, else `max_rows`."""
+
     max_rows: Annotated[int, Field(ge=0)] = 0
     max_fraction: Annotated[float, Field(ge=0, le=1)] | None = None
 
@@ -185,7 +187,8 @@ class Rejects(StrictModel):
 class Pipeline(StrictModel):
     """One declared pipeline, as written in `pipelines/<name>.yaml`."""
 
-    name: Annotated[str, Field(pattern=IDENTIFIER, max_length=40)]
+    # ≤ 30 so audit table names (<name>__<partition>__<run>__<step>) fit PostgreSQL's 63 characters
+    name: Annotated[str, Field(pattern=IDENTIFIER, max_length=30)]
     description: str
     owner: Owner
     source: Source
