@@ -24,14 +24,14 @@ from tasks.extract_load import LoadReport, extract_to_audit
 from tasks.publish import publish_partitions, record_attempts
 from tasks.retry_policy import with_declared_retries
 from tasks.reuse_raw import reuse_latest_raw
-from tasks.transform import transform_partition
+from tasks.transform import TransformReport, transform_partition
 
 
 @dataclass(frozen=True)
 class PartitionOutcome:
     run: RunTables
     load: LoadReport
-    row_count: int
+    output: TransformReport
     audit: AuditResult
 
 
@@ -75,20 +75,21 @@ def _stage(declared: DeclaredPipeline, run: RunTables, reuse_raw: bool, started:
             load = reuse_latest_raw(declared, run)
         else:
             load = with_declared_retries(extract_to_audit, retries)(declared, run)
-        rows = with_declared_retries(transform_partition, retries)(declared, run)
-        return PartitionOutcome(run, load, rows, with_declared_retries(audit_partition, retries)(declared, run, rows))
+        output = with_declared_retries(transform_partition, retries)(declared, run)
+        audit = with_declared_retries(audit_partition, retries)(declared, run, output)
+        return PartitionOutcome(run, load, output, audit)
     except Exception as error:
         record_attempts([_ledger_entry(declared, run, "failed", started, message=str(error))])
         raise
 
 
 def _publish_or_block(declared: DeclaredPipeline, outcomes: list[PartitionOutcome], started: datetime) -> None:
-    blocked = [outcome for outcome in outcomes if not outcome.audit.passed]
+    blocked = [o for o in outcomes if not o.audit.passed]
     if blocked:
-        record_attempts([_entry_for(declared, outcome, "blocked", started) for outcome in blocked])
+        record_attempts([_entry_for(declared, o, "blocked", started) for o in blocked])
         _summarise(declared, outcomes, published=False)
         details = "; ".join(
-            f"{o.run.window.key}: {o.audit.failed_summary()} (quarantined in {AUDIT_SCHEMA}.{o.run.out})"
+            f"{o.run.window.key}: {o.audit.failed_summary()} (quarantined in {AUDIT_SCHEMA}.{o.output.table})"
             for o in blocked
         )
         raise AuditFailedError(
@@ -96,10 +97,11 @@ def _publish_or_block(declared: DeclaredPipeline, outcomes: list[PartitionOutcom
             f"partition(s) — {details}. Nothing was published; "
             f"{declared.spec.destination.schema_name}.{declared.spec.destination.table} is unchanged"
         )
-    publish_partitions(
-        declared,
-        [StagedPartition(o.run.window, o.run.out, _entry_for(declared, o, "published", started)) for o in outcomes],
-    )
+    staged = [
+        StagedPartition(o.run.window, o.output.table, _entry_for(declared, o, "published", started))
+        for o in outcomes
+    ]
+    publish_partitions(declared, staged)
 
 
 def _entry_for(declared: DeclaredPipeline, outcome: PartitionOutcome, status: Status, started: datetime) -> LedgerEntry:
@@ -110,7 +112,7 @@ def _entry_for(declared: DeclaredPipeline, outcome: PartitionOutcome, status: St
         status,
         started,
         message=message,
-        rows=outcome.row_count,
+        rows=outcome.output.rows,
         rejected=outcome.load.rejected,
         checks=[check.as_row() for check in outcome.audit.checks],
     )
@@ -151,7 +153,7 @@ def _summarise(
     rows = [
         {
             "partition": outcome.run.window.key,
-            "rows": outcome.row_count,
+            "rows": outcome.output.rows,
             "rejected": outcome.load.rejected,
             "checks": f"{sum(not check.blocking for check in outcome.audit.checks)}/{len(outcome.audit.checks)} ok",
             "status": "published" if published else ("blocked" if not outcome.audit.passed else "not published"),

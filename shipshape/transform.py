@@ -24,20 +24,19 @@ def render(sql_file: Path, tables: dict[str, str]) -> str:
 
 
 def run_transform(warehouse: Warehouse, spec: Pipeline, sql_files: list[Path], run: RunTables) -> str:
-    """Materialise every step; the last one is the output to audit and publish. Returns its table name."""
+    """Materialise every step; returns the table to audit and publish (the raw table when there is no SQL)."""
     names = {
         "raw": warehouse.qualified(AUDIT_SCHEMA, run.raw),
         "this": warehouse.qualified(spec.destination.schema_name, spec.destination.table),
     }
-    if not sql_files:
-        warehouse.create_table_as(AUDIT_SCHEMA, run.out, f"SELECT * FROM {names['raw']}", scratch=True)
+    output = run.raw
     for index, sql_file in enumerate(sql_files, start=1):
-        table = run.out if index == len(sql_files) else run.step(f"s{index}")
-        warehouse.create_table_as(AUDIT_SCHEMA, table, render(sql_file, names), scratch=True)
-        names[sql_file.stem] = warehouse.qualified(AUDIT_SCHEMA, table)
+        output = run.out if index == len(sql_files) else run.step(f"s{index}")
+        warehouse.create_table_as(AUDIT_SCHEMA, output, render(sql_file, names), scratch=True)
+        names[sql_file.stem] = warehouse.qualified(AUDIT_SCHEMA, output)
     if spec.partition is not None:
-        _check_inside_window(warehouse, spec, run)
-    return run.out
+        _check_inside_window(warehouse, spec, run.window, output)
+    return output
 
 
 def window_bounds(spec: Pipeline, window: Window) -> tuple[date | datetime, date | datetime]:
@@ -47,12 +46,12 @@ def window_bounds(spec: Pipeline, window: Window) -> tuple[date | datetime, date
     return window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
 
 
-def _check_inside_window(warehouse: Warehouse, spec: Pipeline, run: RunTables) -> None:
+def _check_inside_window(warehouse: Warehouse, spec: Pipeline, window: Window, output: str) -> None:
     """Publishing replaces exactly the partition's range, so output outside it would be lost or duplicated."""
     column = warehouse.quote(spec.partition.column)
-    out = warehouse.qualified(AUDIT_SCHEMA, run.out)
-    start, end = window_bounds(spec, run.window)
-    if spec.partition.column not in warehouse.table_columns(AUDIT_SCHEMA, run.out):
+    out = warehouse.qualified(AUDIT_SCHEMA, output)
+    start, end = window_bounds(spec, window)
+    if spec.partition.column not in warehouse.table_columns(AUDIT_SCHEMA, output):
         raise TerminalError(
             f"pipeline {spec.name}: the transform output has no partition column {spec.partition.column!r}; "
             "select it in the last transform step"
@@ -62,6 +61,6 @@ def _check_inside_window(warehouse: Warehouse, spec: Pipeline, run: RunTables) -
     )[0][0]
     if outside:
         raise TerminalError(
-            f"pipeline {spec.name}, partition {run.window.key}: the transform produced {outside} rows whose "
+            f"pipeline {spec.name}, partition {window.key}: the transform produced {outside} rows whose "
             f"{spec.partition.column} is outside [{start}, {end}) or NULL; nothing was published"
         )

@@ -14,16 +14,18 @@ from shipshape.catalog import DeclaredPipeline
 from shipshape.declaration import Volume
 from shipshape.settings import load_settings
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
+from tasks.transform import TransformReport
 
 
 @task(name="audit-partition", cache_policy=NO_CACHE)
-def audit_partition(declared: DeclaredPipeline, run: RunTables, row_count: int) -> AuditResult:
+def audit_partition(declared: DeclaredPipeline, run: RunTables, output: TransformReport) -> AuditResult:
     """Verify the contract on this partition's audit table; failing checks are logged and shown as an artifact."""
     logger = get_run_logger()
     data_timestamp = run.window.end or datetime.now(UTC)
     with open_warehouse(load_settings().warehouse_url) as warehouse:
-        result = verify_contract(declared.contract_path, warehouse.soda_target(), AUDIT_SCHEMA, run.out, data_timestamp)
-    result = AuditResult(checks=[*result.checks, *_volume_checks(declared.spec.volume, row_count)])
+        target = warehouse.soda_target()
+        result = verify_contract(declared.contract_path, target, AUDIT_SCHEMA, output.table, data_timestamp)
+    result = AuditResult(checks=[*result.checks, *_volume_checks(declared.spec.volume, output.rows)])
     for check in result.checks:
         if check.blocking:
             logger.error(
@@ -34,7 +36,7 @@ def audit_partition(declared: DeclaredPipeline, run: RunTables, row_count: int) 
             key=f"audit-{declared.name}-{run.window.table_suffix}".replace("_", "-").lower(),
             table=[{"partition": run.window.key, **check.as_row()} for check in result.checks],
             description=f"Blocked: {declared.name} partition {run.window.key} failed its contract; "
-            f"audit data quarantined in {AUDIT_SCHEMA}.{run.out}",
+            f"audit data quarantined in {AUDIT_SCHEMA}.{output.table}",
         )
     return result
 

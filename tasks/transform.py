@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -12,11 +14,17 @@ from shipshape.transform import run_transform
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
 
 
+@dataclass(frozen=True)
+class TransformReport:
+    table: str
+    rows: int
+
+
 @task(name="transform-partition", cache_policy=NO_CACHE)
-def transform_partition(declared: DeclaredPipeline, run: RunTables) -> int:
-    """Materialise the transform output in the audit area; returns its row count."""
+def transform_partition(declared: DeclaredPipeline, run: RunTables) -> TransformReport:
+    """Materialise the transform output in the audit area: the table the audit and the publish read."""
     with open_warehouse(load_settings().warehouse_url) as warehouse:
-        out = run_transform(warehouse, declared.spec, declared.transform_paths, run)
-        rows = warehouse.row_count(AUDIT_SCHEMA, out)
-    get_run_logger().info("Transformed %s into %s: %s rows", run.window.key, out, rows)
-    return rows
+        table = run_transform(warehouse, declared.spec, declared.transform_paths, run)
+        rows = warehouse.row_count(AUDIT_SCHEMA, table)
+    get_run_logger().info("Transform output of %s is %s: %s rows", run.window.key, table, rows)
+    return TransformReport(table, rows)
