@@ -7,47 +7,8 @@ audit table. The form that achieves all three (verified with Soda Core 4.28.0 on
     dataset: warehouse/${var.dataset_path}        # exactly this line: enforced, see below
     variables:
       dataset_path:
-        default: analytics/fct_orders_daily       # <schema>/<table> of the published table
-    columns:
-      - name: order_id
-        data_type: bigint
-        checks:
-          - missing:
-          - duplicate:
-      - name: customer_id
-        data_type: bigint
-        checks:
-          - missing:
-              threshold:
-                level: warn                       # reported, never blocks publishing
-                must_be: 0
-      - name: amount
-        data_type: decimal
-        numeric_precision: 12
-        numeric_scale: 2
-        checks:
-          - invalid:
-              valid_min: 0
-              valid_max: 100000
-      - name: status
-        data_type: text
-        checks:
-          - invalid:
-              valid_values: [new, shipped, cancelled]
-      - name: order_date
-        data_type: date
-      - name: updated_at
-        data_type: timestamp with time zone
-    checks:
-      - schema:
-      - row_count:
-          threshold:
-            must_be_greater_than: 0
-      - freshness:
-          column: updated_at
-          threshold:
-            unit: hour
-            must_be_less_than_or_equal: 24
+        default: analytics/fct_orders             # <schema>/<table> of the published table
+    columns: ...                                  # see checks/fct_orders.yaml for a complete contract
 
 Why the variable holds the whole path: Soda names a dataset `<data source>/<database>/<schema>/<table>` on
 PostgreSQL but `<data source>/<schema>/<table>` on DuckDB, and with the DuckDB form on PostgreSQL the `schema`
