@@ -20,9 +20,14 @@ class DuckDBWarehouse(Warehouse):
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _translated(f"open {path}"):
+        try:
             self._connection = duckdb.connect(str(path))
-            self._connection.execute("SET TimeZone = 'UTC'")
+        except duckdb.IOException as error:
+            raise TransientError(
+                f"DuckDB warehouse {path} is in use by another process ({error}). DuckDB allows one process "
+                "at a time: wait for that run to finish, or use PostgreSQL for concurrent runs"
+            ) from error
+        self.execute("SET TimeZone = 'UTC'")
         self.path = path
 
     def close(self) -> None:
