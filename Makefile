@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: install demo test test-fast lint validate bench clean
+.PHONY: install demo test test-fast lint validate bench lock clean
 
 install: $(STAMP)
 
@@ -40,7 +40,9 @@ validate: install
 bench: install
 	$(BIN)/python bench/bench.py
 
-lock:
+# Re-pin after changing pyproject.toml dependencies (uv resolves; pip installs from the lock).
+lock: install
+	$(BIN)/pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --native-tls
 
 clean:

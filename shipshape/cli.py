@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,9 +70,11 @@ def _run(args: argparse.Namespace) -> int:
     find_pipeline(args.pipeline)  # a bad name or declaration fails here, before any server starts
     from flows.run_pipeline import run_pipeline
 
+    started = time.perf_counter()
     rows = run_pipeline(args.pipeline, start_date=args.start_date, end_date=args.end_date, reuse_raw=args.reuse_raw)
     for row in rows:
         print("  ".join(f"{key}={value}" for key, value in row.items()))
+    print(f"ran {len(rows)} partition(s) of {args.pipeline} in {time.perf_counter() - started:.2f} s")
     return 0
 
 
