@@ -8,14 +8,17 @@ reason and the raw record. Nothing is silently dropped or coerced to NULL.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from shipshape.column_types import ColumnType
 
-_HAS_OFFSET = r"(Z|[+-]\d\d(:?\d\d)?)$"
+_DATE_ONLY = r"^\d{4}-\d\d-\d\d$"
+_TIME_WITH_OFFSET = r"\d\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$"
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,12 @@ class RejectedRow:
 class BatchConverter:
     """Converts batches of one extraction; row numbers count across batches (1-based)."""
 
-    def __init__(self, declared: dict[str, ColumnType]) -> None:
+    def __init__(
+        self, declared: dict[str, ColumnType], redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    ) -> None:
+        """`redact` masks a rejected row's raw record (PII) before it is kept in the dead-letter table."""
         self.declared = declared
+        self._redact = redact or (lambda record: record)
         self.schema = pa.schema([(name, kind.arrow) for name, kind in declared.items()])
         self._rows_seen = 0
 
@@ -47,10 +54,14 @@ class BatchConverter:
         keep = pa.array([index not in reasons for index in range(batch.num_rows)])
         typed = self._typed({name: column.filter(keep) for name, column in prepared.items()})
         rejected = [
-            RejectedRow(first_row_number + index, reason, _raw_record(batch, index))
+            RejectedRow(first_row_number + index, reason, self._raw_record(batch, index))
             for index, reason in sorted(reasons.items())
         ]
         return typed, rejected
+
+    def _raw_record(self, batch: pa.RecordBatch, index: int) -> str:
+        record = self._redact(batch.slice(index, 1).to_pylist()[0])
+        return json.dumps(record, default=str, sort_keys=True)
 
     def _typed(self, columns: dict[str, pa.Array]) -> pa.RecordBatch:
         arrays = [columns[name].cast(field.type) for name, field in zip(self.declared, self.schema, strict=True)]
@@ -64,7 +75,9 @@ def _prepare(column: pa.Array, kind: ColumnType) -> pa.Array:
     trimmed = pc.utf8_trim_whitespace(column)
     column = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
     if kind.name == "timestamptz":
-        has_offset = pc.match_substring_regex(column, _HAS_OFFSET)
+        date_only = pc.match_substring_regex(column, _DATE_ONLY)
+        column = pc.if_else(date_only, pc.binary_join_element_wise(column, " 00:00:00", ""), column)
+        has_offset = pc.match_substring_regex(column, _TIME_WITH_OFFSET)
         column = pc.if_else(has_offset, column, pc.binary_join_element_wise(column, "+00:00", ""))
     return column
 
@@ -81,7 +94,3 @@ def _failing_indices(column: pa.Array, target: pa.DataType, offset: int = 0) -> 
     return _failing_indices(column.slice(0, middle), target, offset) + _failing_indices(
         column.slice(middle), target, offset + middle
     )
-
-
-def _raw_record(batch: pa.RecordBatch, index: int) -> str:
-    return json.dumps(batch.slice(index, 1).to_pylist()[0], default=str, sort_keys=True)

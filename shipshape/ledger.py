@@ -142,6 +142,20 @@ def write_dead_letters(
     warehouse.append_arrow(PLATFORM_SCHEMA, DEAD_LETTER_TABLE, pa.RecordBatchReader.from_batches(schema, [batch]))
 
 
+def carry_over_dead_letters(
+    warehouse: Warehouse, pipeline: str, partition_key: str, from_tag: str, to_tag: str
+) -> None:
+    """A run re-using another run's raw data owns that load's rejects too, so publishing keeps them."""
+    columns = ", ".join(_DEAD_LETTER_COLUMNS)
+    copied = ", ".join("?" if name == "run_tag" else name for name in _DEAD_LETTER_COLUMNS)
+    table = warehouse.qualified(PLATFORM_SCHEMA, DEAD_LETTER_TABLE)
+    warehouse.execute(
+        f"INSERT INTO {table} ({columns}) SELECT {copied} FROM {table} "
+        "WHERE pipeline = ? AND partition_key = ? AND run_tag = ?",
+        [to_tag, pipeline, partition_key, from_tag],
+    )
+
+
 def forget_superseded_dead_letters(warehouse: Warehouse, pipeline: str, partition_key: str, run_tag: str) -> None:
     """On publish, earlier runs' rejects of the partition are superseded: re-runs never duplicate them."""
     warehouse.execute(

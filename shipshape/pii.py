@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -41,12 +41,16 @@ class PiiMasker:
             columns.append(self._hash(column) if rule == "hash" else column)
         return pa.RecordBatch.from_arrays(columns, names=names)
 
+    def mask_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The same masking for one raw record (a rejected row bound for the dead-letter table)."""
+        return {
+            name: self._digest(value) if self.rules.get(name) == "hash" else value
+            for name, value in record.items()
+            if self.rules.get(name) != "drop"
+        }
+
     def _hash(self, column: pa.Array) -> pa.Array:
-        digest = hmac.new
-        return pa.array(
-            [
-                None if value is None else digest(self._key, str(value).encode(), hashlib.sha256).hexdigest()
-                for value in column.to_pylist()
-            ],
-            type=pa.string(),
-        )
+        return pa.array([self._digest(value) for value in column.to_pylist()], type=pa.string())
+
+    def _digest(self, value: object) -> str | None:
+        return None if value is None else hmac.new(self._key, str(value).encode(), hashlib.sha256).hexdigest()

@@ -49,7 +49,7 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
         if spec.pii
         else None
     )
-    converter = BatchConverter(spec.column_types)
+    converter = BatchConverter(spec.column_types, redact=masker.mask_record if masker else None)
     stream = _TypedStream(source.batches(run.window), converter, masker, _reject_limit(spec))
     columns = masker.masked_columns(spec.column_types) if masker else spec.column_types
     with open_warehouse(settings.warehouse_url) as warehouse:

@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
 from shipshape.errors import TerminalError
-from shipshape.ledger import entries
+from shipshape.ledger import carry_over_dead_letters, entries
 from shipshape.settings import load_settings
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
 from tasks.extract_load import LoadReport
@@ -24,6 +24,7 @@ def reuse_latest_raw(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
             if entry["partition_key"] == run.window.key and previous.raw in existing:
                 source = warehouse.qualified(AUDIT_SCHEMA, previous.raw)
                 warehouse.create_table_as(AUDIT_SCHEMA, run.raw, f"SELECT * FROM {source}", scratch=True)
+                carry_over_dead_letters(warehouse, declared.name, run.window.key, entry["run_tag"], run.run_tag)
                 rows = warehouse.row_count(AUDIT_SCHEMA, run.raw)
                 get_run_logger().info("Re-using %s rows of raw data from run %s", rows, entry["run_tag"])
                 return LoadReport(run.raw, rows, entry["rejected_rows"], [])

@@ -1,0 +1,248 @@
+"""Non-SQL sources through the whole write-audit-publish flow: an HTTP JSON API and landed CSV files.
+
+Each test runs on DuckDB and PostgreSQL, against a real temporary Prefect API and (for HTTP) a real local server.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flows.run_pipeline import run_pipeline
+from shipshape.errors import SourceError
+from shipshape.ledger import entries
+from shipshape.warehouses import PLATFORM_SCHEMA, open_warehouse
+from tests.support.http_api import JsonApi, serve_json_api
+from tests.support.project import FIRST_DAY, Project, make_project
+
+# Soda warns about its own use of its own internal helpers (raw SQL, UNION ALL) on every run.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")
+
+DAY = FIRST_DAY
+COLUMNS = ["order_id", "customer_id", "email", "amount", "status", "created_at", "updated_at"]
+API_PIPELINE = "api_orders"
+API_TABLE = "fct_api_orders"
+API_TOKEN = "orders-api-token-for-tests"
+TOKEN_VARIABLE = "ORDERS_API_TOKEN"
+PAGE_SIZE = 500
+
+API_SQL = """\
+SELECT
+    order_id,
+    customer_id,
+    email AS customer_email_hash,
+    amount,
+    status,
+    CAST(created_at AS DATE) AS order_date,
+    updated_at
+FROM {{ raw }}
+"""
+
+API_CONTRACT = {
+    "dataset": "warehouse/${var.dataset_path}",
+    "variables": {"dataset_path": {"default": f"analytics/{API_TABLE}"}},
+    "columns": [
+        {"name": "order_id", "data_type": "bigint", "checks": [{"missing": None}, {"duplicate": None}]},
+        {"name": "customer_id", "data_type": "bigint"},
+        {"name": "customer_email_hash", "data_type": "text"},
+        {
+            "name": "amount",
+            "data_type": "decimal",
+            "numeric_precision": 12,
+            "numeric_scale": 2,
+            "checks": [{"invalid": {"valid_min": 0}}],
+        },
+        {"name": "status", "data_type": "text"},
+        {"name": "order_date", "data_type": "date", "checks": [{"missing": None}]},
+        {"name": "updated_at", "data_type": "timestamp with time zone"},
+    ],
+    "checks": [{"schema": None}, {"row_count": {"threshold": {"must_be_greater_than": 0}}}],
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch, prefect_api: str) -> Project:
+    return make_project(tmp_path, warehouse_url, monkeypatch)
+
+
+def day_orders(project: Project, day: date) -> list[dict[str, Any]]:
+    """The shop's orders of one day, as the source would hand them out (timestamps as UTC text)."""
+    with sqlite3.connect(project.shop_db) as connection:
+        connection.row_factory = sqlite3.Row
+        rows = connection.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM orders WHERE created_at >= ? AND created_at < ? ORDER BY order_id",
+            [f"{day} 00:00:00", f"{day + timedelta(days=1)} 00:00:00"],
+        ).fetchall()
+    return [dict(row) for row in rows]
+
+
+def published(project: Project, table: str) -> list[tuple[Any, ...]]:
+    """(order_id, amount) of every published row, sorted; empty when the table was never created."""
+    with open_warehouse(project.warehouse_url) as warehouse:
+        if not warehouse.table_exists("analytics", table):
+            return []
+        return warehouse.fetch_all(
+            f"SELECT order_id, amount FROM {warehouse.qualified('analytics', table)} ORDER BY order_id"
+        )
+
+
+def ledger(project: Project, pipeline: str) -> list[dict[str, Any]]:
+    with open_warehouse(project.warehouse_url) as warehouse:
+        return entries(warehouse, pipeline)
+
+
+def run_day(pipeline: str) -> None:
+    state = run_pipeline(pipeline, start_date=DAY, end_date=DAY, return_state=True)
+    assert state.is_completed(), state.message
+
+
+# --- HTTP -----------------------------------------------------------------------------------------------------
+
+
+def declare_api_pipeline(project: Project, api: JsonApi) -> None:
+    """A pipeline of its own (declaration, SQL, contract) reading the orders API with cursor pagination."""
+    declaration = {
+        "name": API_PIPELINE,
+        "description": "Orders from the shop's JSON API.",
+        "owner": {"team": "commerce", "slack_channel": "#commerce-data"},
+        "source": {
+            "kind": "http",
+            "url": api.url("/cursor"),
+            "params": {"created_from": "{start}", "created_before": "{end}"},
+            "records_path": "data.items",
+            "pagination": {"type": "cursor", "cursor_field": "meta.next_cursor"},
+            "token": {"env": TOKEN_VARIABLE},
+            "columns": {
+                "order_id": "bigint",
+                "customer_id": "bigint",
+                "email": "text",
+                "amount": "decimal(12,2)",
+                "status": "text",
+                "created_at": "timestamptz",
+                "updated_at": "timestamptz",
+            },
+        },
+        "destination": {"table": API_TABLE},
+        "partition": {"column": "order_date", "grain": "day"},
+        "load": {"mode": "replace_partition"},
+        "transform": [f"pipelines/{API_PIPELINE}/{API_TABLE}.sql"],
+        "contract": f"checks/{API_TABLE}.yaml",
+        "freshness": {"sla": "26h"},
+        "schedule": {"cron": "30 2 * * *"},
+        "pii": {"columns": {"email": "hash"}},
+    }
+    files = {
+        f"pipelines/{API_PIPELINE}.yaml": yaml.safe_dump(declaration, sort_keys=False),
+        f"pipelines/{API_PIPELINE}/{API_TABLE}.sql": API_SQL,
+        f"checks/{API_TABLE}.yaml": yaml.safe_dump(API_CONTRACT, sort_keys=False),
+    }
+    for relative, text in files.items():
+        path = project.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.fixture
+def api(project: Project) -> Iterator[JsonApi]:
+    with serve_json_api(day_orders(project, DAY), page_size=PAGE_SIZE, token=API_TOKEN) as running:
+        declare_api_pipeline(project, running)
+        yield running
+
+
+def test_http_source_publishes_every_record_once_through_transient_failures(
+    project: Project, api: JsonApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_VARIABLE, API_TOKEN)
+    api.fail_next(2, 503)
+    api.fail_next(1, 429, retry_after="0")
+
+    run_day(API_PIPELINE)
+
+    expected = [(record["order_id"], record["amount"]) for record in api.records]
+    assert len(expected) > 2 * PAGE_SIZE  # several pages
+    rows = published(project, API_TABLE)
+    assert [order_id for order_id, _ in rows] == [order_id for order_id, _ in expected]
+    assert [float(amount) for _, amount in rows] == [amount for _, amount in expected]
+    requests = api.requests
+    assert {request.headers["authorization"] for request in requests} == {f"Bearer {API_TOKEN}"}
+    assert {(request.query["created_from"], request.query["created_before"]) for request in requests} == {
+        (str(DAY), str(DAY + timedelta(days=1)))
+    }
+    latest = ledger(project, API_PIPELINE)[0]
+    assert (latest["status"], latest["row_count"]) == ("published", len(expected))
+
+
+def test_http_source_rejected_token_fails_at_once_and_publishes_nothing(
+    project: Project, api: JsonApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_VARIABLE, "a-revoked-token")
+
+    with pytest.raises(SourceError) as raised:
+        run_pipeline(API_PIPELINE, start_date=DAY, end_date=DAY)
+
+    message = str(raised.value)
+    assert "401" in message
+    assert "source.token" in message
+    assert "not retried" in message
+    assert len(api.requests) == 1
+    assert published(project, API_TABLE) == []
+    assert ledger(project, API_PIPELINE)[0]["status"] == "failed"
+
+
+# --- files ----------------------------------------------------------------------------------------------------
+
+
+def use_csv_source(project: Project, max_rejects: int) -> None:
+    def change(data: dict[str, Any]) -> None:
+        columns = data["source"]["columns"]
+        path = "{data_dir}/landing/orders/{start:%Y-%m-%d}.csv"
+        data["source"] = {"kind": "file", "path": path, "format": "csv", "columns": columns}
+        data["rejects"] = {"max_rows": max_rejects}
+
+    project.edit_declaration(change)
+
+
+def land_csv(project: Project, day: date, records: list[dict[str, Any]]) -> None:
+    folder = project.data_dir / "landing" / "orders"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"{day}.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(records)
+
+
+def test_csv_source_sends_an_unconvertible_value_to_dead_letters_and_publishes_the_rest(project: Project) -> None:
+    use_csv_source(project, max_rejects=1)
+    records = day_orders(project, DAY)
+    bad_row = 7
+    records[bad_row - 1]["amount"] = "12,50"
+    land_csv(project, DAY, records)
+
+    run_day("shop_orders")
+
+    bad_id = records[bad_row - 1]["order_id"]
+    assert [order_id for order_id, _ in published(project, "fct_orders")] == [
+        record["order_id"] for record in records if record["order_id"] != bad_id
+    ]
+    with open_warehouse(project.warehouse_url) as warehouse:
+        letters = warehouse.fetch_all(
+            f"SELECT partition_key, row_number, reason, raw_record FROM {PLATFORM_SCHEMA}.dead_letters "
+            "WHERE pipeline = ?",
+            ["shop_orders"],
+        )
+    ((partition_key, row_number, reason, raw_record),) = letters
+    assert (partition_key, row_number) == (str(DAY), bad_row)
+    assert "column 'amount'" in reason
+    assert "'12,50'" in reason
+    raw = json.loads(raw_record)
+    assert (raw["order_id"], raw["amount"]) == (str(bad_id), "12,50")
+    latest = ledger(project, "shop_orders")[0]
+    assert (latest["status"], latest["rejected_rows"]) == ("published", 1)
