@@ -1,0 +1,238 @@
+"""`make bench`: how the project's load path and a full write-audit-publish run compare with the usual ways.
+
+On one deterministic 1M-row orders table, in a database of its own on the local PostgreSQL, it times
+  - the project's load path (`PostgresWarehouse.append_arrow`), `psql \\copy` (the practical ceiling) and
+    pandas `to_sql` (the common default), each from in-memory data to commit;
+  - `shipshape run` of a one-day Parquet pipeline (extract, load, audit with a 7-check contract, publish),
+    against a Prefect server started once, so the timing excludes a temporary server's start;
+  - the peak RSS of that run over 1M and 5M rows (memory should not grow with the partition's size).
+The last line of output is `bench: ...` with the ratios the targets are stated in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pyarrow as pa
+from load_methods import SCHEMA, load_project, load_psql_copy, load_to_sql
+from orders_data import orders, write_csv, write_parquet
+from prefect_server import prefect_server
+from wap_run import DESTINATION_SCHEMA, DESTINATION_TABLE, CliRun, WapRunError, landing_path, run_cli, write_project
+
+from shipshape.warehouses.postgres import PostgresWarehouse
+
+DATABASE = "shipshape_bench"
+RSS_SCALE = 5
+"""The memory run uses this many times the rows."""
+
+
+@dataclass
+class Results:
+    """Figures as they are measured; None where a part was skipped or failed."""
+
+    rows: int
+    copy_runs: list[float] = field(default_factory=list)
+    project_runs: list[float] = field(default_factory=list)
+    to_sql_seconds: float | None = None
+    wap_first: CliRun | None = None
+    wap_rerun: CliRun | None = None
+    wap_scaled: CliRun | None = None
+    wap_error: str | None = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    results = Results(rows=args.rows)
+    with ExitStack() as cleanup:
+        workdir = Path(tempfile.mkdtemp(prefix="shipshape-bench-"))
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        url = _create_database(args.server)
+        cleanup.callback(_drop_database, args.server)
+
+        _progress(f"generating {args.rows:,} orders, writing CSV and Parquet once")
+        table = orders(args.rows)
+        csv_path = workdir / "orders.csv"
+        write_csv(table, csv_path)
+        data_dir = workdir / "data"
+        write_parquet([table], landing_path(data_dir))
+
+        with PostgresWarehouse(url) as warehouse:
+            _measure_loads(results, warehouse, table, csv_path, args.repeat, with_others=args.only != "wap")
+            # Left in place, these tables' autovacuum would compete with the pipeline runs for the CPUs.
+            warehouse.execute(f"DROP SCHEMA {warehouse.quote(SCHEMA)} CASCADE")
+        if args.only != "load":
+            try:
+                _measure_wap(results, workdir, data_dir, url)
+            except WapRunError as error:
+                results.wap_error = str(error)
+    _report(results, args.repeat)
+    return 1 if results.wap_error else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=_positive, default=3, help="timed runs per fast load method (median taken)")
+    parser.add_argument("--rows", type=_positive, default=1_000_000, help="rows of the table (default 1,000,000)")
+    parser.add_argument(
+        "--only", choices=["load", "wap"],
+        help="load: the three load methods only; wap: the pipeline runs and memory (with \\copy as the baseline)",
+    )
+    parser.add_argument(
+        "--server", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server URL, without a database"
+    )
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _create_database(server: str) -> str:
+    """Drop and recreate the benchmark's database (a crashed earlier run may have left it); returns its URL."""
+    _drop_database(server)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{DATABASE}"')
+    return f"{server}/{DATABASE}"
+
+
+def _drop_database(server: str) -> None:
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+
+
+def _measure_loads(
+    results: Results, warehouse: PostgresWarehouse, table: pa.Table, csv_path: Path, repeat: int, *, with_others: bool
+) -> None:
+    """Project and \\copy alternate, so a slow phase of the machine hits both; to_sql (~15 s) runs once."""
+    for attempt in range(1, repeat + 1):
+        if with_others:
+            results.project_runs.append(_logged(f"project load {attempt}/{repeat}", load_project(warehouse, table)))
+        copy_seconds = load_psql_copy(warehouse, csv_path, len(table))
+        results.copy_runs.append(_logged(f"psql \\copy {attempt}/{repeat}", copy_seconds))
+    if with_others:
+        results.to_sql_seconds = _logged("pandas to_sql (one run)", load_to_sql(warehouse, table.to_pandas()))
+
+
+def _measure_wap(results: Results, workdir: Path, data_dir: Path, url: str) -> None:
+    """Two runs of the same partition at 1M rows (the second replaces what the first published), then one at 5M."""
+    project_dir = workdir / "project"
+    write_project(project_dir)
+    prefect_home = workdir / "prefect"
+    _progress("starting a Prefect server for the pipeline runs")
+    with prefect_server(prefect_home, workdir / "prefect-server.log") as api_url:
+        env = {
+            **os.environ,
+            "SHIPSHAPE_PROJECT_DIR": str(project_dir),
+            "SHIPSHAPE_DATA_DIR": str(data_dir),
+            "SHIPSHAPE_WAREHOUSE_URL": url,
+            "SODA_CORE_TELEMETRY_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_HOME": str(prefect_home),
+            "PREFECT_API_URL": api_url,
+        }
+        rows = results.rows
+        results.wap_first = _pipeline_run("pipeline run 1 (creates the table)", env, api_url, workdir, url, rows)
+        results.wap_rerun = _pipeline_run("pipeline run 2 (re-run)", env, api_url, workdir, url, rows)
+        _progress(f"writing a {RSS_SCALE * rows:,}-row Parquet file for the same day")
+        chunks = (orders(rows, first_order_id=1 + index * rows) for index in range(RSS_SCALE))
+        write_parquet(chunks, landing_path(data_dir))
+        label = f"pipeline run at {RSS_SCALE}x rows"
+        results.wap_scaled = _pipeline_run(label, env, api_url, workdir, url, RSS_SCALE * rows)
+
+
+def _pipeline_run(label: str, env: dict[str, str], api_url: str, workdir: Path, url: str, rows: int) -> CliRun:
+    """One `shipshape run`, then a check that exactly `rows` rows are published (a re-run must not append)."""
+    run = run_cli(env, api_url, workdir / f"{label.replace(' ', '-')}.log")
+    seconds = f"run {run.run_seconds:.2f} s, process {run.wall_seconds:.2f} s, in flow {run.flow_seconds:.2f} s"
+    _progress(f"{label}: {seconds}, peak RSS {run.peak_rss_mib:.0f} MiB")
+    with PostgresWarehouse(url) as warehouse:
+        published = warehouse.row_count(DESTINATION_SCHEMA, DESTINATION_TABLE)
+    if published != rows:
+        target = f"{DESTINATION_SCHEMA}.{DESTINATION_TABLE}"
+        raise WapRunError(f"{target} holds {published:,} rows after {label}; expected {rows:,}")
+    return run
+
+
+def _logged(label: str, seconds: float) -> float:
+    _progress(f"{label}: {seconds:.2f} s")
+    return seconds
+
+
+def _progress(message: str) -> None:
+    print(f"  {message}", flush=True)
+
+
+def _report(results: Results, repeat: int) -> None:
+    copy_seconds = statistics.median(results.copy_runs)
+    project_seconds = statistics.median(results.project_runs) if results.project_runs else None
+    first, rerun, scaled = results.wap_first, results.wap_rerun, results.wap_scaled
+    _print_table(
+        [
+            (f"project append_arrow (ADBC), median of {repeat}", results.rows, project_seconds),
+            (f"psql \\copy from CSV, median of {repeat}", results.rows, copy_seconds),
+            ("pandas to_sql (chunksize 10k), 1 run", results.rows, results.to_sql_seconds),
+            ("WAP run 1, creates the table: run", results.rows, first and first.run_seconds),
+            ("WAP run 2, re-run (headline): run", results.rows, rerun and rerun.run_seconds),
+            ("WAP run 2, whole process (+start, imports)", results.rows, rerun and rerun.wall_seconds),
+            ("WAP run 2, Prefect's flow run time", results.rows, rerun and rerun.flow_seconds),
+            (f"WAP re-run at {RSS_SCALE}x rows: run", RSS_SCALE * results.rows, scaled and scaled.run_seconds),
+        ],
+        copy_rate=results.rows / copy_seconds,
+    )
+    for label, run in (("re-run", rerun), (f"{RSS_SCALE}x run", scaled)):
+        if run is not None:
+            steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in run.task_seconds.items())
+            print(f"tasks of the {label}: {steps}")
+    for label, runs in (("project", results.project_runs), ("\\copy", results.copy_runs)):
+        if runs:
+            print(f"single runs of {label} (s): " + " ".join(f"{seconds:.2f}" for seconds in runs))
+    rss = rerun and rerun.peak_rss_mib
+    rss_scaled = scaled and scaled.peak_rss_mib
+    if rss is not None:
+        shown = "n/a" if rss_scaled is None else f"{rss_scaled:.0f} MiB"
+        print(f"peak RSS of `shipshape run`: {results.rows:,} rows {rss:.0f} MiB, {RSS_SCALE}x rows {shown}")
+    if results.wap_error:
+        print(f"\nWAP/RSS part FAILED: {results.wap_error}\n")
+    ratios = {
+        "load_vs_copy": _ratio(copy_seconds, project_seconds),
+        "load_vs_to_sql": _ratio(results.to_sql_seconds, project_seconds),
+        "wap_vs_copy": _ratio(rerun and rerun.run_seconds, copy_seconds),
+        "rss_5m_vs_1m": _ratio(rss_scaled, rss),
+    }
+    print("targets: load_vs_copy >= 0.90, load_vs_to_sql >= 8, wap_vs_copy <= 3, rss_5m_vs_1m <= 1.2")
+    print("bench: " + " ".join(f"{name}={value}" for name, value in ratios.items()))
+
+
+def _print_table(rows: list[tuple[str, int, float | None]], copy_rate: float) -> None:
+    print(f"\n{'method':<44}{'rows':>11}{'seconds':>10}{'rows/s':>12}{'x copy':>9}")
+    for label, row_count, seconds in rows:
+        if seconds is None:
+            print(f"{label:<44}{row_count:>11,}{'n/a':>10}")
+            continue
+        rate = row_count / seconds
+        print(f"{label:<44}{row_count:>11,}{seconds:>10.2f}{rate:>12,.0f}{copy_rate / rate:>9.2f}")
+    print("x copy = time per row / \\copy's time per row (lower is better); \\copy's time includes psql's start,")
+    print("not the CSV writing. WAP runs are `shipshape run` subprocesses against an already running Prefect server;")
+    print("'run' is the flow call as the command times it (extract to publish, with Prefect's orchestration),")
+    print("'whole process' adds the interpreter start and ~1.8 s of imports (Prefect alone is ~1.2 s).")
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> str:
+    """Two decimals, or n/a when a part was skipped or failed."""
+    return "n/a" if numerator is None or denominator is None else f"{numerator / denominator:.2f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
