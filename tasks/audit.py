@@ -12,9 +12,9 @@ from shipshape.audit import AuditResult, CheckOutcome, verify_contract
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
 from shipshape.declaration import Volume
+from shipshape.outcomes import TransformReport
 from shipshape.settings import load_settings
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
-from tasks.transform import TransformReport
 
 
 @task(name="audit-partition", cache_policy=NO_CACHE)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pyarrow as pa
 from prefect import get_run_logger, task
@@ -15,19 +14,12 @@ from shipshape.convert import BatchConverter, RejectedRow
 from shipshape.declaration import Pipeline
 from shipshape.errors import RejectThresholdError
 from shipshape.ledger import write_dead_letters
+from shipshape.outcomes import LoadReport
 from shipshape.pii import PiiMasker
 from shipshape.secrets import resolve_secret
 from shipshape.settings import load_settings
 from shipshape.sources.factory import check_drift, open_source
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    raw_table: str
-    rows: int
-    rejected: int
-    undeclared_columns: list[str]
 
 
 @task(name="extract-to-audit", cache_policy=NO_CACHE)

@@ -9,9 +9,9 @@ from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
 from shipshape.errors import TerminalError
 from shipshape.ledger import carry_over_dead_letters, entries
+from shipshape.outcomes import LoadReport
 from shipshape.settings import load_settings
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
-from tasks.extract_load import LoadReport
 
 
 @task(name="reuse-raw", cache_policy=NO_CACHE)

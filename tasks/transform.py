@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
+from shipshape.outcomes import TransformReport
 from shipshape.settings import load_settings
 from shipshape.transform import run_transform
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
-
-
-@dataclass(frozen=True)
-class TransformReport:
-    table: str
-    rows: int
 
 
 @task(name="transform-partition", cache_policy=NO_CACHE)
