@@ -24,8 +24,8 @@ class Window:
 
     @property
     def table_suffix(self) -> str:
-        """The key as it can appear in a table name (no dashes or colons)."""
-        return "".join(ch for ch in self.key if ch.isalnum())
+        """The key as it can appear in a lower-case table name: its digits (2026110105), or `full`."""
+        return "".join(ch for ch in self.key if ch.isdigit()) or self.key
 
 
 FULL_REFRESH = Window(FULL_KEY)

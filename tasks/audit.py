@@ -31,6 +31,10 @@ def audit_partition(declared: DeclaredPipeline, run: RunTables, output: Transfor
             logger.error(
                 "Check failed for %s: %s — measured %s (%s)", run.window.key, check.name, check.measured, check.detail
             )
+        elif check.outcome == "warned":
+            logger.warning(
+                "Check warned for %s: %s — measured %s (%s)", run.window.key, check.name, check.measured, check.detail
+            )
     if not result.passed:
         create_table_artifact(
             key=f"audit-{declared.name}-{run.window.table_suffix}".replace("_", "-").lower(),
