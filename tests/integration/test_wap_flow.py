@@ -567,6 +567,25 @@ def test_full_replace_replaces_the_whole_table(project: Project) -> None:
     assert [entry["partition_key"] for entry in ledger(project)] == ["full", "full"]
 
 
+def test_hourly_partitions_publish_each_hour_of_a_day(project: Project) -> None:
+    def hourly(data: dict[str, Any]) -> None:
+        data["partition"] = {"column": "created_at", "grain": "hour"}
+        data.pop("volume")  # an hour of the shop is ~100 orders, below the daily bounds
+
+    project.edit_declaration(hourly)
+
+    run(FIRST_DAY)
+
+    keys = sorted({entry["partition_key"] for entry in ledger(project)})
+    assert keys == [window.key for window in plan_windows("hour", FIRST_DAY, FIRST_DAY)] and len(keys) == 24
+    rows = query(project, f"SELECT count(*) FROM {SCHEMA}.{TABLE} WHERE order_date = ?", [FIRST_DAY])
+    assert rows[0][0] == orders_per_day(FIRST_DAY)
+
+    run(FIRST_DAY)  # idempotent per hour too
+
+    assert query(project, f"SELECT count(*) FROM {SCHEMA}.{TABLE}")[0][0] == orders_per_day(FIRST_DAY)
+
+
 # --- transform guard ------------------------------------------------------------------------------------------
 
 
