@@ -1,0 +1,42 @@
+"""Secret references resolve from the environment or a real Prefect Secret block, and say how to fix a miss."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from prefect.blocks.system import Secret
+
+from shipshape.declaration import SecretRef
+from shipshape.errors import ConfigurationError
+from shipshape.secrets import resolve_secret
+
+
+def test_a_secret_block_is_read_from_the_prefect_api(prefect_api: str) -> None:
+    name = f"orders-api-token-{uuid.uuid4().hex[:8]}"
+    Secret(value="s3cr3t-token").save(name)
+    assert resolve_secret(SecretRef(block=name), "http source token") == "s3cr3t-token"
+
+
+def test_a_missing_block_names_it_and_how_to_create_it(prefect_api: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_secret(SecretRef(block="no-such-block"), "pipeline shop_orders PII hash key")
+    message = str(caught.value)
+    assert "pipeline shop_orders PII hash key: Prefect Secret block 'no-such-block' was not found" in message
+    assert "Secret(value=...).save('no-such-block')" in message
+
+
+def test_an_environment_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERS_API_TOKEN", "from-env")
+    assert resolve_secret(SecretRef(env="ORDERS_API_TOKEN"), "token") == "from-env"
+
+
+def test_an_unset_variable_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ORDERS_API_TOKEN", raising=False)
+    with pytest.raises(ConfigurationError, match="environment variable ORDERS_API_TOKEN is not set"):
+        resolve_secret(SecretRef(env="ORDERS_API_TOKEN"), "token")
+
+
+def test_a_reference_needs_exactly_one_place() -> None:
+    with pytest.raises(ValueError, match="give exactly one of 'env'"):
+        SecretRef(env="A", block="b")
