@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from shipshape.audit import check_contract
     from shipshape.catalog import load_pipeline, pipeline_files
 
     files = [Path(file) for file in args.files] or pipeline_files()
@@ -37,6 +38,7 @@ def _validate(args: argparse.Namespace) -> int:
     for file in files:
         try:
             declared = load_pipeline(file.resolve())
+            check_contract(declared.contract_path)
             if args.live:
                 _check_live(declared, args.date)
             print(f"ok    {file}")

@@ -7,7 +7,6 @@ setting. Loading and error formatting live in `catalog.py`; this module only say
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,7 +15,6 @@ from shipshape.column_types import ColumnType
 
 IDENTIFIER = r"^[a-z_][a-z0-9_]*$"
 _DURATION = re.compile(r"^(\d+)\s*(m|h|d)$")
-_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 class StrictModel(BaseModel):
@@ -132,11 +130,6 @@ class Freshness(StrictModel):
         if not _DURATION.match(value.strip()):
             raise ValueError("expected a duration like 90m, 26h or 2d")
         return value
-
-    @property
-    def sla_timedelta(self) -> timedelta:
-        amount, unit = _DURATION.match(self.sla.strip()).groups()
-        return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
 
 
 class Volume(StrictModel):

@@ -18,10 +18,8 @@ from shipshape.settings import code_version
 
 @dataclass(frozen=True)
 class LoadReport:
-    raw_table: str
     rows: int
     rejected: int
-    undeclared_columns: list[str]
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,6 @@ class Settings:
     data_dir: Path
     warehouse_url: str
 
-    @property
-    def pipelines_dir(self) -> Path:
-        return self.project_dir / "pipelines"
-
 
 def load_settings() -> Settings:
     """Read settings now (not at import) so tests and deployments can point them elsewhere."""

@@ -60,7 +60,7 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
         run.raw,
         len(stream.rejected),
     )
-    return LoadReport(run.raw, stream.rows, len(stream.rejected), undeclared)
+    return LoadReport(stream.rows, len(stream.rejected))
 
 
 class _TypedStream:

@@ -27,7 +27,7 @@ def reuse_latest_raw(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
                 carry_over_dead_letters(warehouse, declared.name, run.window.key, entry["run_tag"], run.run_tag)
                 rows = warehouse.row_count(AUDIT_SCHEMA, run.raw)
                 get_run_logger().info("Re-using %s rows of raw data from run %s", rows, entry["run_tag"])
-                return LoadReport(run.raw, rows, entry["rejected_rows"], [])
+                return LoadReport(rows, entry["rejected_rows"])
     raise TerminalError(
         f"pipeline {declared.name}, partition {run.window.key}: no raw data is kept for it; run without reuse_raw"
     )

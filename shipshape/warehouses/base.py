@@ -24,8 +24,6 @@ PLATFORM_SCHEMA = "platform"
 
 @dataclass(frozen=True)
 class Capabilities:
-    dialect: str
-    max_identifier_length: int
     supports_unlogged_tables: bool
 
 

@@ -16,7 +16,7 @@ from shipshape.warehouses.base import Capabilities, Warehouse
 
 
 class DuckDBWarehouse(Warehouse):
-    capabilities = Capabilities(dialect="duckdb", max_identifier_length=255, supports_unlogged_tables=False)
+    capabilities = Capabilities(supports_unlogged_tables=False)
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

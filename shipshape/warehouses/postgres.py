@@ -24,7 +24,7 @@ _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57", "40")
 
 
 class PostgresWarehouse(Warehouse):
-    capabilities = Capabilities(dialect="postgres", max_identifier_length=63, supports_unlogged_tables=True)
+    capabilities = Capabilities(supports_unlogged_tables=True)
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -63,3 +64,18 @@ def test_validate_live_fails_on_a_renamed_source_column(tmp_path: Path, monkeypa
     result = shipshape("validate", "--live", "--date", FIRST_DAY.isoformat())
     assert result.returncode == 1
     assert "column 'amount' declared as decimal(12,2) is missing" in result.stderr
+
+
+def test_validate_also_checks_the_contract(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    for relative in ["pipelines/shop_orders.yaml", "pipelines/shop_orders/fct_orders.sql", "checks/fct_orders.yaml"]:
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).write_text((PACKAGE_ROOT / relative).read_text())
+    contract = project / "checks" / "fct_orders.yaml"
+    contract.write_text(contract.read_text().replace("must_be_greater_than: 0", "must_be_grater_than: 0"))
+    result = subprocess.run(
+        [sys.executable, "-m", "shipshape.cli", "validate"], cwd=PACKAGE_ROOT, capture_output=True, text=True,
+        timeout=120, env={**os.environ, "SHIPSHAPE_PROJECT_DIR": str(project)},
+    )
+    assert result.returncode == 1
+    assert "checks/fct_orders.yaml" in result.stderr and "Traceback" not in result.stderr
