@@ -31,6 +31,7 @@ from shipshape.errors import (
     RejectThresholdError,
     SchemaDriftError,
     TerminalError,
+    WarehouseError,
 )
 from shipshape.ledger import entries
 from shipshape.partitions import plan_windows
@@ -604,3 +605,25 @@ def test_transform_output_outside_the_partition_fails_and_publishes_nothing(proj
     assert f"{orders_per_day(FIRST_DAY)} rows whose order_date is outside" in str(raised.value)
     assert published(project) == []
 
+
+
+def test_bad_transform_sql_fails_at_once_without_retries(project: Project) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    edit_text(project, SQL_FILE, "FROM {{ raw }}", "FROM {{ raw }} WHERE no_such_column = 1")
+
+    state = run_pipeline(PIPELINE, start_date=FIRST_DAY, end_date=FIRST_DAY, return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(WarehouseError, match="no_such_column"):
+        state.result()
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    transform_runs = [task_run for task_run in task_runs if task_run.name.startswith("transform-partition")]
+    assert [task_run.run_count for task_run in transform_runs] == [1], "a permanent error must not be retried"
+    assert [entry["status"] for entry in ledger(project)] == ["failed"]
+    assert "no_such_column" in ledger(project)[0]["message"]
+    assert published(project) == []
