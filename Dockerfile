@@ -36,5 +36,5 @@ COPY checks ./checks
 COPY prefect.yaml ./
 RUN pip install --no-deps .
 
-USER shipshape
+USER 10001
 CMD ["shipshape", "--help"]
