@@ -15,9 +15,9 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
@@ -40,10 +40,12 @@ validate: install
 bench: install
 	$(BIN)/python bench/bench.py
 
-# Re-pin after changing pyproject.toml dependencies (uv resolves; pip installs from the lock).
+# Re-pin after changing pyproject.toml dependencies (uv resolves; pip installs from the locks).
+# requirements.lock is what the image ships; requirements-dev.lock adds the test tools.
 lock: install
 	$(BIN)/pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --native-tls
+	$(BIN)/uv pip compile pyproject.toml -o requirements.lock --python-version 3.11 --native-tls
+	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements-dev.lock --python-version 3.11 --native-tls
 
 clean:
 	rm -rf data .prefect
