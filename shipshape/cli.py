@@ -60,7 +60,9 @@ def _check_live(declared: DeclaredPipeline, partition_day: date) -> None:
     window = plan_windows(grain, partition_day, partition_day)[0]
     source = open_source(spec.source, load_settings().data_dir)
     new_columns = check_drift(
-        spec.column_types, source.observed_columns(window), where=f"the live {spec.source.kind} source"
+        spec.column_types,
+        source.observed_columns(window),
+        where=f"the live {spec.source.kind} source of pipelines/{spec.name}.yaml",
     )
     if new_columns:
         print(f"note  {declared.file.name}: undeclared source columns ignored: {', '.join(new_columns)}")

@@ -30,7 +30,9 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
     settings = load_settings()
     source = open_source(spec.source, settings.data_dir)
     undeclared = check_drift(
-        spec.column_types, source.observed_columns(run.window), where=f"the {spec.source.kind} source"
+        spec.column_types,
+        source.observed_columns(run.window),
+        where=f"the {spec.source.kind} source of pipelines/{spec.name}.yaml",
     )
     if undeclared:
         logger.warning(
