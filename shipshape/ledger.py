@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -103,15 +102,12 @@ def recorded_run_tags(warehouse: Warehouse, pipeline: str, partition_key: str) -
     return {row[0] for row in rows}
 
 
-def entries(
-    warehouse: Warehouse, pipeline: str, statuses: Sequence[Status] = ("published", "blocked", "failed")
-) -> list[dict[str, Any]]:
+def entries(warehouse: Warehouse, pipeline: str) -> list[dict[str, Any]]:
     """Ledger rows of a pipeline, newest first, as dicts (check results decoded)."""
-    status_list = ", ".join("?" for _ in statuses)
     rows = warehouse.fetch_all(
         f"SELECT {', '.join(_LEDGER_COLUMNS)} FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} "
-        f"WHERE pipeline = ? AND status IN ({status_list}) ORDER BY finished_at DESC",
-        [pipeline, *statuses],
+        "WHERE pipeline = ? ORDER BY finished_at DESC",
+        [pipeline],
     )
     decoded = [dict(zip(_LEDGER_COLUMNS, row, strict=True)) for row in rows]
     for entry in decoded:

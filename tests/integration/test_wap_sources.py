@@ -19,6 +19,7 @@ import yaml
 from flows.run_pipeline import run_pipeline
 from shipshape.errors import SourceError
 from shipshape.ledger import entries
+from shipshape.settings import PACKAGE_ROOT
 from shipshape.warehouses import PLATFORM_SCHEMA, open_warehouse
 from tests.support.http_api import JsonApi, serve_json_api
 from tests.support.project import FIRST_DAY, Project, make_project
@@ -34,17 +35,8 @@ API_TOKEN = "orders-api-token-for-tests"
 TOKEN_VARIABLE = "ORDERS_API_TOKEN"
 PAGE_SIZE = 500
 
-API_SQL = """\
-SELECT
-    order_id,
-    customer_id,
-    email AS customer_email_hash,
-    amount,
-    status,
-    CAST(created_at AS DATE) AS order_date,
-    updated_at
-FROM {{ raw }}
-"""
+# The example pipeline's transform, unchanged: the same SQL serves an HTTP source.
+API_SQL = (PACKAGE_ROOT / "pipelines/shop_orders/fct_orders.sql").read_text()
 
 API_CONTRACT = {
     "dataset": "warehouse/${var.dataset_path}",
@@ -62,6 +54,7 @@ API_CONTRACT = {
         },
         {"name": "status", "data_type": "text"},
         {"name": "order_date", "data_type": "date", "checks": [{"missing": None}]},
+        {"name": "created_at", "data_type": "timestamp with time zone"},
         {"name": "updated_at", "data_type": "timestamp with time zone"},
     ],
     "checks": [{"schema": None}, {"row_count": {"threshold": {"must_be_greater_than": 0}}}],
