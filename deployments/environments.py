@@ -1,0 +1,84 @@
+"""The environments the same image is promoted through, and everything that differs between them.
+
+One table, read by three consumers: `prefect deploy` (through `deploy_settings`, a deployment build step
+that needs no Docker engine), `infra` (work pools, blocks, automations, roles) and the docs. What an
+environment is *not* allowed to differ in is the code: every environment runs the same image.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from shipshape.errors import ConfigurationError
+
+PoolType = Literal["process", "docker"]
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    pool_type: PoolType
+    schedules_active: bool
+    pool_concurrency: int
+
+    @property
+    def pool_name(self) -> str:
+        return f"shipshape-{self.name}"
+
+    @property
+    def warehouse_block(self) -> str:
+        return f"warehouse-{self.name}"
+
+    @property
+    def slack_block(self) -> str:
+        return f"slack-{self.name}"
+
+    def role(self, purpose: Literal["loader", "publisher", "consumer"]) -> str:
+        """PostgreSQL role names are cluster-wide, so each environment's roles carry its name."""
+        return f"shipshape_{self.name}_{purpose}"
+
+    def job_env(self) -> dict[str, str]:
+        """What a flow run needs to find its environment's blocks; names only, never values."""
+        return {"SHIPSHAPE_ENV": self.name, "SHIPSHAPE_WAREHOUSE_BLOCK": self.warehouse_block}
+
+
+ENVIRONMENTS: dict[str, Environment] = {
+    env.name: env
+    for env in (
+        # dev: process worker on a developer's or CI machine; schedules paused, runs are started by hand.
+        Environment("dev", pool_type="process", schedules_active=False, pool_concurrency=2),
+        Environment("staging", pool_type="docker", schedules_active=True, pool_concurrency=4),
+        Environment("prod", pool_type="docker", schedules_active=True, pool_concurrency=4),
+    )
+}
+
+
+def environment(name: str | None) -> Environment:
+    """The named environment, or an error listing the valid names and how to choose one."""
+    if name in ENVIRONMENTS:
+        return ENVIRONMENTS[name]
+    raise ConfigurationError(
+        f"DEPLOY_ENV={name!r} is not an environment; use one of {', '.join(ENVIRONMENTS)} "
+        "(e.g. `DEPLOY_ENV=staging prefect deploy --all`, or `make deploy ENV=staging`)"
+    )
+
+
+def deploy_settings(environment_name: str | None = None) -> dict[str, Any]:
+    """Deployment build step: the chosen environment's job variables and schedule state.
+
+    prefect.yaml calls it as `deployments.environments.deploy_settings` and templates
+    `{{ environment.job_variables }}` / `{{ environment.schedules_active }}` from its result.
+    """
+    env = environment(environment_name or os.environ.get("DEPLOY_ENV"))
+    job_variables: dict[str, Any] = {"env": env.job_env()}
+    if env.pool_type == "docker":
+        image = os.environ.get("SHIPSHAPE_IMAGE")
+        if not image:
+            raise ConfigurationError(
+                f"SHIPSHAPE_IMAGE is not set: {env.name} runs the promoted image; set it to the image built "
+                "for this commit, e.g. SHIPSHAPE_IMAGE=ghcr.io/acme/shipshape@sha256:... (`make deploy IMAGE=...`)"
+            )
+        job_variables["image"] = image
+    return {"job_variables": job_variables, "schedules_active": env.schedules_active}
