@@ -12,10 +12,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from demo.shop_app import generate, inject_bad_orders
+from shipshape.connections import connect
 from shipshape.errors import AuditFailedError
 from shipshape.ledger import entries
 from shipshape.settings import load_settings
-from shipshape.warehouses import open_warehouse
 
 FIRST_DAY = date(2026, 11, 1)
 DAYS = 7
@@ -32,7 +32,7 @@ def main() -> None:
     print(f"\n1. Generated the shop database: {orders} orders over {DAYS} days")
     last_day = FIRST_DAY + timedelta(days=DAYS - 1)
     run_pipeline("shop_orders", start_date=FIRST_DAY, end_date=last_day)
-    before = _fingerprint(settings.warehouse_url, BAD_DAY)
+    before = _fingerprint(BAD_DAY)
     print(f"2. Published {FIRST_DAY}..{last_day}; {BAD_DAY} holds {before[0]} rows (checksum {before[1]})")
 
     inject_bad_orders(settings.data_dir / "shop.db", BAD_DAY)
@@ -42,10 +42,10 @@ def main() -> None:
         raise SystemExit("the gate did not block bad data")
     except AuditFailedError as error:
         print(f"4. The gate blocked it: {error}")
-    after = _fingerprint(settings.warehouse_url, BAD_DAY)
+    after = _fingerprint(BAD_DAY)
     verdict = "unchanged" if after == before else "CHANGED"
     print(f"5. Published {BAD_DAY}: {after[0]} rows (checksum {after[1]}) — {verdict}\n")
-    _print_summary(settings.warehouse_url)
+    _print_summary()
     if after != before:
         raise SystemExit("the published table changed after a blocked run")
 
@@ -62,8 +62,8 @@ def _ensure_demo_pii_key(data_dir: Path) -> None:
     os.environ["PII_HASH_KEY"] = key_file.read_text().strip()
 
 
-def _fingerprint(warehouse_url: str, day: date) -> tuple[int, str]:
-    with open_warehouse(warehouse_url) as warehouse:
+def _fingerprint(day: date) -> tuple[int, str]:
+    with connect() as warehouse:
         count, total = warehouse.fetch_all(
             f"SELECT count(*), sum(order_id * 7 + CAST(amount * 100 AS BIGINT)) FROM {PUBLISHED} WHERE order_date = ?",
             [day],
@@ -71,8 +71,8 @@ def _fingerprint(warehouse_url: str, day: date) -> tuple[int, str]:
     return int(count), str(total)
 
 
-def _print_summary(warehouse_url: str) -> None:
-    with open_warehouse(warehouse_url) as warehouse:
+def _print_summary() -> None:
+    with connect() as warehouse:
         ledger = entries(warehouse, "shop_orders")
     latest: dict[str, dict[str, object]] = {}
     for entry in reversed(ledger):  # oldest first, so the newest attempt per partition wins

@@ -10,13 +10,13 @@ from prefect.artifacts import create_table_artifact
 
 from shipshape.audit_area import RunTables
 from shipshape.catalog import find_pipeline
+from shipshape.connections import connect
 from shipshape.errors import AuditFailedError, PartitionBusyError
 from shipshape.ledger import ensure_platform_tables, recorded_run_tags
 from shipshape.outcomes import PartitionOutcome, RunContext
 from shipshape.partitions import windows_for
 from shipshape.publish import StagedPartition
-from shipshape.settings import load_settings
-from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
+from shipshape.warehouses import AUDIT_SCHEMA
 from tasks.audit import audit_partition
 from tasks.extract_load import extract_to_audit
 from tasks.publish import publish_partitions, record_attempts
@@ -41,7 +41,7 @@ def run_pipeline(
     spec = context.declared.spec
     windows = windows_for(spec.partition and spec.partition.grain, start_date, end_date, context.started)
     runs = [RunTables(spec.name, window, _run_tag()) for window in windows]
-    with open_warehouse(load_settings().warehouse_url) as warehouse:
+    with connect() as warehouse:
         ensure_platform_tables(warehouse)
         with warehouse.exclusive([f"shipshape:{spec.name}:{window.key}" for window in windows]) as acquired:
             if not acquired:

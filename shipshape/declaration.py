@@ -24,16 +24,23 @@ class StrictModel(BaseModel):
 
 
 class SecretRef(StrictModel):
-    """Where a secret comes from: an environment variable or a Prefect Secret block, never the repo."""
+    """Where a secret comes from: an environment variable, a Prefect Secret block, or both — never the repo.
+
+    With both, a set variable wins (local runs, CI) and deployed runs read the block. `{env}` in a block
+    name is the run's environment (SHIPSHAPE_ENV), so one declaration serves dev, staging and prod.
+    """
 
     env: str | None = None
-    block: str | None = None
+    block: Annotated[str, Field(pattern=r"^[a-z0-9-]*(\{env\})?[a-z0-9-]*$")] | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.block is None):
-            raise ValueError("give exactly one of 'env' (variable name) or 'block' (Prefect Secret block name)")
+    def _somewhere(self) -> SecretRef:
+        if self.env is None and self.block is None:
+            raise ValueError("give 'env' (variable name), 'block' (Prefect Secret block name) or both")
         return self
+
+    def block_name(self, environment: str) -> str | None:
+        return self.block.replace("{env}", environment) if self.block else None
 
 
 class Owner(StrictModel):
@@ -167,7 +174,7 @@ class Retries(StrictModel):
 
 class Pii(StrictModel):
     columns: dict[str, Literal["hash", "drop"]]
-    key: SecretRef = SecretRef(env="PII_HASH_KEY")
+    key: SecretRef = SecretRef(env="PII_HASH_KEY", block="pii-hash-key-{env}")
 
 
 class Rejects(StrictModel):

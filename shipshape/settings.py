@@ -30,6 +30,11 @@ def load_settings() -> Settings:
     return Settings(project_dir=project_dir, data_dir=data_dir, warehouse_url=warehouse_url)
 
 
+def environment_name() -> str:
+    """The environment a run belongs to (dev, staging, prod), set by its deployment; `local` otherwise."""
+    return os.environ.get("SHIPSHAPE_ENV", "local")
+
+
 @cache
 def code_version() -> str:
     """The code version recorded in the ledger: the image's baked-in sha, else git, else the package version."""

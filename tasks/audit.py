@@ -11,10 +11,10 @@ from prefect.cache_policies import NO_CACHE
 from shipshape.audit import AuditResult, CheckOutcome, verify_contract
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
+from shipshape.connections import connect
 from shipshape.declaration import Volume
 from shipshape.outcomes import TransformReport
-from shipshape.settings import load_settings
-from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
+from shipshape.warehouses import AUDIT_SCHEMA
 
 
 @task(name="audit-partition", cache_policy=NO_CACHE)
@@ -22,7 +22,7 @@ def audit_partition(declared: DeclaredPipeline, run: RunTables, output: Transfor
     """Verify the contract on this partition's audit table; failing checks are logged and shown as an artifact."""
     logger = get_run_logger()
     data_timestamp = run.window.end or datetime.now(UTC)
-    with open_warehouse(load_settings().warehouse_url) as warehouse:
+    with connect() as warehouse:
         target = warehouse.soda_target()
         result = verify_contract(declared.contract_path, target, AUDIT_SCHEMA, output.table, data_timestamp)
     result = AuditResult(checks=[*result.checks, *_volume_checks(declared.spec.volume, output.rows)])

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
+from shipshape.connections import connect
 from shipshape.convert import BatchConverter, RejectedRow
 from shipshape.declaration import Pipeline
 from shipshape.errors import RejectThresholdError
@@ -19,7 +20,7 @@ from shipshape.pii import PiiMasker
 from shipshape.secrets import resolve_secret
 from shipshape.settings import load_settings
 from shipshape.sources.factory import check_drift, open_source
-from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
+from shipshape.warehouses import AUDIT_SCHEMA
 
 
 @task(name="extract-to-audit", cache_policy=NO_CACHE)
@@ -46,7 +47,7 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
     converter = BatchConverter(spec.column_types, redact=masker.mask_record if masker else None)
     stream = _TypedStream(source.batches(run.window), converter, masker, _reject_limit(spec))
     columns = masker.masked_columns(spec.column_types) if masker else spec.column_types
-    with open_warehouse(settings.warehouse_url) as warehouse:
+    with connect() as warehouse:
         warehouse.ensure_schema(AUDIT_SCHEMA)
         warehouse.create_table(AUDIT_SCHEMA, run.raw, columns, scratch=True)
         schema = pa.schema([(name, kind.arrow) for name, kind in columns.items()])

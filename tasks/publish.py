@@ -7,17 +7,17 @@ from prefect.cache_policies import NO_CACHE
 
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
+from shipshape.connections import connect
 from shipshape.ledger import LedgerEntry, record
 from shipshape.publish import StagedPartition, publish
-from shipshape.settings import load_settings
-from shipshape.warehouses import open_warehouse
 
 
 @task(name="publish-partitions", cache_policy=NO_CACHE)
 def publish_partitions(declared: DeclaredPipeline, staged: list[StagedPartition]) -> None:
     """All partitions of the run or none; afterwards only each partition's new raw data stays in the audit area."""
-    with open_warehouse(load_settings().warehouse_url) as warehouse:
+    with connect("publisher") as warehouse:
         publish(warehouse, declared.spec, staged)
+    with connect() as warehouse:  # the loader owns the audit area, so it cleans it up
         for partition in staged:
             run = RunTables(declared.name, partition.window, partition.ledger_entry.run_tag)
             run.drop_runs(warehouse, keep={run.run_tag})
@@ -33,6 +33,6 @@ def publish_partitions(declared: DeclaredPipeline, staged: list[StagedPartition]
 @task(name="record-attempts", cache_policy=NO_CACHE)
 def record_attempts(entries: list[LedgerEntry]) -> None:
     """Blocked and failed attempts go in the ledger too: it is the audit log, not just a publish log."""
-    with open_warehouse(load_settings().warehouse_url) as warehouse:
+    with connect() as warehouse:
         for entry in entries:
             record(warehouse, entry)

@@ -7,17 +7,17 @@ from prefect.cache_policies import NO_CACHE
 
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
+from shipshape.connections import connect
 from shipshape.errors import TerminalError
 from shipshape.ledger import carry_over_dead_letters, entries
 from shipshape.outcomes import LoadReport
-from shipshape.settings import load_settings
-from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
+from shipshape.warehouses import AUDIT_SCHEMA
 
 
 @task(name="reuse-raw", cache_policy=NO_CACHE)
 def reuse_latest_raw(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
     """Copy the newest kept raw table of the partition (per the ledger) into this run's raw table."""
-    with open_warehouse(load_settings().warehouse_url) as warehouse:
+    with connect() as warehouse:
         existing = set(warehouse.list_tables(AUDIT_SCHEMA))
         for entry in entries(warehouse, declared.name):
             previous = RunTables(declared.name, run.window, entry["run_tag"])

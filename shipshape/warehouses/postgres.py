@@ -7,6 +7,7 @@ a RecordBatchReader in one COPY, so memory stays bounded by the batch size.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +22,10 @@ from shipshape.warehouses.base import Capabilities, Warehouse
 
 # SQLSTATE classes worth retrying: connection, resources, operator intervention, serialization/deadlock.
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57", "40")
+# libpq reports a refused login without a SQLSTATE; these refusals are settings to fix, not outages to retry.
+_REFUSED_LOGIN = re.compile(
+    r"FATAL:\s+(role .* does not exist|database .* does not exist|password authentication failed)"
+)
 
 
 class PostgresWarehouse(Warehouse):
@@ -88,7 +93,8 @@ def _translated(what: str) -> Iterator[None]:
     except psycopg.Error as error:
         state = getattr(error, "sqlstate", None) or ""
         message = f"PostgreSQL: {str(error).strip()} (while running: {what.strip()[:200]})"
-        if (isinstance(error, psycopg.OperationalError) and not state) or state.startswith(
+        refused_login = _REFUSED_LOGIN.search(str(error)) is not None
+        if (isinstance(error, psycopg.OperationalError) and not state and not refused_login) or state.startswith(
             _TRANSIENT_SQLSTATE_PREFIXES
         ):
             raise TransientError(message) from error

@@ -37,6 +37,33 @@ def test_an_unset_variable_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_secret(SecretRef(env="ORDERS_API_TOKEN"), "token")
 
 
-def test_a_reference_needs_exactly_one_place() -> None:
-    with pytest.raises(ValueError, match="give exactly one of 'env'"):
-        SecretRef(env="A", block="b")
+def test_a_reference_needs_a_place() -> None:
+    with pytest.raises(ValueError, match="give 'env' \\(variable name\\), 'block'"):
+        SecretRef()
+
+
+def test_a_set_variable_wins_over_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERS_API_TOKEN", "from-env")
+    assert resolve_secret(SecretRef(env="ORDERS_API_TOKEN", block="no-such-block"), "token") == "from-env"
+
+
+def test_the_block_of_the_runs_environment_is_read(prefect_api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    Secret(value="staging-key").save(f"pii-hash-key-{suffix}")
+    monkeypatch.setenv("SHIPSHAPE_ENV", suffix)
+    monkeypatch.delenv("PII_HASH_KEY", raising=False)
+    assert resolve_secret(SecretRef(env="PII_HASH_KEY", block="pii-hash-key-{env}"), "PII key") == "staging-key"
+
+
+def test_a_missing_environment_block_names_the_block_the_variable_and_the_fix(
+    prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPSHAPE_ENV", "staging")
+    monkeypatch.delenv("PII_HASH_KEY", raising=False)
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_secret(SecretRef(env="PII_HASH_KEY", block="pii-hash-key-{env}"), "pipeline shop_orders PII hash key")
+    assert str(caught.value) == (
+        "pipeline shop_orders PII hash key: Prefect Secret block 'pii-hash-key-staging' was not found and "
+        "environment variable PII_HASH_KEY is not set; create it with `make apply ENV=staging` "
+        "(value from SHIPSHAPE_SECRET_PII_HASH_KEY) or Secret(value=...).save('pii-hash-key-staging')"
+    )

@@ -1,0 +1,68 @@
+"""Which warehouse a run talks to, and as whom: the loader for everything up to the gate, the publisher to publish.
+
+Resolved at run time so one image serves every environment: a deployment names its environment's
+block (SHIPSHAPE_WAREHOUSE_BLOCK); local runs and tests give URLs (SHIPSHAPE_WAREHOUSE_URL, optionally
+SHIPSHAPE_PUBLISHER_URL); with neither, the embedded DuckDB file in the data folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from shipshape.errors import ConfigurationError, TransientError, WarehouseError
+from shipshape.settings import load_settings
+from shipshape.warehouses import Warehouse, open_warehouse
+
+Role = Literal["loader", "publisher"]
+
+
+@dataclass(frozen=True)
+class WarehouseUrls:
+    loader: str
+    publisher: str
+    origin: str  # where they came from, for error messages (never the URLs themselves: they may hold passwords)
+
+
+def warehouse_urls() -> WarehouseUrls:
+    if block_name := os.environ.get("SHIPSHAPE_WAREHOUSE_BLOCK"):
+        return _urls_from_block(block_name)
+    url = os.environ.get("SHIPSHAPE_WAREHOUSE_URL") or f"duckdb:///{load_settings().data_dir / 'warehouse.duckdb'}"
+    publisher = os.environ.get("SHIPSHAPE_PUBLISHER_URL") or url
+    return WarehouseUrls(loader=url, publisher=publisher, origin="SHIPSHAPE_WAREHOUSE_URL")
+
+
+@contextmanager
+def connect(role: Role = "loader") -> Iterator[Warehouse]:
+    """An open warehouse connection as `role`; a refused connection names where its settings came from."""
+    urls = warehouse_urls()
+    try:
+        warehouse = open_warehouse(urls.publisher if role == "publisher" else urls.loader)
+    except TransientError as error:  # server down or unreachable: worth a retry, but say which settings
+        raise TransientError(f"{error} — the {role} connection comes from {urls.origin}") from None
+    except WarehouseError as error:  # refused: wrong role, database or password; retrying cannot help
+        raise ConfigurationError(f"{error} — the {role} connection comes from {urls.origin}; check it") from None
+    with warehouse:
+        yield warehouse
+
+
+def _urls_from_block(name: str) -> WarehouseUrls:
+    from shipshape.blocks import WarehouseConnection
+
+    environment = os.environ.get("SHIPSHAPE_ENV", "<env>")
+    try:
+        block = WarehouseConnection.load(name)
+    except ValueError:
+        raise ConfigurationError(
+            f"warehouse block {name!r} (named by SHIPSHAPE_WAREHOUSE_BLOCK) does not exist on this Prefect API as a "
+            f"'{WarehouseConnection.get_block_type_slug()}' block; create it with `make apply ENV={environment}` "
+            "(reads SHIPSHAPE_WAREHOUSE_HOST, SHIPSHAPE_WAREHOUSE_DATABASE and the role passwords from the environment)"
+        ) from None
+    return WarehouseUrls(
+        loader=block.url(block.loader_user, block.loader_password),
+        publisher=block.url(block.publisher_user, block.publisher_password),
+        origin=f"warehouse block {name!r} (fix it with `make apply ENV={environment}`)",
+    )
