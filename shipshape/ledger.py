@@ -50,6 +50,7 @@ _DEAD_LETTER_COLUMNS = {
     "raw_record": "text",
     "created_at": "timestamptz",
 }
+_PLATFORM_TABLES = {LEDGER_TABLE: _LEDGER_COLUMNS, DEAD_LETTER_TABLE: _DEAD_LETTER_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,23 @@ class LedgerEntry:
         return [values[column] for column in _LEDGER_COLUMNS]
 
 
+def missing_platform_tables(warehouse: Warehouse) -> list[str]:
+    """The platform tables not yet in the warehouse (one catalog query), in creation order."""
+    existing = set(warehouse.list_tables(PLATFORM_SCHEMA))
+    return [table for table in _PLATFORM_TABLES if table not in existing]
+
+
 def ensure_platform_tables(warehouse: Warehouse) -> None:
-    """Create the platform schema and tables if missing; safe to call on every run."""
+    """Create the platform schema and whichever tables are missing; safe to call on every run.
+
+    Existence is checked first because PostgreSQL checks the CREATE privilege before IF NOT EXISTS:
+    the least-privilege loader may write these tables but not create them.
+    """
     warehouse.ensure_schema(PLATFORM_SCHEMA)
-    for table, columns in ((LEDGER_TABLE, _LEDGER_COLUMNS), (DEAD_LETTER_TABLE, _DEAD_LETTER_COLUMNS)):
-        body = ", ".join(f"{name} {warehouse.ddl_type(ColumnType.parse(kind))}" for name, kind in columns.items())
+    for table in missing_platform_tables(warehouse):
+        body = ", ".join(
+            f"{name} {warehouse.ddl_type(ColumnType.parse(kind))}" for name, kind in _PLATFORM_TABLES[table].items()
+        )
         warehouse.execute(f"CREATE TABLE IF NOT EXISTS {warehouse.qualified(PLATFORM_SCHEMA, table)} ({body})")
 
 

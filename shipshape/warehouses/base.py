@@ -82,8 +82,17 @@ class Warehouse(ABC):
     def qualified(self, schema: str, table: str) -> str:
         return f"{self.quote(schema)}.{self.quote(table)}"
 
+    def schema_exists(self, schema: str) -> bool:
+        return bool(self.fetch_all("SELECT 1 FROM information_schema.schemata WHERE schema_name = ?", [schema]))
+
     def ensure_schema(self, schema: str) -> None:
-        self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+        """Create the schema only if it is missing.
+
+        PostgreSQL checks the CREATE privilege before IF NOT EXISTS, so a role that may only use an
+        existing schema (the least-privilege loader) would be refused even though nothing needs creating.
+        """
+        if not self.schema_exists(schema):
+            self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
 
     def create_table(self, schema: str, table: str, columns: dict[str, ColumnType], *, scratch: bool = False) -> None:
         """(Re)create a table with declared types; `scratch` tables skip durability where the engine allows."""
