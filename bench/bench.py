@@ -25,9 +25,9 @@ import psycopg
 import pyarrow as pa
 from load_methods import SCHEMA, load_project, load_psql_copy, load_to_sql
 from orders_data import orders, write_csv, write_parquet
-from prefect_server import prefect_server
 from wap_run import DESTINATION_SCHEMA, DESTINATION_TABLE, CliRun, WapRunError, landing_path, run_cli, write_project
 
+from infra.local.server import prefect_server
 from shipshape.warehouses.postgres import PostgresWarehouse
 
 DATABASE = "shipshape_bench"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shipshape.errors import ConfigurationError
+from shipshape.settings import code_version
 
 PoolType = Literal["process", "docker"]
 
@@ -69,16 +70,18 @@ def deploy_settings(environment_name: str | None = None) -> dict[str, Any]:
     """Deployment build step: the chosen environment's job variables and schedule state.
 
     prefect.yaml calls it as `deployments.environments.deploy_settings` and templates
-    `{{ environment.job_variables }}` / `{{ environment.schedules_active }}` from its result.
+    `{{ environment.image }}`, `{{ environment.env }}` and `{{ environment.schedules_active }}` from it.
+    Every environment records the same image; dev's process pool runs the worker's checkout instead.
     """
     env = environment(environment_name or os.environ.get("DEPLOY_ENV"))
-    job_variables: dict[str, Any] = {"env": env.job_env()}
-    if env.pool_type == "docker":
-        image = os.environ.get("SHIPSHAPE_IMAGE")
-        if not image:
-            raise ConfigurationError(
-                f"SHIPSHAPE_IMAGE is not set: {env.name} runs the promoted image; set it to the image built "
-                "for this commit, e.g. SHIPSHAPE_IMAGE=ghcr.io/acme/shipshape@sha256:... (`make deploy IMAGE=...`)"
-            )
-        job_variables["image"] = image
-    return {"job_variables": job_variables, "schedules_active": env.schedules_active}
+    image = os.environ.get("SHIPSHAPE_IMAGE")
+    if not image and env.pool_type == "docker":
+        raise ConfigurationError(
+            f"SHIPSHAPE_IMAGE is not set: {env.name} runs the promoted image; set it to the image built "
+            "for this commit, e.g. SHIPSHAPE_IMAGE=ghcr.io/acme/shipshape@sha256:... (`make deploy IMAGE=...`)"
+        )
+    return {
+        "image": image or f"shipshape:{code_version()}",
+        "env": env.job_env(),
+        "schedules_active": env.schedules_active,
+    }

@@ -1,7 +1,9 @@
 """Generates prefect.yaml from the pipeline declarations: one source of truth for schedules and owners.
 
 `python -m deployments.prefect_yaml` rewrites it; `--check` exits 1 when it is stale (CI runs that),
-so adding a pipeline never means hand-editing prefect.yaml.
+so adding a pipeline never means hand-editing prefect.yaml. Each entry is written once for every
+environment: names, pool and tags carry `{{ $DEPLOY_ENV }}`, and the environment's image, run
+environment and schedule state come from the `deploy_settings` build step (deployments/environments.py).
 """
 
 from __future__ import annotations
@@ -16,17 +18,23 @@ from shipshape.catalog import DeclaredPipeline, load_all
 from shipshape.settings import PACKAGE_ROOT
 
 ENTRYPOINT = "flows/run_pipeline.py:run_pipeline"
-WORK_POOL = "dev-process"
-HEADER = "# Generated from pipelines/*.yaml by `python -m deployments.prefect_yaml`. Do not edit by hand.\n"
+ENV = "{{ $DEPLOY_ENV }}"
+HEADER = """\
+# Generated from pipelines/*.yaml by `python -m deployments.prefect_yaml`. Do not edit by hand.
+# Deploy one environment at a time: `DEPLOY_ENV=staging SHIPSHAPE_IMAGE=<image> prefect deploy --all`
+# (or `make deploy ENV=staging IMAGE=<image>`). Environments are defined in deployments/environments.py.
+"""
 
 
 def render(pipelines: list[DeclaredPipeline]) -> str:
     document: dict[str, Any] = {
         "name": "shipshape",
         "prefect-version": "3.8.8",
-        "build": None,
+        "build": [
+            {"deployments.environments.deploy_settings": {"id": "environment", "environment_name": ENV}},
+        ],
         "push": None,
-        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $SHIPSHAPE_PROJECT_DIR }}"}}],
+        "pull": [{"deployments.pull.enter_project_dir": {}}],
         "deployments": [_scheduled(declared) for declared in pipelines] + [_date_range()],
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False)
@@ -34,26 +42,36 @@ def render(pipelines: list[DeclaredPipeline]) -> str:
 
 def _scheduled(declared: DeclaredPipeline) -> dict[str, Any]:
     spec = declared.spec
+    schedule = {
+        "cron": spec.schedule.cron,
+        "timezone": spec.schedule.timezone,
+        "active": "{{ environment.schedules_active }}",
+    }
     return {
-        "name": f"{spec.name}-dev",
+        "name": f"{spec.name}-{ENV}",
         "description": spec.description,
         "entrypoint": ENTRYPOINT,
         "parameters": {"pipeline": spec.name},
-        "schedules": [{"cron": spec.schedule.cron, "timezone": spec.schedule.timezone, "active": True}],
-        "tags": ["shipshape", f"team:{spec.owner.team}", f"pipeline:{spec.name}"],
-        "work_pool": {"name": WORK_POOL},
+        "schedules": [schedule],
+        "tags": ["shipshape", f"env:{ENV}", f"team:{spec.owner.team}", f"pipeline:{spec.name}"],
+        "work_pool": _work_pool(),
     }
 
 
 def _date_range() -> dict[str, Any]:
     """The ad-hoc entry: any pipeline over any dates, from the UI's Custom Run form."""
     return {
-        "name": "date-range-dev",
+        "name": f"date-range-{ENV}",
         "description": "Run any declared pipeline over a date range (start_date..end_date, both included).",
         "entrypoint": ENTRYPOINT,
-        "tags": ["shipshape"],
-        "work_pool": {"name": WORK_POOL},
+        "tags": ["shipshape", f"env:{ENV}"],
+        "work_pool": _work_pool(),
     }
+
+
+def _work_pool() -> dict[str, Any]:
+    job_variables = {"image": "{{ environment.image }}", "env": "{{ environment.env }}"}
+    return {"name": f"shipshape-{ENV}", "job_variables": job_variables}
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,9 @@
-"""A Prefect server for the benchmark's flow runs, so their timings exclude a temporary server's 5-10 s start."""
+"""A local Prefect server process: for `make up`, the tests and the benchmark.
+
+On PostgreSQL when given a database URL (SQLite answers "database is locked" once workers and
+backfills run concurrently), on SQLite in its home folder otherwise. Started in its own process group
+so stopping the group stops everything it started.
+"""
 
 from __future__ import annotations
 
@@ -18,37 +23,59 @@ START_TIMEOUT_SECONDS = 120
 STOP_TIMEOUT_SECONDS = 20
 
 
-@contextmanager
-def prefect_server(prefect_home: Path, log_path: Path) -> Iterator[str]:
-    """Start `prefect server start` on a free port, yield its API URL, stop it (its process group) on exit."""
-    port = _free_port()
+def server_environment(prefect_home: Path, port: int, database_url: str | None = None) -> dict[str, str]:
+    """Settings for the server process and for every client of it (workers, `prefect deploy`, scripts)."""
     env = {
         **os.environ,
         "PREFECT_HOME": str(prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_UI_URL": f"http://127.0.0.1:{port}",
         "DO_NOT_TRACK": "1",
     }
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    command = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    return env
+
+
+def start_server(
+    prefect_home: Path, log_path: Path, port: int | None = None, database_url: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `prefect server start` and wait until it is healthy; returns the process and its API URL."""
+    port = port or free_port()
+    env = server_environment(prefect_home, port, database_url)
+    command = [_prefect(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        # Its own process group, so that stopping the group also stops any process the server may have started.
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        api_url = f"http://127.0.0.1:{port}/api"
-        _wait_healthy(server, api_url, log_path)
+        wait_healthy(server, env["PREFECT_API_URL"], log_path)
+    except BaseException:
+        stop_process_group(server.pid)
+        raise
+    return server, env["PREFECT_API_URL"]
+
+
+@contextmanager
+def prefect_server(prefect_home: Path, log_path: Path, database_url: str | None = None) -> Iterator[str]:
+    """A server on a free port for the duration of the block; yields its API URL."""
+    server, api_url = start_server(prefect_home, log_path, database_url=database_url)
+    try:
         yield api_url
     finally:
-        _stop(server)
+        stop_process_group(server.pid)
+        server.wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def _wait_healthy(server: subprocess.Popen[bytes], api_url: str, log_path: Path) -> None:
+def wait_healthy(server: subprocess.Popen[bytes], api_url: str, log_path: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -63,12 +90,28 @@ def _wait_healthy(server: subprocess.Popen[bytes], api_url: str, log_path: Path)
     raise RuntimeError(f"prefect server not healthy after {START_TIMEOUT_SECONDS} s; its log:\n{log_path.read_text()}")
 
 
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's process group, then SIGKILL to whatever of the group is left."""
+def stop_process_group(pid: int) -> None:
+    """SIGTERM to the process group, then SIGKILL to whatever of it is left after the grace period."""
     with suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
-    with suppress(subprocess.TimeoutExpired):
-        server.wait(timeout=STOP_TIMEOUT_SECONDS)
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and _group_alive(pid):
+        time.sleep(0.2)
     with suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGKILL)
-    server.wait()
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie leader still counts until reaped; our own child is reaped by its Popen's wait().
+    with suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    return True
+
+
+def _prefect() -> str:
+    return str(Path(sys.executable).with_name("prefect"))

@@ -1,0 +1,81 @@
+"""Block documents as code: the environment's warehouse connection, Slack webhook and Secret blocks.
+
+Values come from environment variables (a CI environment's secrets), never from the repo. A block is
+saved only when a value differs from what the Prefect API holds, so a second apply changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prefect.blocks.core import Block
+from prefect.blocks.system import Secret
+from prefect_slack import SlackWebhook
+
+from deployments.environments import Environment
+from infra.changes import Change
+from infra.variables import required
+from shipshape.blocks import WarehouseConnection
+from shipshape.catalog import load_all
+from shipshape.declaration import SecretRef
+from shipshape.secrets import secret_variable
+
+
+def desired_blocks(env: Environment) -> dict[str, Block]:
+    """Block name → the block document this environment needs."""
+    blocks: dict[str, Block] = {
+        env.warehouse_block: WarehouseConnection(
+            host=required("SHIPSHAPE_WAREHOUSE_HOST", f"block {env.warehouse_block} (host)"),
+            port=int(os.environ.get("SHIPSHAPE_WAREHOUSE_PORT", "5432")),
+            database=required("SHIPSHAPE_WAREHOUSE_DATABASE", f"block {env.warehouse_block} (database)"),
+            loader_user=env.role("loader"),
+            loader_password=required("SHIPSHAPE_LOADER_PASSWORD", f"block {env.warehouse_block} (loader password)"),
+            publisher_user=env.role("publisher"),
+            publisher_password=required(
+                "SHIPSHAPE_PUBLISHER_PASSWORD", f"block {env.warehouse_block} (publisher password)"
+            ),
+        ),
+        env.slack_block: SlackWebhook(url=required("SHIPSHAPE_SLACK_WEBHOOK_URL", f"block {env.slack_block}")),
+    }
+    for ref in _secret_refs():
+        name = ref.block_name(env.name) or ""
+        blocks[name] = Secret(value=required(secret_variable(ref), f"Secret block {name}"))
+    return blocks
+
+
+def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
+    changes = []
+    for name, block in desired_blocks(env).items():
+        kind = f"block {block.get_block_type_slug()}"
+        try:
+            current = type(block).load(name)
+        except ValueError:
+            action = "create"
+        else:
+            if _values(current) == _values(block):
+                continue
+            action = "update"
+        if not dry_run:
+            block.save(name, overwrite=True)
+        changes.append(Change(kind, name, action))
+    return changes
+
+
+def _secret_refs() -> list[SecretRef]:
+    """Every Secret block the declarations reference (the PII key by default), once."""
+    refs: dict[str, SecretRef] = {}
+    for declared in load_all():
+        spec = declared.spec
+        for ref in (getattr(spec.source, "url", None), getattr(spec.source, "token", None), spec.pii and spec.pii.key):
+            if isinstance(ref, SecretRef) and ref.block:
+                refs[ref.block] = ref
+    return list(refs.values())
+
+
+def _values(block: Block) -> dict[str, object]:
+    """Field values with secrets revealed, for comparison only (never printed)."""
+    values = {}
+    for field in type(block).model_fields:
+        value = getattr(block, field)
+        values[field] = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+    return values
