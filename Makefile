@@ -40,6 +40,27 @@ validate: install
 bench: install
 	$(BIN)/python bench/bench.py
 
+# Environments (deployments/environments.py): ENV=dev|staging|prod. Values come from the environment
+# (see README "Environments"); PREFECT_API_URL names the environment's Prefect API.
+ENV ?= dev
+.PHONY: plan apply deploy up down
+plan: install
+	$(BIN)/python -m infra plan --env $(ENV)
+
+apply: install
+	$(BIN)/python -m infra apply --env $(ENV)
+
+# Registers every deployment of ENV; IMAGE is the promoted image (a digest in CI). No Docker engine needed.
+deploy: install
+	DEPLOY_ENV=$(ENV) SHIPSHAPE_IMAGE=$(IMAGE) $(BIN)/prefect --no-prompt deploy --all
+
+# The dev platform on this machine, without Docker: Prefect server + UI on 127.0.0.1:4200, a process worker.
+up: install
+	$(BIN)/python -m infra.local.platform up
+
+down:
+	$(BIN)/python -m infra.local.platform down
+
 # Re-pin after changing pyproject.toml dependencies (uv resolves; pip installs from the locks).
 # requirements.lock is what the image ships; requirements-dev.lock adds the test tools.
 lock: install
@@ -49,3 +70,22 @@ lock: install
 
 clean:
 	rm -rf data .prefect
+
+# The production image (Dockerfile). CI: `make image image-check`; override IMAGE, DOCKER (e.g. /usr/bin/docker)
+# and BUILD_NETWORK (host here, where only the host reaches the package proxy; `default` for a sandboxed builder).
+GIT_SHA = $(shell git rev-parse HEAD)
+GIT_SHA_SHORT = $(shell git rev-parse --short=12 HEAD)
+PROJECT_VERSION = $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml | head -n 1)
+IMAGE ?= shipshape:$(GIT_SHA_SHORT)
+DOCKER ?= docker
+BUILD_NETWORK ?= host
+
+.PHONY: image image-check
+image:
+	$(DOCKER) build --network $(BUILD_NETWORK) \
+		--build-arg VERSION=$(PROJECT_VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
+		--tag $(IMAGE) .
+
+# Smoke test: the image's own copy of the declarations validates with the image's own code.
+image-check:
+	$(DOCKER) run --rm --network host $(IMAGE) shipshape validate

@@ -1,0 +1,190 @@
+"""`make up` / `make down`: the dev platform on this machine, without Docker.
+
+Up: a Prefect server on PostgreSQL (127.0.0.1:4200, with its UI), the dev infrastructure applied
+(roles, schemas, work pool, blocks, automation), the example pipelines deployed, example shop data up
+to yesterday, a process worker and a local Slack stand-in. Every process it starts is recorded by PID
+in the state folder; down stops exactly those, and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+from infra.local.server import free_port, server_environment, start_server, stop_process_group
+from shipshape.settings import PACKAGE_ROOT
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432"
+EXAMPLE_DAYS = 14
+# Values the dev environment needs; generated once per machine, kept out of the repo (.platform is ignored).
+_GENERATED_SECRETS = (
+    "SHIPSHAPE_LOADER_PASSWORD", "SHIPSHAPE_PUBLISHER_PASSWORD", "SHIPSHAPE_CONSUMER_PASSWORD",
+    "SHIPSHAPE_SECRET_PII_HASH_KEY",
+)
+
+
+@dataclass(frozen=True)
+class LocalPlatform:
+    state_dir: Path
+    port: int = 4200
+    database_prefix: str = "shipshape"
+
+    @property
+    def pids(self) -> Path:
+        return self.state_dir / "pids"
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    def up(self) -> None:
+        if running := self._running():
+            print(f"already up ({', '.join(running)}); `make down` first to restart")
+            return
+        self.pids.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        prefect_db, warehouse_db = f"{self.database_prefix}_prefect", f"{self.database_prefix}_dev"
+        _ensure_database(prefect_db, extension="pg_trgm")
+        _ensure_database(warehouse_db)
+        server, api_url = start_server(
+            self.state_dir / "prefect", self.logs / "server.log", port=self.port,
+            database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
+        )
+        self._record("server", server.pid)
+        env = {**server_environment(self.state_dir / "prefect", self.port), **self._dev_values(warehouse_db)}
+        self._run([sys.executable, "-m", "infra", "apply", "--env", "dev"], env)
+        self._run([_prefect(), "--no-prompt", "deploy", "--all"], {**env, "DEPLOY_ENV": "dev"})
+        _example_data(PACKAGE_ROOT / "data" / "shop.db")
+        worker = self._spawn("worker", [_prefect(), "worker", "start", "--pool", "shipshape-dev", "--type", "process"],
+                             {**env, "SHIPSHAPE_PROJECT_DIR": str(PACKAGE_ROOT)})
+        _wait_for_worker(api_url, "shipshape-dev", self.logs / "worker.log")
+        print(
+            f"\nUp. Prefect UI: http://127.0.0.1:{self.port}\n"
+            f"  Run the example: Deployments → run-pipeline / shop_orders-dev → Run → Custom run (pick dates)\n"
+            f"  Ad-hoc ranges:   Deployments → run-pipeline / date-range-dev → Custom run\n"
+            f"  Published data:  psql {POSTGRES_ADMIN}/{warehouse_db} -c 'select * from analytics.fct_orders limit 5'\n"
+            f"  Alerts (Slack stand-in): tail -f {self.logs / 'slack.log'}\n"
+            f"  Worker log: {self.logs / 'worker.log'} (pid {worker})\n"
+            f"Stop with `make down`."
+        )
+
+    def down(self) -> None:
+        stopped = []
+        for pid_file in sorted(self.pids.glob("*.pid")) if self.pids.exists() else []:
+            stop_process_group(int(pid_file.read_text()))
+            stopped.append(pid_file.stem)
+            pid_file.unlink()
+        print(f"stopped: {', '.join(stopped)}" if stopped else "nothing to stop")
+
+    def _dev_values(self, warehouse_db: str) -> dict[str, str]:
+        """What `infra apply --env dev` reads: given values win, the rest is generated once and kept locally."""
+        stored = self.state_dir / "secrets.env"
+        values = dict(line.split("=", 1) for line in stored.read_text().splitlines()) if stored.exists() else {}
+        for name in _GENERATED_SECRETS:
+            values.setdefault(name, secrets.token_urlsafe(24))
+        stored.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+        stored.chmod(0o600)
+        env = {**values, **{name: os.environ[name] for name in _GENERATED_SECRETS if os.environ.get(name)}}
+        env.update(
+            SHIPSHAPE_WAREHOUSE_ADMIN_URL=f"{POSTGRES_ADMIN}/{warehouse_db}",
+            SHIPSHAPE_WAREHOUSE_HOST="127.0.0.1",
+            SHIPSHAPE_WAREHOUSE_DATABASE=warehouse_db,
+            SHIPSHAPE_SLACK_WEBHOOK_URL=os.environ.get("SHIPSHAPE_SLACK_WEBHOOK_URL") or self._webhook_sink(),
+        )
+        return env
+
+    def _webhook_sink(self) -> str:
+        port = free_port()
+        command = [sys.executable, "-m", "infra.local.webhook_sink", "--port", str(port),
+                   "--log", str(self.logs / "slack.log")]
+        self._spawn("slack-sink", command, dict(os.environ))
+        return f"http://127.0.0.1:{port}/slack"
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> int:
+        with (self.logs / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(command, env={**os.environ, **env}, cwd=PACKAGE_ROOT, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self._record(name, process.pid)
+        return process.pid
+
+    def _run(self, command: list[str], env: dict[str, str]) -> None:
+        result = subprocess.run(command, env={**os.environ, **env}, cwd=PACKAGE_ROOT, capture_output=True, text=True)
+        if result.returncode != 0:
+            self.down()
+            raise SystemExit(f"`{' '.join(command[1:])}` failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+
+    def _record(self, name: str, pid: int) -> None:
+        (self.pids / f"{name}.pid").write_text(str(pid))
+
+    def _running(self) -> list[str]:
+        alive = []
+        for pid_file in self.pids.glob("*.pid") if self.pids.exists() else []:
+            try:
+                os.kill(int(pid_file.read_text()), 0)
+                alive.append(pid_file.stem)
+            except ProcessLookupError:
+                pid_file.unlink()
+        return alive
+
+
+def _ensure_database(name: str, extension: str | None = None) -> None:
+    try:
+        with psycopg.connect(f"{POSTGRES_ADMIN}/postgres", autocommit=True, connect_timeout=5) as admin:
+            if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        raise SystemExit(f"PostgreSQL is not reachable at {POSTGRES_ADMIN} ({error}); start it and retry") from None
+    if extension:
+        with psycopg.connect(f"{POSTGRES_ADMIN}/{name}", autocommit=True) as database:
+            database.execute(f"CREATE EXTENSION IF NOT EXISTS {extension}")
+
+
+def _example_data(shop_db: Path) -> None:
+    """Shop orders for the last EXAMPLE_DAYS days, so a run with no dates (yesterday) finds data."""
+    from demo.shop_app import generate
+
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    generate(shop_db, yesterday - timedelta(days=EXAMPLE_DAYS - 1), EXAMPLE_DAYS)
+
+
+def _wait_for_worker(api_url: str, pool: str, log_path: Path, timeout_seconds: float = 60) -> None:
+    """Up means a worker is polling the pool: wait for its first heartbeat."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + timeout_seconds
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            if any(worker.status == "ONLINE" for worker in client.read_workers_for_work_pool(pool)):
+                return
+            time.sleep(0.5)
+    raise SystemExit(f"no worker came online for {pool} within {timeout_seconds:.0f} s; see {log_path}")
+
+
+def _prefect() -> str:
+    return str(Path(sys.executable).with_name("prefect"))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.local.platform", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--state-dir", type=Path, default=PACKAGE_ROOT / ".platform")
+    parser.add_argument("--port", type=int, default=4200)
+    parser.add_argument("--database-prefix", default="shipshape")
+    args = parser.parse_args(argv)
+    platform = LocalPlatform(args.state_dir.resolve(), args.port, args.database_prefix)
+    platform.up() if args.command == "up" else platform.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

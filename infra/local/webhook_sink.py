@@ -1,0 +1,36 @@
+"""A stand-in Slack incoming webhook for the local platform: appends each posted message to a file.
+
+`make up` points the dev Slack block here when SHIPSHAPE_SLACK_WEBHOOK_URL is not set, so alerts are
+visible (`tail -f .platform/logs/slack.log`) without a Slack workspace. It answers like Slack: 200 "ok".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+def serve(port: int, log_path: Path) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with log_path.open("a") as log:
+                log.write(json.loads(body or b"{}").get("text", "") + "\n")
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:  # keep stderr quiet
+            return
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log", type=Path, required=True)
+    args = parser.parse_args()
+    serve(args.port, args.log)
