@@ -1,0 +1,293 @@
+"""Least-privilege warehouse roles on real PostgreSQL: plan/apply/idempotency, what each role may and may not do.
+
+Role names are cluster-wide, so each test gets its own environment name and drops its roles afterwards.
+Roles log in through the server's trust authentication (127.0.0.1), so their URLs carry no password.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from deployments.environments import Environment
+from infra.changes import Change
+from infra.warehouse import PASSWORD_VARIABLES, Purpose, passwords_from_environment, reconcile
+from shipshape.errors import ConfigurationError
+from shipshape.ledger import ensure_platform_tables
+from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
+
+pytestmark = pytest.mark.postgres
+
+PASSWORDS = {"loader": "loader-test-password", "publisher": "publisher-test-password", "consumer": "consumer-pw"}
+PUBLISHED = "analytics.fct_orders"
+AUDIT_TABLE = "audit.shop_orders__20261101__abcd1234__out"
+
+
+@pytest.fixture
+def env(postgres_url: str) -> Iterator[Environment]:
+    """A fresh environment name; its roles (with everything they own or were granted) are dropped afterwards."""
+    environment = Environment(f"t{uuid.uuid4().hex[:8]}", "process", False, 1)
+    yield environment
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        found = admin.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [roles(environment)])
+        existing = [row[0] for row in found]
+        # One role per DROP OWNED: several at once trip over the default ACLs that name two of them.
+        for role in existing:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        for role in existing:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture
+def applied(postgres_url: str, env: Environment) -> Environment:
+    reconcile(postgres_url, env, PASSWORDS, dry_run=False)
+    return env
+
+
+def roles(env: Environment) -> list[str]:
+    """loader, publisher, consumer."""
+    return [env.role(purpose) for purpose in PASSWORD_VARIABLES]
+
+
+def role_url(postgres_url: str, role: str) -> str:
+    parts = urlsplit(postgres_url)
+    return parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}").geturl()
+
+
+def connect_as(postgres_url: str, env: Environment, purpose: Purpose) -> psycopg.Connection:
+    return psycopg.connect(role_url(postgres_url, env.role(purpose)), autocommit=True)
+
+
+def publish_a_table(postgres_url: str, env: Environment) -> None:
+    """What a first publish does: the publisher creates the published table (after apply) and fills it."""
+    with connect_as(postgres_url, env, "publisher") as publisher:
+        publisher.execute(f"CREATE TABLE {PUBLISHED} (order_id bigint, amount numeric(12,2))")
+        publisher.execute(f"INSERT INTO {PUBLISHED} VALUES (1, 10.00), (2, 20.00)")
+
+
+def allowed(connection: psycopg.Connection, statements: list[str]) -> list[str]:
+    """The statements the server let through; any refusal other than a missing privilege raises."""
+    let_through = []
+    for statement in statements:
+        try:
+            connection.execute(statement)
+        except psycopg.errors.InsufficientPrivilege:
+            continue
+        let_through.append(statement)
+    return let_through
+
+
+# --- plan / apply -------------------------------------------------------------------------------------------------
+
+
+def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_changes_nothing(
+    postgres_url: str, env: Environment
+) -> None:
+    loader, publisher, consumer = roles(env)
+
+    plan = reconcile(postgres_url, env, PASSWORDS, dry_run=True)
+
+    lines = [str(change) for change in plan]
+    assert lines[:8] == [
+        "+ schema analytics",
+        "+ schema audit",
+        "+ schema platform",
+        "+ table platform.publish_ledger",
+        "+ table platform.dead_letters",
+        f"+ role {loader} (LOGIN)",
+        f"+ role {publisher} (LOGIN)",
+        f"+ role {consumer} (LOGIN)",
+    ]
+    assert f"+ grant USAGE, CREATE on schema audit to {loader}" in lines
+    assert f"+ grant USAGE, CREATE on schema analytics to {publisher}" in lines
+    assert f"+ grant SELECT, DELETE on table platform.dead_letters to {publisher}" in lines
+    assert f"+ default privilege SELECT on tables {loader} creates in audit to {publisher}" in lines
+    assert f"+ default privilege SELECT on tables {publisher} creates in analytics to {consumer}" in lines
+    assert {change.kind for change in plan} == {"schema", "table", "role", "grant", "default privilege"}
+    assert {change.action for change in plan} == {"create"}
+    with psycopg.connect(postgres_url) as admin:
+        schemas = admin.execute("SELECT nspname FROM pg_namespace WHERE nspname IN ('analytics', 'audit')").fetchall()
+        loader_rows = admin.execute("SELECT rolname FROM pg_roles WHERE rolname = %s", [loader]).fetchall()
+    assert (schemas, loader_rows) == ([], []), "the plan changed the warehouse"
+
+    assert reconcile(postgres_url, env, PASSWORDS, dry_run=False) == plan
+    assert reconcile(postgres_url, env, PASSWORDS, dry_run=False) == []
+    assert reconcile(postgres_url, env, PASSWORDS, dry_run=True) == []
+
+
+def test_tables_that_existed_before_apply_get_the_same_access_as_later_ones(
+    postgres_url: str, env: Environment
+) -> None:
+    with open_warehouse(postgres_url) as admin:
+        for schema in ("analytics", AUDIT_SCHEMA):
+            admin.ensure_schema(schema)
+        admin.execute(f"CREATE TABLE {PUBLISHED} (order_id bigint)")
+        admin.execute(f"CREATE TABLE {AUDIT_TABLE} (order_id bigint)")
+    loader, publisher, consumer = roles(env)
+
+    made = [str(change) for change in reconcile(postgres_url, env, PASSWORDS, dry_run=False)]
+
+    assert f"+ grant SELECT on table {PUBLISHED} to {loader}" in made
+    assert f"+ grant SELECT, INSERT, DELETE on table {PUBLISHED} to {publisher}" in made
+    assert f"+ grant SELECT on table {PUBLISHED} to {consumer}" in made
+    assert f"+ grant SELECT on table {AUDIT_TABLE} to {publisher}" in made
+    with connect_as(postgres_url, env, "publisher") as connection:
+        connection.execute(f"INSERT INTO {PUBLISHED} SELECT order_id FROM {AUDIT_TABLE}")
+        connection.execute(f"DELETE FROM {PUBLISHED} WHERE order_id = 1")
+    assert reconcile(postgres_url, env, PASSWORDS, dry_run=True) == []
+
+
+def test_duckdb_has_no_roles_so_reconcile_ensures_schemas_and_platform_tables(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    env = Environment("unused", "process", False, 1)
+
+    changes = reconcile(url, env, {}, dry_run=False)
+
+    assert [str(change) for change in changes] == [
+        "+ schema analytics",
+        "+ schema audit",
+        "+ schema platform",
+        "+ table platform.publish_ledger",
+        "+ table platform.dead_letters",
+    ]
+    assert reconcile(url, env, {}, dry_run=False) == []
+
+
+# --- what each role may do ------------------------------------------------------------------------------------------
+
+
+def test_the_loader_works_in_the_audit_area_and_platform_tables_infra_created(
+    postgres_url: str, applied: Environment
+) -> None:
+    """The flow's own calls as the loader: ensuring what exists already must not need CREATE."""
+    with open_warehouse(role_url(postgres_url, applied.role("loader"))) as loader:
+        ensure_platform_tables(loader)
+        loader.ensure_schema(AUDIT_SCHEMA)
+        loader.create_table_as(AUDIT_SCHEMA, "run__raw", "SELECT 1 AS order_id", scratch=True)
+        loader.execute("INSERT INTO platform.dead_letters (pipeline, run_tag) VALUES ('p', 'r')")
+        loader.execute("INSERT INTO platform.publish_ledger (pipeline, status) VALUES ('p', 'failed')")
+        assert loader.fetch_all("SELECT count(*) FROM platform.publish_ledger") == [(1,)]
+        with loader.exclusive(["shipshape:p:2026-11-01"]) as held:
+            assert held
+        loader.drop_table(AUDIT_SCHEMA, "run__raw")
+
+
+def test_the_publisher_reads_audit_tables_the_loader_creates_after_apply(
+    postgres_url: str, applied: Environment
+) -> None:
+    with connect_as(postgres_url, applied, "loader") as loader:
+        loader.execute(f"CREATE TABLE {AUDIT_TABLE} AS SELECT 7::bigint AS order_id, 1.5::numeric(12,2) AS amount")
+        loader.execute("INSERT INTO platform.dead_letters (pipeline, run_tag) VALUES ('p', 'old')")
+
+    with connect_as(postgres_url, applied, "publisher") as publisher:
+        publisher.execute(f"CREATE TABLE {PUBLISHED} AS SELECT * FROM {AUDIT_TABLE} WHERE 1 = 0")
+        publisher.execute(f"INSERT INTO {PUBLISHED} SELECT * FROM {AUDIT_TABLE}")
+        publisher.execute("DELETE FROM platform.dead_letters WHERE pipeline = 'p' AND run_tag <> 'new'")
+        publisher.execute("INSERT INTO platform.publish_ledger (pipeline, status) VALUES ('p', 'published')")
+        assert allowed(publisher, [f"DROP TABLE {AUDIT_TABLE}", "CREATE TABLE audit.mine (one int)"]) == []
+
+    with psycopg.connect(postgres_url) as admin:
+        assert admin.execute(f"SELECT order_id FROM {PUBLISHED}").fetchall() == [(7,)]
+        assert admin.execute("SELECT count(*) FROM platform.dead_letters").fetchall() == [(0,)]
+
+
+def test_the_loader_is_refused_every_write_to_published_tables_and_schemas(
+    postgres_url: str, applied: Environment
+) -> None:
+    publish_a_table(postgres_url, applied)
+
+    with connect_as(postgres_url, applied, "loader") as loader:
+        assert loader.execute(f"SELECT count(*) FROM {PUBLISHED}").fetchone() == (2,)  # transforms read {{ this }}
+        let_through = allowed(
+            loader,
+            [
+                f"INSERT INTO {PUBLISHED} VALUES (3, 30.00)",
+                f"UPDATE {PUBLISHED} SET amount = 0",
+                f"DELETE FROM {PUBLISHED}",
+                f"TRUNCATE {PUBLISHED}",
+                f"DROP TABLE {PUBLISHED}",
+                f"ALTER TABLE {PUBLISHED} ADD COLUMN leaked text",
+                "CREATE TABLE analytics.fct_sneaky (one int)",
+                "CREATE SCHEMA sneaky",
+            ],
+        )
+        assert let_through == []
+    with psycopg.connect(postgres_url) as admin:
+        assert admin.execute(f"SELECT * FROM {PUBLISHED} ORDER BY order_id").fetchall() == [(1, 10), (2, 20)]
+
+
+def test_the_consumer_reads_published_tables_created_after_apply_and_nothing_else(
+    postgres_url: str, applied: Environment
+) -> None:
+    publish_a_table(postgres_url, applied)
+    with connect_as(postgres_url, applied, "loader") as loader:
+        loader.execute(f"CREATE TABLE {AUDIT_TABLE} (order_id bigint)")
+
+    with connect_as(postgres_url, applied, "consumer") as consumer:
+        assert consumer.execute(f"SELECT order_id FROM {PUBLISHED} ORDER BY 1").fetchall() == [(1,), (2,)]
+        let_through = allowed(
+            consumer,
+            [
+                f"SELECT * FROM {AUDIT_TABLE}",
+                "SELECT * FROM platform.publish_ledger",
+                "SELECT * FROM platform.dead_letters",
+                f"INSERT INTO {PUBLISHED} VALUES (3, 30.00)",
+                f"DELETE FROM {PUBLISHED}",
+                "CREATE TABLE analytics.mine (one int)",
+            ],
+        )
+        assert let_through == []
+
+
+# --- passwords ----------------------------------------------------------------------------------------------------
+
+
+def test_a_changed_password_is_the_only_change_and_an_unchanged_one_is_none(
+    postgres_url: str, applied: Environment
+) -> None:
+    loader = applied.role("loader")
+    rotated = PASSWORDS | {"loader": "rotated-loader-password"}
+    expected = [Change("password", loader, "update", "from SHIPSHAPE_LOADER_PASSWORD")]
+
+    assert reconcile(postgres_url, applied, rotated, dry_run=True) == expected
+    assert reconcile(postgres_url, applied, rotated, dry_run=False) == expected
+
+    assert reconcile(postgres_url, applied, rotated, dry_run=True) == []
+    assert reconcile(postgres_url, applied, PASSWORDS, dry_run=True) == expected
+    assert str(expected[0]) == f"~ password {loader} (from SHIPSHAPE_LOADER_PASSWORD)"
+
+
+def test_a_password_postgresql_hashed_itself_is_recognised_as_unchanged(
+    postgres_url: str, applied: Environment
+) -> None:
+    """Our SCRAM verifier computation agrees with the server's (its own salt, its own iteration count)."""
+    password = "set-by-the-server"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SET password_encryption = 'scram-sha-256'")
+        admin.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(applied.role("publisher")), sql.Literal(password)
+            )
+        )
+
+    assert reconcile(postgres_url, applied, PASSWORDS | {"publisher": password}, dry_run=True) == []
+
+
+def test_a_missing_password_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in PASSWORD_VARIABLES.values():
+        monkeypatch.setenv(variable, f"value of {variable}")
+    assert passwords_from_environment() == {
+        "loader": "value of SHIPSHAPE_LOADER_PASSWORD",
+        "publisher": "value of SHIPSHAPE_PUBLISHER_PASSWORD",
+        "consumer": "value of SHIPSHAPE_CONSUMER_PASSWORD",
+    }
+    monkeypatch.delenv("SHIPSHAPE_PUBLISHER_PASSWORD")
+
+    with pytest.raises(ConfigurationError, match=r"^SHIPSHAPE_PUBLISHER_PASSWORD not set"):
+        passwords_from_environment()
