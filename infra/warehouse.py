@@ -29,8 +29,8 @@ from typing import Literal
 
 from deployments.environments import Environment
 from infra.changes import Change
+from infra.variables import required
 from shipshape.catalog import load_all
-from shipshape.errors import ConfigurationError
 from shipshape.ledger import DEAD_LETTER_TABLE, LEDGER_TABLE, ensure_platform_tables, missing_platform_tables
 from shipshape.warehouses import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
 from shipshape.warehouses.postgres import PostgresWarehouse
@@ -49,13 +49,7 @@ _SCRAM_VERIFIER = re.compile(r"SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$[A-Za-z0-
 
 def passwords_from_environment() -> dict[str, str]:
     """The three role passwords, keyed by purpose; they live only in the environment, never in the repository."""
-    missing = [variable for variable in PASSWORD_VARIABLES.values() if not os.environ.get(variable)]
-    if missing:
-        raise ConfigurationError(
-            f"{', '.join(missing)} not set: the warehouse roles' passwords come from the environment "
-            f"({', '.join(PASSWORD_VARIABLES.values())}); set them from your secret store"
-        )
-    return {purpose: os.environ[variable] for purpose, variable in PASSWORD_VARIABLES.items()}
+    return {purpose: required(name, f"the {purpose} role's password") for purpose, name in PASSWORD_VARIABLES.items()}
 
 
 def reconcile(admin_url: str, env: Environment, passwords: Mapping[str, str], *, dry_run: bool) -> list[Change]:

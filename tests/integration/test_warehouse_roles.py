@@ -1,4 +1,5 @@
-"""Least-privilege warehouse roles on real PostgreSQL: plan/apply/idempotency, what each role may and may not do.
+"""Least-privilege warehouse roles on real PostgreSQL: plan/apply/idempotency, what each role may and may not do,
+and the example pipeline running end to end as the loader and the publisher.
 
 Role names are cluster-wide, so each test gets its own environment name and drops its roles afterwards.
 Roles log in through the server's trust authentication (127.0.0.1), so their URLs carry no password.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,18 +17,22 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from demo.shop_app import orders_per_day
 from deployments.environments import Environment
+from flows.run_pipeline import run_pipeline
 from infra.changes import Change
 from infra.warehouse import PASSWORD_VARIABLES, Purpose, passwords_from_environment, reconcile
-from shipshape.errors import ConfigurationError
+from shipshape.errors import ConfigurationError, WarehouseError
 from shipshape.ledger import ensure_platform_tables
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
+from tests.support.project import DAYS, FIRST_DAY, make_project
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")]
 
 PASSWORDS = {"loader": "loader-test-password", "publisher": "publisher-test-password", "consumer": "consumer-pw"}
 PUBLISHED = "analytics.fct_orders"
 AUDIT_TABLE = "audit.shop_orders__20261101__abcd1234__out"
+ALL_DAYS = [FIRST_DAY + timedelta(days=offset) for offset in range(DAYS)]
 
 
 @pytest.fixture
@@ -289,5 +295,57 @@ def test_a_missing_password_variable_is_named(monkeypatch: pytest.MonkeyPatch) -
     }
     monkeypatch.delenv("SHIPSHAPE_PUBLISHER_PASSWORD")
 
-    with pytest.raises(ConfigurationError, match=r"^SHIPSHAPE_PUBLISHER_PASSWORD not set"):
+    with pytest.raises(ConfigurationError, match=r"^SHIPSHAPE_PUBLISHER_PASSWORD is not set"):
         passwords_from_environment()
+
+
+# --- end to end -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def example(
+    tmp_path: Path, postgres_url: str, env: Environment, monkeypatch: pytest.MonkeyPatch, prefect_api: str
+) -> Environment:
+    """The example project on the test database after apply: runs as the loader, publishes as the publisher."""
+    make_project(tmp_path, role_url(postgres_url, env.role("loader")), monkeypatch)
+    monkeypatch.setenv("SHIPSHAPE_PUBLISHER_URL", role_url(postgres_url, env.role("publisher")))
+    reconcile(postgres_url, env, PASSWORDS, dry_run=False)
+    return env
+
+
+def published_rows(postgres_url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(postgres_url) as admin:
+        return admin.execute(f"SELECT * FROM {PUBLISHED} ORDER BY order_id").fetchall()
+
+
+def test_the_example_pipeline_runs_as_loader_and_publisher_and_the_consumer_reads_what_it_published(
+    postgres_url: str, example: Environment
+) -> None:
+    state = run_pipeline("shop_orders", start_date=ALL_DAYS[0], end_date=ALL_DAYS[-1], return_state=True)
+
+    assert state.is_completed(), state.message
+    with connect_as(postgres_url, example, "consumer") as consumer:
+        counts = consumer.execute(f"SELECT order_date, count(*) FROM {PUBLISHED} GROUP BY 1 ORDER BY 1").fetchall()
+    assert counts == [(day, orders_per_day(day)) for day in ALL_DAYS]
+    with psycopg.connect(postgres_url) as admin:
+        ledger = admin.execute("SELECT partition_key, status FROM platform.publish_ledger ORDER BY 1").fetchall()
+        owner = admin.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'analytics'").fetchall()
+    assert ledger == [(day.isoformat(), "published") for day in ALL_DAYS]
+    assert owner == [(example.role("publisher"),)], "the first publish creates the table as the publisher"
+
+
+def test_publishing_as_the_loader_is_refused_and_the_published_table_is_unchanged(
+    postgres_url: str, example: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = run_pipeline("shop_orders", start_date=FIRST_DAY, end_date=FIRST_DAY, return_state=True)
+    assert first.is_completed(), first.message
+    before = published_rows(postgres_url)
+    monkeypatch.setenv("SHIPSHAPE_PUBLISHER_URL", role_url(postgres_url, example.role("loader")))
+
+    state = run_pipeline("shop_orders", start_date=ALL_DAYS[0], end_date=ALL_DAYS[-1], return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(WarehouseError, match="permission denied"):
+        state.result()
+    assert published_rows(postgres_url) == before
+    assert len(before) == orders_per_day(FIRST_DAY)
