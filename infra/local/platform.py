@@ -13,7 +13,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import psycopg
 
 from infra.local.server import free_port, server_environment, start_server, stop_process_group
+from infra.local.worker import start_worker, wait_for_worker
 from shipshape.settings import PACKAGE_ROOT
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432"
@@ -64,9 +64,10 @@ class LocalPlatform:
         self._run([sys.executable, "-m", "infra", "apply", "--env", "dev"], env)
         self._run([_prefect(), "--no-prompt", "deploy", "--all"], {**env, "DEPLOY_ENV": "dev"})
         _example_data(PACKAGE_ROOT / "data" / "shop.db")
-        worker = self._spawn("worker", [_prefect(), "worker", "start", "--pool", "shipshape-dev", "--type", "process"],
-                             {**env, "SHIPSHAPE_PROJECT_DIR": str(PACKAGE_ROOT)})
-        _wait_for_worker(api_url, "shipshape-dev", self.logs / "worker.log")
+        worker_env = {**os.environ, **env, "SHIPSHAPE_PROJECT_DIR": str(PACKAGE_ROOT)}
+        worker = start_worker("shipshape-dev", "process", worker_env, self.logs / "worker.log").pid
+        self._record("worker", worker)
+        wait_for_worker(api_url, "shipshape-dev", self.logs / "worker.log")
         print(
             f"\nUp. Prefect UI: http://127.0.0.1:{self.port}\n"
             f"  Run the example: Deployments → run-pipeline / shop_orders-dev → Run → Custom run (pick dates)\n"
@@ -154,20 +155,6 @@ def _example_data(shop_db: Path) -> None:
 
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     generate(shop_db, yesterday - timedelta(days=EXAMPLE_DAYS - 1), EXAMPLE_DAYS)
-
-
-def _wait_for_worker(api_url: str, pool: str, log_path: Path, timeout_seconds: float = 60) -> None:
-    """Up means a worker is polling the pool: wait for its first heartbeat."""
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    deadline = time.monotonic() + timeout_seconds
-    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            if any(worker.status == "ONLINE" for worker in client.read_workers_for_work_pool(pool)):
-                return
-            time.sleep(0.5)
-    raise SystemExit(f"no worker came online for {pool} within {timeout_seconds:.0f} s; see {log_path}")
 
 
 def _prefect() -> str:

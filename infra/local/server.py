@@ -90,11 +90,11 @@ def wait_healthy(server: subprocess.Popen[bytes], api_url: str, log_path: Path) 
     raise RuntimeError(f"prefect server not healthy after {START_TIMEOUT_SECONDS} s; its log:\n{log_path.read_text()}")
 
 
-def stop_process_group(pid: int) -> None:
+def stop_process_group(pid: int, grace_seconds: float = STOP_TIMEOUT_SECONDS) -> None:
     """SIGTERM to the process group, then SIGKILL to whatever of it is left after the grace period."""
     with suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline and _group_alive(pid):
         time.sleep(0.2)
     with suppress(ProcessLookupError):

@@ -12,7 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-def serve(port: int, log_path: Path) -> None:
+def make_server(port: int, log_path: Path) -> ThreadingHTTPServer:
+    """Port 0 picks a free port (tests); the caller runs `serve_forever`."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -25,7 +27,7 @@ def serve(port: int, log_path: Path) -> None:
         def log_message(self, format: str, *args: object) -> None:  # keep stderr quiet
             return
 
-    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
 
 
 if __name__ == "__main__":
@@ -33,4 +35,4 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", type=Path, required=True)
     args = parser.parse_args()
-    serve(args.port, args.log)
+    make_server(args.port, args.log).serve_forever()

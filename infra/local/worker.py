@@ -1,0 +1,33 @@
+"""Prefect workers started from Python: by `make up` and by the deploy tests, and waited for the same way."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from shipshape.settings import PACKAGE_ROOT
+
+
+def start_worker(pool: str, worker_type: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`prefect worker start` in its own process group (stop it with `stop_process_group`), logging to a file."""
+    command = [str(Path(sys.executable).with_name("prefect")), "worker", "start", "--pool", pool, "--type", worker_type]
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command, env=env, cwd=PACKAGE_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_for_worker(api_url: str, pool: str, log_path: Path, timeout_seconds: float = 60) -> None:
+    """A worker is up once it has sent its first heartbeat for the pool."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + timeout_seconds
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            if any(worker.status == "ONLINE" for worker in client.read_workers_for_work_pool(pool)):
+                return
+            time.sleep(0.5)
+    raise SystemExit(f"no worker came online for {pool} within {timeout_seconds:.0f} s; see {log_path}")
