@@ -1,4 +1,4 @@
-"""Where things are: project folder, data folder, warehouse URL — from the environment, with embedded defaults.
+"""Where things are: project folder, data folder, environment name — from the environment, with embedded defaults.
 
 The defaults make `make demo` work on a bare machine (DuckDB file in the data folder); every
 deployment overrides them through environment variables, never by editing code.
@@ -19,15 +19,13 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 class Settings:
     project_dir: Path
     data_dir: Path
-    warehouse_url: str
 
 
 def load_settings() -> Settings:
     """Read settings now (not at import) so tests and deployments can point them elsewhere."""
     project_dir = Path(os.environ.get("SHIPSHAPE_PROJECT_DIR", PACKAGE_ROOT)).resolve()
     data_dir = Path(os.environ.get("SHIPSHAPE_DATA_DIR", project_dir / "data")).resolve()
-    warehouse_url = os.environ.get("SHIPSHAPE_WAREHOUSE_URL", f"duckdb:///{data_dir / 'warehouse.duckdb'}")
-    return Settings(project_dir=project_dir, data_dir=data_dir, warehouse_url=warehouse_url)
+    return Settings(project_dir=project_dir, data_dir=data_dir)
 
 
 def environment_name() -> str:
