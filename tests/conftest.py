@@ -13,6 +13,18 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from tests.support.docker_engine import (
+    Engine,
+    EngineError,
+    build_image,
+    ensure_standin_base,
+    git_sha,
+    prune_old_project_images,
+    require_tools,
+    start_engine,
+    stop_engine,
+)
+
 POSTGRES_ADMIN_URL = os.environ.get("SHIPSHAPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -56,3 +68,40 @@ def warehouse_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "duckdb":
         return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Engine]:
+    """A private Docker engine for the session (no engine runs here); stopped by PID at the end.
+
+    Its data root persists (SHIPSHAPE_DOCKER_ROOT, default /var/tmp/shipshape-docker) so the layer cache survives
+    between runs. With --bridge=none, containers need `--network host` (or network_mode="host").
+    """
+    require_tools()
+    try:
+        engine = start_engine()
+    except EngineError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield engine
+    finally:
+        stop_engine(engine)
+
+
+@pytest.fixture(scope="session")
+def docker_host(docker_engine: Engine) -> str:
+    """DOCKER_HOST (unix://...) of the session's engine, for subprocesses and the Docker SDK (prefect-docker)."""
+    return docker_engine.host
+
+
+@pytest.fixture(scope="session")
+def project_image(docker_engine: Engine) -> str:
+    """Tag of the production image, built once per session with `make image` on the stand-in python:3.11-slim."""
+    tag = f"shipshape:test-{git_sha(short=True)}"
+    try:
+        ensure_standin_base(docker_engine)
+        prune_old_project_images(docker_engine, keep=tag)
+        docker_engine.timings["project_image_build"] = build_image(docker_engine, tag).seconds
+    except EngineError as error:
+        pytest.fail(str(error), pytrace=False)
+    return tag
