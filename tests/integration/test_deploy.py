@@ -1,0 +1,234 @@
+"""Deploy: infra as code and `prefect deploy --all` for dev, staging and prod on a real Prefect server.
+
+The module sets up once what a team's CI does per environment — `python -m infra apply --env E` twice,
+`DEPLOY_ENV=E SHIPSHAPE_IMAGE=<image> prefect deploy --all` — then checks what the server holds, runs the
+dev deployment on a process worker and the staging deployment on a docker worker inside the built image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from demo.shop_app import generate
+from deployments.environments import ENVIRONMENTS
+from infra.local.server import stop_process_group
+from infra.local.webhook_sink import make_server
+from infra.local.worker import start_worker, wait_for_worker
+from tests.support.docker_engine import git_sha
+from tests.support.platform import EnvironmentValues, cli, databases, environment_values, real_prefect_server, run
+
+FIRST_DAY = date(2026, 11, 1)
+IMAGE = f"shipshape:test-{git_sha(short=True)}"
+
+
+@dataclass(frozen=True)
+class Platform:
+    api_url: str
+    home: Path
+    environments: dict[str, EnvironmentValues]
+    applies: dict[str, list[subprocess.CompletedProcess[str]]]  # per environment: apply, apply again, plan
+    deploys: dict[str, subprocess.CompletedProcess[str]]
+    data_dir: Path
+
+    def env(self, name: str) -> dict[str, str]:
+        return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home), **self.environments[name].values}
+
+    def secret_values(self) -> list[str]:
+        return [value for env in self.environments.values() for value in env.secret_values()]
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    home = tmp_path_factory.mktemp("prefect-home")
+    slack = make_server(0, home / "slack.log")
+    threading.Thread(target=slack.serve_forever, daemon=True).start()
+    slack_url = f"http://127.0.0.1:{slack.server_address[1]}/hooks"
+    envs = {name: environment_values(name, slack_url) for name in ENVIRONMENTS}
+    data_dir = tmp_path_factory.mktemp("shop-data")
+    generate(data_dir / "shop.db", FIRST_DAY, 2)
+    try:
+        with databases([env.database for env in envs.values()]), real_prefect_server(home) as api_url:
+            platform = Platform(api_url, home, envs, {}, {}, data_dir)
+            for name in envs:
+                infra = [cli("python"), "-m", "infra"]
+                platform.applies[name] = [
+                    run([*infra, "apply", "--env", name], platform.env(name)),
+                    run([*infra, "apply", "--env", name], platform.env(name)),
+                    run([*infra, "plan", "--env", name], platform.env(name)),
+                ]
+                deploy_env = {**platform.env(name), "DEPLOY_ENV": name, "SHIPSHAPE_IMAGE": IMAGE}
+                platform.deploys[name] = run([cli("prefect"), "--no-prompt", "deploy", "--all"], deploy_env)
+            yield platform
+    finally:
+        slack.shutdown()
+
+
+@contextmanager
+def worker(platform: Platform, env_name: str, worker_type: str, extra: dict[str, str]) -> Iterator[Path]:
+    """A worker for the environment's pool, as an operator starts it; yields its log file."""
+    pool = ENVIRONMENTS[env_name].pool_name
+    log_path = platform.home / f"worker-{env_name}.log"
+    # Only what any worker host has: the API to poll. Warehouse, secrets and blocks come from the Prefect API.
+    local = ("SHIPSHAPE_WAREHOUSE_URL", "SHIPSHAPE_PUBLISHER_URL", "PII_HASH_KEY", "SHIPSHAPE_WAREHOUSE_BLOCK")
+    env = {name: value for name, value in os.environ.items() if name not in local}
+    env.update(PREFECT_API_URL=platform.api_url, PREFECT_HOME=str(platform.home), PREFECT_WORKER_QUERY_SECONDS="1")
+    env.update(extra)
+    process = start_worker(pool, worker_type, env, log_path)
+    try:
+        wait_for_worker(platform.api_url, pool, log_path)
+        yield log_path
+    finally:
+        stop_process_group(process.pid, grace_seconds=5)
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def dev_worker(platform: Platform) -> Iterator[Path]:
+    with worker(platform, "dev", "process", {"SHIPSHAPE_DATA_DIR": str(platform.data_dir)}) as log_path:
+        yield log_path
+
+
+def run_and_wait(platform: Platform, deployment: str, **options: object) -> FlowRun:
+    with temporary_settings({PREFECT_API_URL: platform.api_url}):
+        parameters = {"start_date": FIRST_DAY, "end_date": FIRST_DAY}
+        flow_run = run_deployment(f"run-pipeline/{deployment}", parameters=parameters, timeout=600, poll_interval=1,
+                                  **options)
+    assert flow_run.state is not None and flow_run.state.is_final(), f"{deployment} did not finish: {flow_run.state}"
+    return flow_run
+
+
+def published_rows(env: EnvironmentValues) -> int:
+    """Read as the consumer: published data is what the read-only role sees."""
+    with psycopg.connect(env.role_url("consumer")) as connection:
+        return connection.execute("SELECT count(*) FROM analytics.fct_orders").fetchone()[0]
+
+
+def ledger_code_versions(env: EnvironmentValues) -> set[str]:
+    with psycopg.connect(env.values["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]) as connection:
+        rows = connection.execute("SELECT DISTINCT code_version FROM platform.publish_ledger").fetchall()
+    return {row[0] for row in rows}
+
+
+def test_infra_apply_creates_everything_once_and_then_changes_nothing(platform: Platform) -> None:
+    for name, (first, second, plan) in platform.applies.items():
+        assert first.returncode == 0, first.stderr
+        pool_line = f"+ work pool shipshape-{name} ({ENVIRONMENTS[name].pool_type}, concurrency "
+        assert pool_line in first.stdout
+        # Roles are cluster-wide and may exist already; their grants in this environment's new database may not.
+        for line in (f"+ grant USAGE, CREATE on schema audit to shipshape_{name}_loader",
+                     f"+ block shipshape-warehouse warehouse-{name}",
+                     f"+ block secret pii-hash-key-{name}", f"+ automation shipshape-{name}-run-failed"):
+            assert line in first.stdout
+        assert second.stdout.splitlines()[0] == "no changes", second.stdout
+        assert plan.stdout.splitlines() == ["no changes", f"{name}: would change 0 object(s)"]
+
+
+def test_pools_are_process_for_dev_and_docker_for_staging_and_prod(platform: Platform) -> None:
+    with temporary_settings({PREFECT_API_URL: platform.api_url}), get_client(sync_client=True) as client:
+        pools = {pool.name: pool for pool in client.read_work_pools()}
+    assert {name: pools[f"shipshape-{name}"].type for name in ENVIRONMENTS} == {
+        "dev": "process", "staging": "docker", "prod": "docker",
+    }
+    docker_defaults = pools["shipshape-prod"].base_job_template["variables"]["properties"]
+    assert docker_defaults["network_mode"]["default"] == "host"
+    assert docker_defaults["mem_limit"]["default"] == "2g"
+    assert docker_defaults["env"]["default"] == {"SHIPSHAPE_ENV": "prod", "SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-prod"}
+    assert {pool.concurrency_limit for name, pool in pools.items() if name.startswith("shipshape-")} == {2, 4}
+
+
+def test_deploy_all_registers_each_environment_with_its_pool_image_schedule_and_blocks(platform: Platform) -> None:
+    for result in platform.deploys.values():
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    with temporary_settings({PREFECT_API_URL: platform.api_url}), get_client(sync_client=True) as client:
+        deployments = {deployment.name: deployment for deployment in client.read_deployments()}
+    assert set(deployments) == {f"{kind}-{name}" for kind in ("shop_orders", "date-range") for name in ENVIRONMENTS}
+    for name, env in ENVIRONMENTS.items():
+        scheduled, date_range = deployments[f"shop_orders-{name}"], deployments[f"date-range-{name}"]
+        for deployment in (scheduled, date_range):
+            assert deployment.work_pool_name == f"shipshape-{name}"
+            assert deployment.job_variables == {
+                "image": IMAGE, "env": {"SHIPSHAPE_ENV": name, "SHIPSHAPE_WAREHOUSE_BLOCK": f"warehouse-{name}"},
+            }
+            assert f"env:{name}" in deployment.tags
+        assert scheduled.parameters == {"pipeline": "shop_orders"}
+        assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in scheduled.schedules] == [
+            ("30 2 * * *", "UTC", env.schedules_active)
+        ]
+        assert date_range.parameters == {} and date_range.schedules == []
+
+
+def test_deploy_refuses_an_unknown_environment_and_a_docker_environment_without_an_image(platform: Platform) -> None:
+    unknown = run([cli("prefect"), "--no-prompt", "deploy", "--all"], {**platform.env("dev"), "DEPLOY_ENV": "qa"})
+    assert unknown.returncode != 0
+    assert "shipshape-qa" in unknown.stdout + unknown.stderr
+    no_image = {**platform.env("staging"), "DEPLOY_ENV": "staging", "SHIPSHAPE_IMAGE": ""}
+    missing = run([cli("prefect"), "--no-prompt", "deploy", "--all"], no_image)
+    assert missing.returncode != 0
+    assert "SHIPSHAPE_IMAGE is not set: staging runs the promoted image" in missing.stdout + missing.stderr
+
+
+def test_a_process_worker_runs_the_dev_deployment_and_publishes(platform: Platform, dev_worker: Path) -> None:
+    flow_run = run_and_wait(platform, "shop_orders-dev")
+    assert flow_run.state.is_completed(), f"{flow_run.state.message}\n{dev_worker.read_text()[-3000:]}"
+    assert published_rows(platform.environments["dev"]) == 2399
+
+
+def test_a_missing_block_fails_the_run_naming_the_block_and_the_fix(platform: Platform, dev_worker: Path) -> None:
+    wrong = {"env": {"SHIPSHAPE_ENV": "dev", "SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-dve"}}
+    flow_run = run_and_wait(platform, "shop_orders-dev", job_variables=wrong)
+    assert flow_run.state.is_failed()
+    assert (
+        "warehouse block 'warehouse-dve' (named by SHIPSHAPE_WAREHOUSE_BLOCK) does not exist on this Prefect API "
+        "as a 'shipshape-warehouse' block; create it with `make apply ENV=dev`"
+    ) in flow_run.state.message
+
+
+def test_a_docker_worker_runs_the_staging_deployment_inside_the_built_image(
+    platform: Platform, project_image: str, docker_host: str
+) -> None:
+    assert project_image == IMAGE, "the deployments were registered with the image this session builds"
+    platform.data_dir.chmod(0o755)  # the image's non-root user reads the shop database through the mount
+    (platform.data_dir / "shop.db").chmod(0o644)
+    mount = {"volumes": [f"{platform.data_dir}:/var/lib/shipshape"]}
+    with worker(platform, "staging", "docker", {"DOCKER_HOST": docker_host}) as log_path:
+        flow_run = run_and_wait(platform, "shop_orders-staging", job_variables=mount)
+        assert flow_run.state.is_completed(), f"{flow_run.state.message}\n{log_path.read_text()[-3000:]}"
+    staging = platform.environments["staging"]
+    assert published_rows(staging) == 2399
+    # The image bakes the full git sha as its code version; runs from a checkout record a 12-character one.
+    assert ledger_code_versions(staging) == {git_sha(short=False)}
+    assert "Docker container" in log_path.read_text()
+
+
+def test_no_secret_value_reaches_logs_parameters_or_deployments(platform: Platform, dev_worker: Path) -> None:
+    run_and_wait(platform, "shop_orders-dev")  # at least one run whose logs are checked, whatever ran before
+    with temporary_settings({PREFECT_API_URL: platform.api_url}), get_client(sync_client=True) as client:
+        run_logs = "\n".join(log.message for log in client.read_logs())
+        deployments = json.dumps([d.model_dump(mode="json") for d in client.read_deployments()])
+        flow_runs = json.dumps([r.model_dump(mode="json") for r in client.read_flow_runs()])
+    outputs = [result.stdout + result.stderr for results in platform.applies.values() for result in results]
+    outputs += [result.stdout + result.stderr for result in platform.deploys.values()]
+    texts = {
+        "flow run logs": run_logs, "deployments": deployments, "flow runs (parameters)": flow_runs,
+        "infra and deploy output": "\n".join(outputs), "worker log": dev_worker.read_text(),
+        "server log": (platform.home / "server.log").read_text(),
+    }
+    assert "Published 1 partition(s) of shop_orders" in run_logs
+    for secret in platform.secret_values():
+        for where, text in texts.items():
+            assert secret not in text, f"a secret value appears in the {where}"

@@ -1,0 +1,97 @@
+"""A real Prefect server on PostgreSQL, and each environment's warehouse and values, for deploy tests.
+
+Mirrors what a team runs: `python -m infra apply --env E` and `prefect deploy --all` as subprocesses
+with the environment's values in their environment, against a server started with `prefect server start`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from deployments.environments import ENVIRONMENTS
+from infra.local.server import prefect_server
+from shipshape.settings import PACKAGE_ROOT
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+@dataclass(frozen=True)
+class EnvironmentValues:
+    """One environment's warehouse database and the secret values `make apply` reads for it."""
+
+    name: str
+    database: str
+    values: dict[str, str] = field(default_factory=dict)
+
+    def role_url(self, purpose: str) -> str:
+        return f"postgresql://{ENVIRONMENTS[self.name].role(purpose)}@127.0.0.1:5432/{self.database}"
+
+    def secret_values(self) -> list[str]:
+        return [value for name, value in self.values.items() if any(k in name for k in ("PASSWORD", "SECRET", "SLACK"))]
+
+
+def environment_values(name: str, slack_url: str) -> EnvironmentValues:
+    database = f"shipshape_test_{name}_{uuid.uuid4().hex[:8]}"
+    values = {
+        "SHIPSHAPE_WAREHOUSE_ADMIN_URL": f"{POSTGRES}/{database}",
+        "SHIPSHAPE_WAREHOUSE_HOST": "127.0.0.1",
+        "SHIPSHAPE_WAREHOUSE_DATABASE": database,
+        "SHIPSHAPE_LOADER_PASSWORD": f"loader-{secrets.token_hex(8)}",
+        "SHIPSHAPE_PUBLISHER_PASSWORD": f"publisher-{secrets.token_hex(8)}",
+        "SHIPSHAPE_CONSUMER_PASSWORD": f"consumer-{secrets.token_hex(8)}",
+        "SHIPSHAPE_SLACK_WEBHOOK_URL": f"{slack_url}/{name}-{secrets.token_hex(8)}",
+        "SHIPSHAPE_SECRET_PII_HASH_KEY": f"pii-{secrets.token_hex(16)}",
+    }
+    return EnvironmentValues(name, database, values)
+
+
+@contextmanager
+def databases(names: list[str]) -> Iterator[None]:
+    """Create the databases; drop them and every role the environments created afterwards."""
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        existing_roles = {row[0] for row in admin.execute("SELECT rolname FROM pg_roles").fetchall()}
+        for name in names:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield
+    finally:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            for name in names:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for env in ENVIRONMENTS.values():
+                for purpose in ("loader", "publisher", "consumer"):
+                    if (role := env.role(purpose)) not in existing_roles:
+                        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@contextmanager
+def real_prefect_server(home: Path) -> Iterator[str]:
+    """`prefect server start` on its own PostgreSQL database (workers and automations need the real thing)."""
+    database = f"shipshape_test_prefect_{uuid.uuid4().hex[:8]}"
+    with databases([database]):
+        with psycopg.connect(f"{POSTGRES}/{database}", autocommit=True) as connection:
+            connection.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+        with prefect_server(home, home / "server.log", database_url=url) as api_url:
+            yield api_url
+
+
+def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A CLI as a user runs it, from the project folder; output kept for assertions."""
+    return subprocess.run(
+        command, env={**os.environ, **env}, cwd=PACKAGE_ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def cli(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
