@@ -17,6 +17,7 @@ from tests.support.docker_engine import (
     Engine,
     EngineError,
     build_image,
+    connect_engine,
     ensure_standin_base,
     git_sha,
     prune_old_project_images,
@@ -79,7 +80,7 @@ def docker_engine() -> Iterator[Engine]:
     """
     require_tools()
     try:
-        engine = start_engine()
+        engine = connect_engine() or start_engine()
     except EngineError as error:
         pytest.fail(str(error), pytrace=False)
     try:

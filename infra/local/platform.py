@@ -63,8 +63,9 @@ class LocalPlatform:
         env = {**server_environment(self.state_dir / "prefect", self.port), **self._dev_values(warehouse_db)}
         self._run([sys.executable, "-m", "infra", "apply", "--env", "dev"], env)
         self._run([_prefect(), "--no-prompt", "deploy", "--all"], {**env, "DEPLOY_ENV": "dev"})
-        _example_data(PACKAGE_ROOT / "data" / "shop.db")
-        worker_env = {**os.environ, **env, "SHIPSHAPE_PROJECT_DIR": str(PACKAGE_ROOT)}
+        _example_data(self.state_dir / "data" / "shop.db")
+        worker_env = {**os.environ, **env, "SHIPSHAPE_PROJECT_DIR": str(PACKAGE_ROOT),
+                      "SHIPSHAPE_DATA_DIR": str(self.state_dir / "data")}
         worker = start_worker("shipshape-dev", "process", worker_env, self.logs / "worker.log").pid
         self._record("worker", worker)
         wait_for_worker(api_url, "shipshape-dev", self.logs / "worker.log")

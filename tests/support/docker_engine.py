@@ -43,16 +43,26 @@ BUILD_TIMEOUT = 1800.0
 FIX_HINT = "run .ci/run (it installs Debian's docker.io and mmdebstrap) or `apt-get install docker.io mmdebstrap`"
 
 
+# Where a Docker engine already runs and registries are reachable (a GitHub-hosted runner, a laptop), point the
+# tests at it instead: they then start and stop no engine, and pull python:3.11-slim rather than build a stand-in.
+EXTERNAL_ENGINE_VARIABLE = "SHIPSHAPE_TEST_DOCKER_HOST"
+
+
 @dataclass
 class Engine:
-    """A running private dockerd; `env()` is what any docker client (CLI, SDK, prefect-docker) needs to reach it."""
+    """A Docker engine for the session; `env()` is what any docker client (CLI, SDK, prefect-docker) needs.
 
-    process: subprocess.Popen[bytes]
+    Either the private dockerd this module started (`process`), or an engine already running elsewhere
+    (`external_host`, from SHIPSHAPE_TEST_DOCKER_HOST), which the tests neither start nor stop.
+    """
+
+    process: subprocess.Popen[bytes] | None
     data_root: Path
     run_dir: Path
     fresh_data_root: bool
     lock_fd: int
     timings: dict[str, float] = field(default_factory=dict)
+    external_host: str | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -60,7 +70,7 @@ class Engine:
 
     @property
     def host(self) -> str:
-        return f"unix://{self.socket_path}"
+        return self.external_host or f"unix://{self.socket_path}"
 
     @property
     def log_path(self) -> Path:
@@ -102,13 +112,29 @@ def tail(path: Path, lines: int = 40) -> str:
 
 def require_tools() -> None:
     """Fail (never skip: CI must exercise the image) when the Debian tools are missing, naming the fix."""
-    missing = [str(path) for path in (DOCKERD, DOCKER) if not path.exists()]
-    missing += [name for name in ("mmdebstrap", "make", "git") if shutil.which(name) is None]
+    if os.environ.get(EXTERNAL_ENGINE_VARIABLE):
+        missing = [name for name in ("docker", "make", "git") if shutil.which(name) is None]
+    else:
+        missing = [str(path) for path in (DOCKERD, DOCKER) if not path.exists()]
+        missing += [name for name in ("mmdebstrap", "make", "git") if shutil.which(name) is None]
     if missing:
         pytest.fail(f"image tests need {', '.join(missing)}: {FIX_HINT}", pytrace=False)
 
 
 # --- engine lifecycle -------------------------------------------------------------------------------------------
+
+
+def connect_engine() -> Engine | None:
+    """The engine SHIPSHAPE_TEST_DOCKER_HOST names, if set: used as it is, never started or stopped here."""
+    host = os.environ.get(EXTERNAL_ENGINE_VARIABLE)
+    if not host:
+        return None
+    run_dir = Path(tempfile.mkdtemp(prefix="ssd-", dir="/tmp"))  # only a private client config lives here
+    (run_dir / "client").mkdir()
+    engine = Engine(process=None, data_root=run_dir, run_dir=run_dir, fresh_data_root=False, lock_fd=-1,
+                    external_host=host)
+    engine.docker("version")
+    return engine
 
 
 def start_engine(data_root: Path | None = None) -> Engine:
@@ -191,6 +217,9 @@ def _wait_until_ready(engine: Engine, deadline: float) -> None:
 
 def stop_engine(engine: Engine) -> None:
     """Stop dockerd by its PID (SIGTERM, then SIGKILL after a deadline), then anything it left, then its files."""
+    if engine.process is None:  # an external engine: not ours to stop
+        shutil.rmtree(engine.run_dir, ignore_errors=True)
+        return
     _terminate(engine.process.pid, ENGINE_STOP_TIMEOUT, child=engine.process)
     _kill_processes_mentioning(str(engine.run_dir))
     _kill_container_processes(engine.data_root)  # only left when dockerd had to be SIGKILLed
@@ -381,6 +410,10 @@ def ensure_standin_base(engine: Engine) -> str:
     Skipped when the engine's tag already carries this recipe's key (kept in the image comment, which unlike a
     label is not inherited by the project image); the rootfs tarball is cached by recipe key across data roots.
     """
+    if engine.external_host:  # registries are reachable where an engine already runs: the real base image
+        if engine.docker("image", "inspect", STANDIN_TAG, check=False).returncode != 0:
+            engine.docker("pull", STANDIN_TAG, timeout=600)
+        return "present"
     recipe = standin_recipe()
     present = engine.docker("image", "inspect", "--format", "{{.Comment}}", STANDIN_TAG, check=False)
     if present.returncode == 0 and present.stdout.strip() == f"shipshape-standin {recipe.key}":
