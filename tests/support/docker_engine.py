@@ -133,7 +133,11 @@ def connect_engine() -> Engine | None:
     (run_dir / "client").mkdir()
     engine = Engine(process=None, data_root=run_dir, run_dir=run_dir, fresh_data_root=False, lock_fd=-1,
                     external_host=host)
-    engine.docker("version")
+    try:
+        engine.docker("version")
+    except EngineError:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return engine
 
 
