@@ -29,6 +29,7 @@ from deployments.environments import ENVIRONMENTS
 from infra.local.server import stop_process_group
 from infra.local.webhook_sink import make_server
 from infra.local.worker import start_worker, wait_for_worker
+from shipshape.blocks import WarehouseConnection
 from tests.support.docker_engine import git_sha
 from tests.support.platform import EnvironmentValues, cli, databases, environment_values, real_prefect_server, run
 
@@ -196,6 +197,25 @@ def test_a_missing_block_fails_the_run_naming_the_block_and_the_fix(platform: Pl
         "warehouse block 'warehouse-dve' (named by SHIPSHAPE_WAREHOUSE_BLOCK) does not exist on this Prefect API "
         "as a 'shipshape-warehouse' block; create it with `make apply ENV=dev`"
     ) in flow_run.state.message
+
+
+def test_a_block_with_wrong_settings_fails_the_run_naming_the_block_and_is_not_retried(
+    platform: Platform, dev_worker: Path
+) -> None:
+    with temporary_settings({PREFECT_API_URL: platform.api_url}):
+        WarehouseConnection(
+            host="127.0.0.1", database="no_such_database", loader_user="shipshape_dev_loader",
+            loader_password="x", publisher_user="shipshape_dev_publisher", publisher_password="x",
+        ).save("warehouse-broken", overwrite=True)
+    wrong = {"env": {"SHIPSHAPE_ENV": "dev", "SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-broken"}}
+    flow_run = run_and_wait(platform, "shop_orders-dev", job_variables=wrong)
+    assert flow_run.state.is_failed()
+    message = flow_run.state.message
+    assert 'database "no_such_database" does not exist' in message
+    assert "the loader connection comes from warehouse block 'warehouse-broken' (fix it with `make apply ENV=dev`)" in (
+        message
+    )
+    assert flow_run.run_count == 1
 
 
 def test_a_docker_worker_runs_the_staging_deployment_inside_the_built_image(
