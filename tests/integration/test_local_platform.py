@@ -19,6 +19,7 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from infra.local.server import free_port
+from tests.support.browser import rendered_text
 from tests.support.platform import POSTGRES, cli, databases, run
 
 
@@ -46,7 +47,15 @@ def test_up_serves_the_ui_runs_the_example_and_down_stops_exactly_its_processes(
             api_url = f"http://127.0.0.1:{port}/api"
             with temporary_settings({PREFECT_API_URL: api_url}):
                 with get_client(sync_client=True) as client:
-                    assert {d.name for d in client.read_deployments()} == {"shop_orders-dev", "date-range-dev"}
+                    deployments = {d.name: d.id for d in client.read_deployments()}
+                assert set(deployments) == {"shop_orders-dev", "date-range-dev"}
+                # Where `up` says to click: the UI (talking to this server's API) lists the deployments and
+                # draws the Custom run form from the flow's typed, documented parameters.
+                listing = rendered_text(f"http://127.0.0.1:{port}/deployments")
+                assert "shop_orders-dev" in listing and "date-range-dev" in listing
+                form = rendered_text(f"http://127.0.0.1:{port}/deployments/deployment/{deployments['shop_orders-dev']}/run")
+                assert "Work Pool shipshape-dev" in form
+                assert "start_date (Optional) First partition day" in form
                 flow_run = run_deployment("run-pipeline/shop_orders-dev", timeout=300, poll_interval=1)
             assert flow_run.state.is_completed(), flow_run.state.message
             with psycopg.connect(f"{POSTGRES}/{prefix}_dev") as warehouse:
