@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -113,6 +114,17 @@ def run_and_wait(platform: Platform, deployment: str, **options: object) -> Flow
     return flow_run
 
 
+def wait_for_line(path: Path, text: str, timeout_seconds: float = 30) -> str:
+    """The first line of `path` containing `text`, polled until it appears (the automation posts asynchronously)."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if matching := [line for line in lines if text in line]:
+            return matching[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no line with {text!r} in {path} after {timeout_seconds:.0f} s")
+
+
 def published_rows(env: EnvironmentValues) -> int:
     """Read as the consumer: published data is what the read-only role sees."""
     with psycopg.connect(env.role_url("consumer")) as connection:
@@ -197,6 +209,9 @@ def test_a_missing_block_fails_the_run_naming_the_block_and_the_fix(platform: Pl
         "warehouse block 'warehouse-dve' (named by SHIPSHAPE_WAREHOUSE_BLOCK) does not exist on this Prefect API "
         "as a 'shipshape-warehouse' block; create it with `make apply ENV=dev`"
     ) in flow_run.state.message
+    # The automation `make apply` created posts it to the environment's Slack block.
+    alert = wait_for_line(platform.home / "slack.log", flow_run.name)
+    assert alert == f"{flow_run.name} of shop_orders-dev ended Failed: {flow_run.state.message}"
 
 
 def test_a_block_with_wrong_settings_fails_the_run_naming_the_block_and_is_not_retried(
