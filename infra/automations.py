@@ -20,12 +20,11 @@ def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
         current: Automation | None = Automation.read(name=name)
     except ValueError:
         current = None
-    if dry_run and current is None:
+    if current is None:
+        if not dry_run:
+            _desired(env, name).create()
         return [Change("automation", name, "create", f"failed/crashed runs → block {env.slack_block}")]
     desired = _desired(env, name)
-    if current is None:
-        desired.create()
-        return [Change("automation", name, "create", f"failed/crashed runs → block {env.slack_block}")]
     if _comparable(current) == _comparable(desired):
         return []
     if not dry_run:

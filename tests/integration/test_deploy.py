@@ -151,6 +151,18 @@ def test_infra_apply_creates_everything_once_and_then_changes_nothing(platform: 
         assert plan.stdout.splitlines() == ["no changes", f"{name}: would change 0 object(s)"]
 
 
+def test_apply_updates_exactly_what_changed_and_plan_said_so(platform: Platform) -> None:
+    infra = [cli("python"), "-m", "infra"]
+    changed = {**platform.env("prod"), "SHIPSHAPE_DOCKER_NETWORK": "shipshape", "SHIPSHAPE_SLACK_WEBHOOK_URL": "http://x"}
+    expected = ["~ work pool shipshape-prod (base job template)", "~ block slack-incoming-webhook slack-prod"]
+    plan = run([*infra, "plan", "--env", "prod"], changed)
+    apply = run([*infra, "apply", "--env", "prod"], changed)
+    restore = run([*infra, "apply", "--env", "prod"], platform.env("prod"))
+    assert plan.stdout.splitlines() == [*expected, "prod: would change 2 object(s)"], plan.stdout + plan.stderr
+    assert apply.stdout.splitlines() == [*expected, "prod: changed 2 object(s)"]
+    assert restore.stdout.splitlines() == [*expected, "prod: changed 2 object(s)"]
+
+
 def test_pools_are_process_for_dev_and_docker_for_staging_and_prod(platform: Platform) -> None:
     with temporary_settings({PREFECT_API_URL: platform.api_url}), get_client(sync_client=True) as client:
         pools = {pool.name: pool for pool in client.read_work_pools()}
