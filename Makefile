@@ -68,8 +68,8 @@ lock: install
 	$(BIN)/uv pip compile pyproject.toml -o requirements.lock --python-version 3.11 --native-tls
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements-dev.lock --python-version 3.11 --native-tls
 
-clean:
-	rm -rf data .prefect
+clean: down
+	rm -rf data .prefect .platform
 
 # The production image (Dockerfile). CI: `make image image-check`; override IMAGE, DOCKER (e.g. /usr/bin/docker)
 # and BUILD_NETWORK (host here, where only the host reaches the package proxy; `default` for a sandboxed builder).
