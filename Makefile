@@ -59,7 +59,7 @@ up: install
 	$(BIN)/python -m infra.local.platform up
 
 down:
-	$(BIN)/python -m infra.local.platform down
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m infra.local.platform down; fi
 
 # Re-pin after changing pyproject.toml dependencies (uv resolves; pip installs from the locks).
 # requirements.lock is what the image ships; requirements-dev.lock adds the test tools.
