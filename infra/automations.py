@@ -59,4 +59,5 @@ def _desired(env: Environment, name: str) -> Automation:
 
 
 def _comparable(automation: Automation) -> dict[str, object]:
-    return automation.model_dump(mode="json", include={"name", "description", "enabled", "trigger", "actions"})
+    """Python mode keeps `expect` a set: as JSON its order follows string hashing, which differs per process."""
+    return automation.model_dump(mode="python", include={"name", "description", "enabled", "trigger", "actions"})

@@ -32,7 +32,15 @@ from infra.local.webhook_sink import make_server
 from infra.local.worker import start_worker, wait_for_worker
 from shipshape.blocks import WarehouseConnection
 from tests.support.docker_engine import git_sha
-from tests.support.platform import EnvironmentValues, cli, databases, environment_values, real_prefect_server, run
+from tests.support.platform import (
+    EnvironmentValues,
+    cli,
+    databases,
+    environment_values,
+    new_roles_dropped,
+    real_prefect_server,
+    run,
+)
 
 FIRST_DAY = date(2026, 11, 1)
 IMAGE = f"shipshape:test-{git_sha(short=True)}"
@@ -64,7 +72,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     data_dir = tmp_path_factory.mktemp("shop-data")
     generate(data_dir / "shop.db", FIRST_DAY, 2)
     try:
-        with databases([env.database for env in envs.values()]), real_prefect_server(home) as api_url:
+        warehouses = databases([env.database for env in envs.values()])
+        with new_roles_dropped(), warehouses, real_prefect_server(home) as api_url:
             platform = Platform(api_url, home, envs, {}, {}, data_dir)
             for name in envs:
                 infra = [cli("python"), "-m", "infra"]

@@ -20,7 +20,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from infra.local.server import free_port
 from tests.support.browser import rendered_text
-from tests.support.platform import POSTGRES, cli, databases, run
+from tests.support.platform import POSTGRES, cli, databases, new_roles_dropped, run
 
 
 def _alive(pid: int) -> bool:
@@ -35,7 +35,7 @@ def test_up_serves_the_ui_runs_the_example_and_down_stops_exactly_its_processes(
     port, prefix = free_port(), f"shipshape_test_up_{uuid.uuid4().hex[:8]}"
     platform = [cli("python"), "-m", "infra.local.platform"]
     options = ["--state-dir", str(tmp_path), "--port", str(port), "--database-prefix", prefix]
-    with databases([f"{prefix}_prefect", f"{prefix}_dev"]):
+    with new_roles_dropped(), databases([f"{prefix}_prefect", f"{prefix}_dev"]):
         up = run([*platform, "up", *options], {})
         pids = {path.stem: int(path.read_text()) for path in (tmp_path / "pids").glob("*.pid")}
         try:

@@ -57,9 +57,8 @@ def environment_values(name: str, slack_url: str) -> EnvironmentValues:
 
 @contextmanager
 def databases(names: list[str]) -> Iterator[None]:
-    """Create the databases; drop them and every role the environments created afterwards."""
+    """Create the databases; drop them (and everything in them) afterwards."""
     with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-        existing_roles = {row[0] for row in admin.execute("SELECT rolname FROM pg_roles").fetchall()}
         for name in names:
             admin.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -68,9 +67,23 @@ def databases(names: list[str]) -> Iterator[None]:
         with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
             for name in names:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def new_roles_dropped() -> Iterator[None]:
+    """Roles are cluster-wide: drop the environments' roles this block created, keep any that existed before.
+
+    Use it outside the databases the roles hold privileges in, so those are gone when the roles are dropped.
+    """
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        existing = {row[0] for row in admin.execute("SELECT rolname FROM pg_roles").fetchall()}
+    try:
+        yield
+    finally:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
             for env in ENVIRONMENTS.values():
                 for purpose in ("loader", "publisher", "consumer"):
-                    if (role := env.role(purpose)) not in existing_roles:
+                    if (role := env.role(purpose)) not in existing:
                         admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
