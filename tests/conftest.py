@@ -1,16 +1,13 @@
-"""Shared fixtures: a throwaway PostgreSQL database on the local server, isolated Prefect home.
+"""Shared fixtures: a throwaway PostgreSQL database on the local server, Prefect's test API, a Docker engine.
 
-Without PostgreSQL a laptop run skips its tests loudly; CI sets SHIPSHAPE_REQUIRE_POSTGRES=1,
-which turns that skip into a failure so CI can never pass without exercising PostgreSQL.
+PostgreSQL is required, never skipped (tests/support/postgres.py says how to provide it).
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from tests.support.docker_engine import (
@@ -25,32 +22,15 @@ from tests.support.docker_engine import (
     start_engine,
     stop_engine,
 )
-
-POSTGRES_ADMIN_URL = os.environ.get("SHIPSHAPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _postgres_or_skip() -> None:
-    try:
-        psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
-    except psycopg.OperationalError as error:
-        reason = f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {error}".strip()
-        if os.environ.get("SHIPSHAPE_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{reason} (SHIPSHAPE_REQUIRE_POSTGRES=1, so this cannot be skipped)")
-        pytest.skip(f"!!! SKIPPING POSTGRES TESTS: {reason}")
+from tests.support.postgres import database_url, databases
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """URL of a fresh, empty database; dropped (with everything in it) after the test."""
-    _postgres_or_skip()
     name = f"shipshape_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with databases([name]):
+        yield database_url(name)
 
 
 @pytest.fixture(scope="session")

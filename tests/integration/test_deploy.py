@@ -35,12 +35,12 @@ from tests.support.docker_engine import git_sha
 from tests.support.platform import (
     EnvironmentValues,
     cli,
-    databases,
     environment_values,
     new_roles_dropped,
     real_prefect_server,
     run,
 )
+from tests.support.postgres import databases
 
 FIRST_DAY = date(2026, 11, 1)
 IMAGE = f"shipshape:test-{git_sha(short=True)}"

@@ -20,7 +20,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from infra.local.server import free_port
 from tests.support.browser import rendered_text
-from tests.support.platform import POSTGRES, cli, databases, new_roles_dropped, run
+from tests.support.platform import cli, new_roles_dropped, run
+from tests.support.postgres import database_url, databases
 
 
 def _alive(pid: int) -> bool:
@@ -58,7 +59,7 @@ def test_up_serves_the_ui_runs_the_example_and_down_stops_exactly_its_processes(
                 assert "start_date (Optional) First partition day" in form
                 flow_run = run_deployment("run-pipeline/shop_orders-dev", timeout=300, poll_interval=1)
             assert flow_run.state.is_completed(), flow_run.state.message
-            with psycopg.connect(f"{POSTGRES}/{prefix}_dev") as warehouse:
+            with psycopg.connect(database_url(f"{prefix}_dev")) as warehouse:
                 assert warehouse.execute("SELECT count(*) FROM analytics.fct_orders").fetchone()[0] > 1000
         finally:
             down = run([*platform, "down", *options], {})

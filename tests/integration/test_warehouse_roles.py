@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -25,6 +24,7 @@ from infra.warehouse import PASSWORD_VARIABLES, Purpose, passwords_from_environm
 from shipshape.errors import ConfigurationError, WarehouseError
 from shipshape.ledger import ensure_platform_tables
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
+from tests.support.postgres import as_role
 from tests.support.project import DAYS, FIRST_DAY, make_project
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")]
@@ -61,13 +61,8 @@ def roles(env: Environment) -> list[str]:
     return [env.role(purpose) for purpose in PASSWORD_VARIABLES]
 
 
-def role_url(postgres_url: str, role: str) -> str:
-    parts = urlsplit(postgres_url)
-    return parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}").geturl()
-
-
 def connect_as(postgres_url: str, env: Environment, purpose: Purpose) -> psycopg.Connection:
-    return psycopg.connect(role_url(postgres_url, env.role(purpose)), autocommit=True)
+    return psycopg.connect(as_role(postgres_url, env.role(purpose)), autocommit=True)
 
 
 def publish_a_table(postgres_url: str, env: Environment) -> None:
@@ -172,7 +167,7 @@ def test_the_loader_works_in_the_audit_area_and_platform_tables_infra_created(
     postgres_url: str, applied: Environment
 ) -> None:
     """The flow's own calls as the loader: ensuring what exists already must not need CREATE."""
-    with open_warehouse(role_url(postgres_url, applied.role("loader"))) as loader:
+    with open_warehouse(as_role(postgres_url, applied.role("loader"))) as loader:
         ensure_platform_tables(loader)
         loader.ensure_schema(AUDIT_SCHEMA)
         loader.create_table_as(AUDIT_SCHEMA, "run__raw", "SELECT 1 AS order_id", scratch=True)
@@ -307,8 +302,8 @@ def example(
     tmp_path: Path, postgres_url: str, env: Environment, monkeypatch: pytest.MonkeyPatch, prefect_api: str
 ) -> Environment:
     """The example project on the test database after apply: runs as the loader, publishes as the publisher."""
-    make_project(tmp_path, role_url(postgres_url, env.role("loader")), monkeypatch)
-    monkeypatch.setenv("SHIPSHAPE_PUBLISHER_URL", role_url(postgres_url, env.role("publisher")))
+    make_project(tmp_path, as_role(postgres_url, env.role("loader")), monkeypatch)
+    monkeypatch.setenv("SHIPSHAPE_PUBLISHER_URL", as_role(postgres_url, env.role("publisher")))
     reconcile(postgres_url, env, PASSWORDS, dry_run=False)
     return env
 
@@ -340,7 +335,7 @@ def test_publishing_as_the_loader_is_refused_and_the_published_table_is_unchange
     first = run_pipeline("shop_orders", start_date=FIRST_DAY, end_date=FIRST_DAY, return_state=True)
     assert first.is_completed(), first.message
     before = published_rows(postgres_url)
-    monkeypatch.setenv("SHIPSHAPE_PUBLISHER_URL", role_url(postgres_url, example.role("loader")))
+    monkeypatch.setenv("SHIPSHAPE_PUBLISHER_URL", as_role(postgres_url, example.role("loader")))
 
     state = run_pipeline("shop_orders", start_date=ALL_DAYS[0], end_date=ALL_DAYS[-1], return_state=True)
 

@@ -15,14 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 
 from deployments.environments import ENVIRONMENTS
 from infra.local.server import prefect_server
 from shipshape.settings import PACKAGE_ROOT
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+from tests.support.postgres import ADMIN_URL, as_role, database_url, databases
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class EnvironmentValues:
     values: dict[str, str] = field(default_factory=dict)
 
     def role_url(self, purpose: str) -> str:
-        return f"postgresql://{ENVIRONMENTS[self.name].role(purpose)}@127.0.0.1:5432/{self.database}"
+        return as_role(database_url(self.database), ENVIRONMENTS[self.name].role(purpose))
 
     def secret_values(self) -> list[str]:
         return [value for name, value in self.values.items() if any(k in name for k in ("PASSWORD", "SECRET", "SLACK"))]
@@ -43,8 +43,9 @@ class EnvironmentValues:
 def environment_values(name: str, slack_url: str) -> EnvironmentValues:
     database = f"shipshape_test_{name}_{uuid.uuid4().hex[:8]}"
     values = {
-        "SHIPSHAPE_WAREHOUSE_ADMIN_URL": f"{POSTGRES}/{database}",
-        "SHIPSHAPE_WAREHOUSE_HOST": "127.0.0.1",
+        "SHIPSHAPE_WAREHOUSE_ADMIN_URL": database_url(database),
+        "SHIPSHAPE_WAREHOUSE_HOST": urlsplit(ADMIN_URL).hostname or "127.0.0.1",
+        "SHIPSHAPE_WAREHOUSE_PORT": str(urlsplit(ADMIN_URL).port or 5432),
         "SHIPSHAPE_WAREHOUSE_DATABASE": database,
         "SHIPSHAPE_LOADER_PASSWORD": f"loader-{secrets.token_hex(8)}",
         "SHIPSHAPE_PUBLISHER_PASSWORD": f"publisher-{secrets.token_hex(8)}",
@@ -56,31 +57,17 @@ def environment_values(name: str, slack_url: str) -> EnvironmentValues:
 
 
 @contextmanager
-def databases(names: list[str]) -> Iterator[None]:
-    """Create the databases; drop them (and everything in them) afterwards."""
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-        for name in names:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield
-    finally:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-            for name in names:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
 def new_roles_dropped() -> Iterator[None]:
     """Roles are cluster-wide: drop the environments' roles this block created, keep any that existed before.
 
     Use it outside the databases the roles hold privileges in, so those are gone when the roles are dropped.
     """
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         existing = {row[0] for row in admin.execute("SELECT rolname FROM pg_roles").fetchall()}
     try:
         yield
     finally:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             for env in ENVIRONMENTS.values():
                 for purpose in ("loader", "publisher", "consumer"):
                     if (role := env.role(purpose)) not in existing:
@@ -92,9 +79,9 @@ def real_prefect_server(home: Path) -> Iterator[str]:
     """`prefect server start` on its own PostgreSQL database (workers and automations need the real thing)."""
     database = f"shipshape_test_prefect_{uuid.uuid4().hex[:8]}"
     with databases([database]):
-        with psycopg.connect(f"{POSTGRES}/{database}", autocommit=True) as connection:
+        with psycopg.connect(database_url(database), autocommit=True) as connection:
             connection.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+        url = database_url(database, driver="postgresql+asyncpg")
         with prefect_server(home, home / "server.log", database_url=url) as api_url:
             yield api_url
 

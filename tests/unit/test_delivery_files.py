@@ -230,7 +230,8 @@ def test_the_test_job_runs_what_ci_runs_against_postgres() -> None:
     ci_targets = {target for targets, _ in make_calls((ROOT / ".ci" / "run").read_text()) for target in targets}
     job_targets = {target for _, targets, _ in job_make_calls(job) for target in targets}
     assert ci_targets and job_targets == ci_targets, f"workflow runs {job_targets}, .ci/run runs {ci_targets}"
-    assert job["env"]["SHIPSHAPE_REQUIRE_POSTGRES"] == "1"
+    # The suite fails (never skips) without PostgreSQL; it must be pointed at the job's service.
+    assert job["env"]["SHIPSHAPE_TEST_POSTGRES_URL"] == "postgresql://postgres@127.0.0.1:5432/postgres"
     assert re.fullmatch(r"postgres:\d+", job["services"]["postgres"]["image"])
     assert "5432:5432" in job["services"]["postgres"]["ports"]
 
