@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from infra.local.server import free_port, server_environment, start_server, stop_process_group
+from infra.local.server import free_port, prefect_cli, server_environment, spawn, start_server, stop_process_group
 from infra.local.worker import start_worker, wait_for_worker
 from shipshape.settings import PACKAGE_ROOT
 
@@ -46,12 +46,34 @@ class LocalPlatform:
     def logs(self) -> Path:
         return self.state_dir / "logs"
 
+    @property
+    def data_dir(self) -> Path:
+        """Example shop data for dev runs, apart from `make demo`'s data/ folder."""
+        return self.state_dir / "data"
+
     def up(self) -> None:
         if running := self._running():
             print(f"already up ({', '.join(running)}); `make down` first to restart")
             return
         self.pids.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
+        try:
+            warehouse_db, worker = self._start()
+        except BaseException:
+            self.down()  # never leave half a platform running
+            raise
+        print(
+            f"\nUp. Prefect UI: http://127.0.0.1:{self.port}\n"
+            f"  Run the example: Deployments → run-pipeline / shop_orders-dev → Run → Custom run (pick dates)\n"
+            f"  Ad-hoc ranges:   Deployments → run-pipeline / date-range-dev → Custom run\n"
+            f"  Published data:  psql {POSTGRES_ADMIN}/{warehouse_db} -c 'select * from analytics.fct_orders limit 5'\n"
+            f"  Alerts (Slack stand-in): tail -f {self.logs / 'slack.log'}\n"
+            f"  Worker log: {self.logs / 'worker.log'} (pid {worker})\n"
+            f"Stop with `make down`."
+        )
+
+    def _start(self) -> tuple[str, int]:
+        """Server, dev infra, deployments, example data, worker; returns the warehouse database and worker PID."""
         prefect_db, warehouse_db = f"{self.database_prefix}_prefect", f"{self.database_prefix}_dev"
         _ensure_database(prefect_db, extension="pg_trgm")
         _ensure_database(warehouse_db)
@@ -62,22 +84,13 @@ class LocalPlatform:
         self._record("server", server.pid)
         env = {**server_environment(self.state_dir / "prefect", self.port), **self._dev_values(warehouse_db)}
         self._run([sys.executable, "-m", "infra", "apply", "--env", "dev"], env)
-        self._run([_prefect(), "--no-prompt", "deploy", "--all"], {**env, "DEPLOY_ENV": "dev"})
-        _example_data(self.state_dir / "data" / "shop.db")
-        worker_env = {**os.environ, **env, "SHIPSHAPE_PROJECT_DIR": str(PACKAGE_ROOT),
-                      "SHIPSHAPE_DATA_DIR": str(self.state_dir / "data")}
+        self._run([prefect_cli(), "--no-prompt", "deploy", "--all"], {**env, "DEPLOY_ENV": "dev"})
+        _example_data(self.data_dir / "shop.db")
+        worker_env = {**env, "SHIPSHAPE_PROJECT_DIR": str(PACKAGE_ROOT), "SHIPSHAPE_DATA_DIR": str(self.data_dir)}
         worker = start_worker("shipshape-dev", "process", worker_env, self.logs / "worker.log").pid
         self._record("worker", worker)
         wait_for_worker(api_url, "shipshape-dev", self.logs / "worker.log")
-        print(
-            f"\nUp. Prefect UI: http://127.0.0.1:{self.port}\n"
-            f"  Run the example: Deployments → run-pipeline / shop_orders-dev → Run → Custom run (pick dates)\n"
-            f"  Ad-hoc ranges:   Deployments → run-pipeline / date-range-dev → Custom run\n"
-            f"  Published data:  psql {POSTGRES_ADMIN}/{warehouse_db} -c 'select * from analytics.fct_orders limit 5'\n"
-            f"  Alerts (Slack stand-in): tail -f {self.logs / 'slack.log'}\n"
-            f"  Worker log: {self.logs / 'worker.log'} (pid {worker})\n"
-            f"Stop with `make down`."
-        )
+        return warehouse_db, worker
 
     def down(self) -> None:
         stopped = []
@@ -108,20 +121,12 @@ class LocalPlatform:
         port = free_port()
         command = [sys.executable, "-m", "infra.local.webhook_sink", "--port", str(port),
                    "--log", str(self.logs / "slack.log")]
-        self._spawn("slack-sink", command, dict(os.environ))
+        self._record("slack-sink", spawn(command, dict(os.environ), self.logs / "slack-sink.log").pid)
         return f"http://127.0.0.1:{port}/slack"
-
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> int:
-        with (self.logs / f"{name}.log").open("ab") as log:
-            process = subprocess.Popen(command, env={**os.environ, **env}, cwd=PACKAGE_ROOT, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        self._record(name, process.pid)
-        return process.pid
 
     def _run(self, command: list[str], env: dict[str, str]) -> None:
         result = subprocess.run(command, env={**os.environ, **env}, cwd=PACKAGE_ROOT, capture_output=True, text=True)
         if result.returncode != 0:
-            self.down()
             raise SystemExit(f"`{' '.join(command[1:])}` failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
 
     def _record(self, name: str, pid: int) -> None:
@@ -156,10 +161,6 @@ def _example_data(shop_db: Path) -> None:
 
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     generate(shop_db, yesterday - timedelta(days=EXAMPLE_DAYS - 1), EXAMPLE_DAYS)
-
-
-def _prefect() -> str:
-    return str(Path(sys.executable).with_name("prefect"))
 
 
 def main(argv: list[str]) -> int:

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from shipshape.settings import PACKAGE_ROOT
+
 START_TIMEOUT_SECONDS = 120
 STOP_TIMEOUT_SECONDS = 20
 
@@ -46,10 +48,8 @@ def start_server(
     """Start `prefect server start` and wait until it is healthy; returns the process and its API URL."""
     port = port or free_port()
     env = server_environment(prefect_home, port, database_url)
-    command = [_prefect(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    command = [prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    server = spawn(command, env, log_path)
     try:
         wait_healthy(server, env["PREFECT_API_URL"], log_path)
     except BaseException:
@@ -67,6 +67,18 @@ def prefect_server(prefect_home: Path, log_path: Path, database_url: str | None 
     finally:
         stop_process_group(server.pid)
         server.wait()
+
+
+def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `command` from the project folder in its own process group, appending its output to `log_path`.
+
+    Its own group, so `stop_process_group` also stops whatever it starts in turn.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command, env=env, cwd=PACKAGE_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def free_port() -> int:
@@ -113,5 +125,6 @@ def _group_alive(pid: int) -> bool:
     return True
 
 
-def _prefect() -> str:
+def prefect_cli() -> str:
+    """The `prefect` command of this interpreter's environment."""
     return str(Path(sys.executable).with_name("prefect"))

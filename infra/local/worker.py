@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from shipshape.settings import PACKAGE_ROOT
+from infra.local.server import prefect_cli, spawn
 
 
 def start_worker(pool: str, worker_type: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """`prefect worker start` in its own process group (stop it with `stop_process_group`), logging to a file."""
-    command = [str(Path(sys.executable).with_name("prefect")), "worker", "start", "--pool", pool, "--type", worker_type]
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            command, env=env, cwd=PACKAGE_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    return spawn([prefect_cli(), "worker", "start", "--pool", pool, "--type", worker_type], env, log_path)
 
 
 def wait_for_worker(api_url: str, pool: str, log_path: Path, timeout_seconds: float = 60) -> None:
