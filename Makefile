@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: install demo test test-fast lint validate bench lock clean
+.PHONY: install demo test test-fast lint validate generate bench lock clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ lint: install
 
 validate: install
 	$(BIN)/shipshape validate
+
+# prefect.yaml, CODEOWNERS and the runbook skeletons, from pipelines/*.yaml (tests fail when they are stale).
+generate: install
+	$(BIN)/python -m deployments.generate
 
 bench: install
 	$(BIN)/python bench/bench.py

@@ -1,26 +1,29 @@
-"""Generates prefect.yaml from the pipeline declarations: one source of truth for schedules and owners.
+"""Renders prefect.yaml from the pipeline declarations: one source of truth for schedules and owners.
 
-`python -m deployments.prefect_yaml` rewrites it; `--check` exits 1 when it is stale (CI runs that),
-so adding a pipeline never means hand-editing prefect.yaml. Each entry is written once for every
-environment: names, pool and tags carry `{{ $DEPLOY_ENV }}`, and the environment's image, run
-environment and schedule state come from the `deploy_settings` build step (deployments/environments.py).
+Written by `python -m deployments.generate` (with CODEOWNERS and the runbooks), so adding a pipeline
+never means hand-editing prefect.yaml. Each entry is written once for every environment: names, pool
+and tags carry `{{ $DEPLOY_ENV }}`, and the environment's image, run environment and schedule state come
+from the `deploy_settings` build step (deployments/environments.py). Besides one deployment per pipeline
+there are two platform deployments: `backfill-<env>` (the UI's backfill form) and `monitor-<env>`
+(freshness, SLOs and burn-rate alerts, every few minutes).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from shipshape.catalog import DeclaredPipeline, load_all
-from shipshape.settings import PACKAGE_ROOT
+from shipshape.catalog import DeclaredPipeline
 
 ENTRYPOINT = "flows/run_pipeline.py:run_pipeline"
+BACKFILL_ENTRYPOINT = "flows/backfill.py:backfill"
+MONITOR_ENTRYPOINT = "flows/monitor.py:monitor"
+MONITOR_INTERVAL_SECONDS = 300
+PLATFORM_TAG = "shipshape-platform"
 ENV = "{{ $DEPLOY_ENV }}"
 HEADER = """\
-# Generated from pipelines/*.yaml by `python -m deployments.prefect_yaml`. Do not edit by hand.
+# Generated from pipelines/*.yaml by `python -m deployments.generate`. Do not edit by hand.
 # Deploy one environment at a time: `DEPLOY_ENV=staging SHIPSHAPE_IMAGE=<image> prefect deploy --all`
 # (or `make deploy ENV=staging IMAGE=<image>`). Environments are defined in deployments/environments.py.
 """
@@ -35,7 +38,7 @@ def render(pipelines: list[DeclaredPipeline]) -> str:
         ],
         "push": None,
         "pull": [{"deployments.pull.enter_project_dir": {}}],
-        "deployments": [_scheduled(declared) for declared in pipelines] + [_date_range()],
+        "deployments": [_scheduled(declared) for declared in pipelines] + [_backfill(), _monitor()],
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False)
 
@@ -58,13 +61,31 @@ def _scheduled(declared: DeclaredPipeline) -> dict[str, Any]:
     }
 
 
-def _date_range() -> dict[str, Any]:
-    """The ad-hoc entry: any pipeline over any dates, from the UI's Custom Run form."""
+def pipeline_deployment(pipeline: str, environment: str) -> str:
+    """The deployment that runs `pipeline` in `environment`: schedules, backfill children and alerts all use it."""
+    return f"{pipeline}-{environment}"
+
+
+def _backfill() -> dict[str, Any]:
+    """Backfills from the UI's Custom Run form: pipeline dropdown, dates, mode, dry run, concurrency."""
     return {
-        "name": f"date-range-{ENV}",
-        "description": "Run any declared pipeline over a date range (start_date..end_date, both included).",
-        "entrypoint": ENTRYPOINT,
-        "tags": ["shipshape", f"env:{ENV}"],
+        "name": f"backfill-{ENV}",
+        "description": "Backfill a pipeline's partitions from the publish ledger (missing, failed or all); "
+        "dry_run shows the plan without running anything.",
+        "entrypoint": BACKFILL_ENTRYPOINT,
+        "tags": ["shipshape", f"env:{ENV}", PLATFORM_TAG],
+        "work_pool": _work_pool(),
+    }
+
+
+def _monitor() -> dict[str, Any]:
+    schedule = {"interval": MONITOR_INTERVAL_SECONDS, "active": "{{ environment.schedules_active }}"}
+    return {
+        "name": f"monitor-{ENV}",
+        "description": "Freshness from the publish ledger, SLOs and error budgets; opens and resolves incidents.",
+        "entrypoint": MONITOR_ENTRYPOINT,
+        "schedules": [schedule],
+        "tags": ["shipshape", f"env:{ENV}", PLATFORM_TAG],
         "work_pool": _work_pool(),
     }
 
@@ -72,19 +93,3 @@ def _date_range() -> dict[str, Any]:
 def _work_pool() -> dict[str, Any]:
     job_variables = {"image": "{{ environment.image }}", "env": "{{ environment.env }}"}
     return {"name": f"shipshape-{ENV}", "job_variables": job_variables}
-
-
-def main(argv: list[str]) -> int:
-    target = PACKAGE_ROOT / "prefect.yaml"
-    expected = render(load_all(PACKAGE_ROOT))
-    if "--check" in argv:
-        if not target.exists() or target.read_text() != expected:
-            print("prefect.yaml is stale: run `python -m deployments.prefect_yaml`", file=sys.stderr)
-            return 1
-        return 0
-    Path(target).write_text(expected)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

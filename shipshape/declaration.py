@@ -7,14 +7,33 @@ setting. Loading and error formatting live in `catalog.py`; this module only say
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shipshape.column_types import ColumnType
 
 IDENTIFIER = r"^[a-z_][a-z0-9_]*$"
-_DURATION = re.compile(r"^(\d+)\s*(m|h|d)$")
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _valid_duration(value: str) -> str:
+    if not _DURATION.match(value.strip()):
+        raise ValueError("expected a duration like 90m, 26h or 2d (units: s, m, h, d)")
+    return value.strip()
+
+
+Duration = Annotated[str, AfterValidator(_valid_duration)]
+
+
+def to_timedelta(duration: str) -> timedelta:
+    """A declared duration (`26h`) as a timedelta; the text was validated when the declaration loaded."""
+    match = _DURATION.match(duration.strip())
+    if match is None:
+        raise ValueError(f"not a duration: {duration!r}")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
 class StrictModel(BaseModel):
@@ -44,9 +63,17 @@ class SecretRef(StrictModel):
 
 
 class Owner(StrictModel):
+    """Who is paged: alerts go to `slack_channel`; `github` (and `person`) own the files in CODEOWNERS."""
+
     team: str
     person: str | None = None
+    github: Annotated[str, Field(pattern=r"^@[A-Za-z0-9-]+(/[A-Za-z0-9._-]+)?$")] | None = None
     slack_channel: Annotated[str, Field(pattern=r"^#[a-z0-9._-]+$")]
+
+    @property
+    def channel_slug(self) -> str:
+        """The channel as a name fragment (`#commerce-data` → `commerce-data`) for blocks and variables."""
+        return re.sub(r"[^a-z0-9-]", "-", self.slack_channel.removeprefix("#"))
 
 
 class SourceBase(StrictModel):
@@ -129,19 +156,43 @@ class Load(StrictModel):
 
 
 class Freshness(StrictModel):
-    sla: str = Field(description="Longest allowed time without a publish, e.g. 26h, 90m, 2d.")
+    sla: Duration = Field(description="Longest allowed time without a publish, e.g. 26h, 90m, 2d.")
 
-    @field_validator("sla")
-    @classmethod
-    def _valid_duration(cls, value: str) -> str:
-        if not _DURATION.match(value.strip()):
-            raise ValueError("expected a duration like 90m, 26h or 2d")
-        return value
+    @property
+    def sla_delta(self) -> timedelta:
+        return to_timedelta(self.sla)
+
+
+class VolumeAnomaly(StrictModel):
+    """A published partition whose row count leaves the band of its trailing baseline is a warning, not a block.
+
+    `robust_z`: |0.6745 · (rows - median) / MAD| above `threshold` (MAD = median absolute deviation, so one
+    outlier in the baseline does not widen the band). `percentile`: outside [p_low, p_high] of the baseline.
+    """
+
+    method: Literal["robust_z", "percentile"] = "robust_z"
+    baseline_partitions: Annotated[int, Field(ge=3, le=365)] = 14
+    min_history: Annotated[int, Field(ge=3)] = 7
+    threshold: Annotated[float, Field(gt=0)] = 3.5
+    percentiles: tuple[Annotated[float, Field(ge=0, le=100)], Annotated[float, Field(ge=0, le=100)]] = (5.0, 95.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VolumeAnomaly:
+        if self.min_history > self.baseline_partitions:
+            raise ValueError(
+                f"min_history ({self.min_history}) is greater than baseline_partitions ({self.baseline_partitions})"
+            )
+        if self.percentiles[0] >= self.percentiles[1]:
+            raise ValueError(f"percentiles {list(self.percentiles)} must be [lower, upper] with lower < upper")
+        return self
 
 
 class Volume(StrictModel):
+    """`min_rows`/`max_rows` are hard bounds (the audit gate blocks); `anomaly` only warns."""
+
     min_rows: Annotated[int, Field(ge=0)] | None = None
     max_rows: Annotated[int, Field(ge=0)] | None = None
+    anomaly: VolumeAnomaly | None = VolumeAnomaly()
 
     @model_validator(mode="after")
     def _ordered(self) -> Volume:
@@ -165,6 +216,25 @@ class Schedule(StrictModel):
                 f"invalid cron {self.cron!r} or timezone {self.timezone!r}: {_first_line(error)}"
             ) from None
         return self
+
+
+class Slo(StrictModel):
+    """Service level objectives over a rolling `window`; a burn rate above `fast_burn_rate` over
+    `fast_burn_window` alerts (the budget would be gone in window / rate)."""
+
+    window: Duration = "28d"
+    success_rate: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    freshness: Annotated[float, Field(gt=0, lt=1)] = 0.99
+    fast_burn_window: Duration = "1d"
+    fast_burn_rate: Annotated[float, Field(gt=1)] = 10.0
+
+    @property
+    def window_delta(self) -> timedelta:
+        return to_timedelta(self.window)
+
+    @property
+    def fast_burn_delta(self) -> timedelta:
+        return to_timedelta(self.fast_burn_window)
 
 
 class Retries(StrictModel):
@@ -201,6 +271,7 @@ class Pipeline(StrictModel):
     contract: str
     freshness: Freshness
     volume: Volume = Volume()
+    slo: Slo = Slo()
     schedule: Schedule
     retries: Retries = Retries()
     pii: Pii | None = None

@@ -7,14 +7,15 @@ import importlib
 import yaml
 from prefect import Flow
 
-from deployments.prefect_yaml import main as prefect_yaml_main
+from deployments.generate import stale_files
 from shipshape.audit import check_contract
 from shipshape.catalog import load_all
 from shipshape.settings import PACKAGE_ROOT
 
 
-def test_prefect_yaml_is_generated_from_the_current_declarations() -> None:
-    assert prefect_yaml_main(["--check"]) == 0, "run `python -m deployments.prefect_yaml` and commit prefect.yaml"
+def test_generated_files_match_the_current_declarations() -> None:
+    stale = [str(path.relative_to(PACKAGE_ROOT)) for path in stale_files(PACKAGE_ROOT)]
+    assert stale == [], "run `make generate` and commit the generated files"
 
 
 def test_every_deployment_entrypoint_is_a_flow() -> None:
