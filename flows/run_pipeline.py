@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_table_artifact
+from prefect.states import Failed, State
 
 from shipshape.audit_area import RunTables
 from shipshape.catalog import find_pipeline
@@ -16,6 +17,7 @@ from shipshape.ledger import ensure_platform_tables, recorded_run_tags
 from shipshape.outcomes import PartitionOutcome, RunContext
 from shipshape.partitions import windows_for
 from shipshape.publish import StagedPartition
+from shipshape.volume import VolumeVerdict
 from shipshape.warehouses import AUDIT_SCHEMA
 from tasks.audit import audit_partition
 from tasks.extract_load import extract_to_audit
@@ -23,12 +25,27 @@ from tasks.publish import publish_partitions, record_attempts
 from tasks.retry_policy import with_declared_retries
 from tasks.reuse_raw import reuse_latest_raw
 from tasks.transform import transform_partition
+from tasks.volume import check_volume
+
+# The state a run ends in when the audit gate blocks it: Failed, but its own event
+# (`prefect.flow-run.AuditFailed`), so alerts tell a data problem from a crash.
+AUDIT_FAILED = "AuditFailed"
 
 
-@flow(name="run-pipeline")
+def _run_name() -> str:
+    """`shop_orders 2026-11-05` (or a range): the partition shows in the UI and in every alert about the run."""
+    parameters = runtime.flow_run.parameters
+    pipeline, start, end = parameters["pipeline"], parameters.get("start_date"), parameters.get("end_date")
+    spec = find_pipeline(pipeline).spec
+    windows = windows_for(spec.partition and spec.partition.grain, start, end, datetime.now(UTC))
+    keys = windows[0].key if len(windows) == 1 else f"{windows[0].key}..{windows[-1].key}"
+    return f"{pipeline} {keys}"
+
+
+@flow(name="run-pipeline", flow_run_name=_run_name)
 def run_pipeline(
     pipeline: str, start_date: date | None = None, end_date: date | None = None, reuse_raw: bool = False
-) -> list[dict[str, object]]:
+) -> list[dict[str, object]] | State:
     """Run every partition of `pipeline` from `start_date` to `end_date` (both included).
 
     Args:
@@ -52,8 +69,17 @@ def run_pipeline(
             for run in runs:  # leftovers of killed runs; recorded (quarantined) runs stay
                 run.drop_runs(warehouse, keep=recorded_run_tags(warehouse, spec.name, run.window.key))
             outcomes = [_write_and_audit(context, run, reuse_raw) for run in runs]
-            _publish_or_block(context, outcomes)
-    return _summarise(context, outcomes, ["published"] * len(outcomes))
+            try:
+                _publish_or_block(context, outcomes)
+            except AuditFailedError as blocked:
+                return Failed(name=AUDIT_FAILED, message=str(blocked), data=blocked)
+    verdicts = check_volume(context.declared, [(outcome.run.window, outcome.output.rows) for outcome in outcomes])
+    statuses = [_published_status(verdicts.get(outcome.run.window.key)) for outcome in outcomes]
+    return _summarise(context, outcomes, statuses)
+
+
+def _published_status(verdict: VolumeVerdict | None) -> str:
+    return f"published; volume anomaly: {verdict.describe()}" if verdict and verdict.anomalous else "published"
 
 
 def _write_and_audit(context: RunContext, run: RunTables, reuse_raw: bool) -> PartitionOutcome:

@@ -174,7 +174,7 @@ class VolumeAnomaly(StrictModel):
     baseline_partitions: Annotated[int, Field(ge=3, le=365)] = 14
     min_history: Annotated[int, Field(ge=3)] = 7
     threshold: Annotated[float, Field(gt=0)] = 3.5
-    percentiles: tuple[Annotated[float, Field(ge=0, le=100)], Annotated[float, Field(ge=0, le=100)]] = (5.0, 95.0)
+    percentiles: tuple[Annotated[int, Field(ge=1, le=99)], Annotated[int, Field(ge=1, le=99)]] = (5, 95)
 
     @model_validator(mode="after")
     def _consistent(self) -> VolumeAnomaly:

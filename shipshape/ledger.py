@@ -21,6 +21,7 @@ from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
 
 LEDGER_TABLE = "publish_ledger"
 DEAD_LETTER_TABLE = "dead_letters"
+INCIDENT_TABLE = "incidents"
 Status = Literal["published", "blocked", "failed"]
 
 _LEDGER_COLUMNS = {
@@ -50,7 +51,18 @@ _DEAD_LETTER_COLUMNS = {
     "raw_record": "text",
     "created_at": "timestamptz",
 }
-_PLATFORM_TABLES = {LEDGER_TABLE: _LEDGER_COLUMNS, DEAD_LETTER_TABLE: _DEAD_LETTER_COLUMNS}
+_INCIDENT_COLUMNS = {  # one row per pipeline and incident kind: is it open now (see incidents.py)
+    "pipeline": "text",
+    "kind": "text",
+    "is_open": "boolean",
+    "changed_at": "timestamptz",
+    "detail": "text",
+}
+_PLATFORM_TABLES = {
+    LEDGER_TABLE: _LEDGER_COLUMNS,
+    DEAD_LETTER_TABLE: _DEAD_LETTER_COLUMNS,
+    INCIDENT_TABLE: _INCIDENT_COLUMNS,
+}
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,24 @@ def entries(warehouse: Warehouse, pipeline: str) -> list[dict[str, Any]]:
     for entry in decoded:
         entry["check_results"] = json.loads(entry["check_results"])
     return decoded
+
+
+def published_row_counts_before(
+    warehouse: Warehouse, pipeline: str, partition_start: datetime, limit: int
+) -> list[int]:
+    """Row counts of the `limit` latest published partitions that start before `partition_start` (newest first).
+
+    The volume baseline: each partition counts once, with its latest publish.
+    """
+    table = warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)
+    rows = warehouse.fetch_all(
+        f"SELECT row_count FROM (SELECT partition_start, row_count, ROW_NUMBER() OVER "
+        f"(PARTITION BY partition_key ORDER BY finished_at DESC) AS newest FROM {table} "
+        "WHERE pipeline = ? AND status = 'published' AND partition_start < ?) AS latest "
+        "WHERE newest = 1 ORDER BY partition_start DESC LIMIT ?",
+        [pipeline, partition_start, limit],
+    )
+    return [row[0] for row in rows]
 
 
 def write_dead_letters(

@@ -1,0 +1,45 @@
+"""Incidents: one open/closed state per pipeline and kind, so an alert fires once and its recovery once.
+
+Monitors evaluate every few minutes and every published partition; only a change of state is worth a
+message. The state lives in the warehouse next to the ledger (`platform.incidents`), and a change is one
+conditional UPDATE, so two runs that see the same breach at the same moment open it once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from shipshape.ledger import INCIDENT_TABLE
+from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
+
+Kind = Literal["freshness-breach", "volume-anomaly", "fast-burn"]
+Transition = Literal["opened", "resolved"]
+
+
+def transition(warehouse: Warehouse, pipeline: str, kind: Kind, breached: bool, detail: str) -> Transition | None:
+    """Record the latest observation; returns "opened"/"resolved" when it changed the state, else None."""
+    table = warehouse.qualified(PLATFORM_SCHEMA, INCIDENT_TABLE)
+    warehouse.execute(
+        f"INSERT INTO {table} (pipeline, kind, is_open, changed_at, detail) SELECT ?, ?, false, ?, '' "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE pipeline = ? AND kind = ?)",
+        [pipeline, kind, datetime.now(UTC), pipeline, kind],
+    )
+    changed = warehouse.fetch_all(
+        f"UPDATE {table} SET is_open = ?, changed_at = ?, detail = ? "
+        "WHERE pipeline = ? AND kind = ? AND is_open <> ? RETURNING kind",
+        [breached, datetime.now(UTC), detail, pipeline, kind, breached],
+    )
+    if not changed:
+        return None
+    return "opened" if breached else "resolved"
+
+
+def open_incidents(warehouse: Warehouse, pipeline: str) -> dict[str, str]:
+    """Kind → detail of the pipeline's open incidents."""
+    rows = warehouse.fetch_all(
+        f"SELECT kind, detail FROM {warehouse.qualified(PLATFORM_SCHEMA, INCIDENT_TABLE)} "
+        "WHERE pipeline = ? AND is_open",
+        [pipeline],
+    )
+    return {kind: detail for kind, detail in rows}

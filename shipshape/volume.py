@@ -1,0 +1,56 @@
+"""Volume anomalies: is a published partition's row count inside the band of its trailing baseline?
+
+A warning, never a block (hard bounds are `volume.min_rows/max_rows` in the audit gate). The band is
+robust so that one odd day in the baseline does not hide the next one: the median and the median
+absolute deviation (robust z-score), or percentiles of the baseline.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from shipshape.declaration import VolumeAnomaly
+
+# Scales the MAD to the standard deviation of a normal distribution, so thresholds read like z-scores.
+_MAD_TO_SIGMA = 0.6745
+
+
+@dataclass(frozen=True)
+class VolumeVerdict:
+    partition: str
+    rows: int
+    low: float
+    high: float
+    baseline_size: int
+
+    @property
+    def anomalous(self) -> bool:
+        return not self.low <= self.rows <= self.high
+
+    def describe(self) -> str:
+        where = "below" if self.rows < self.low else "above" if self.rows > self.high else "inside"
+        return (
+            f"partition {self.partition}: {self.rows:,} rows, {where} the expected band "
+            f"{self.low:,.0f}..{self.high:,.0f} (trailing {self.baseline_size} partitions)"
+        )
+
+
+def judge(partition: str, rows: int, baseline: list[int], config: VolumeAnomaly) -> VolumeVerdict | None:
+    """The verdict for `rows` against `baseline` (older partitions' row counts); None while history is too short."""
+    if len(baseline) < config.min_history:
+        return None
+    low, high = _band(baseline, config)
+    return VolumeVerdict(partition, rows, low, high, len(baseline))
+
+
+def _band(baseline: list[int], config: VolumeAnomaly) -> tuple[float, float]:
+    if config.method == "percentile":
+        cuts = statistics.quantiles(baseline, n=100, method="inclusive")  # the 1st..99th percentiles
+        lower, upper = config.percentiles
+        return cuts[lower - 1], cuts[upper - 1]
+    median = statistics.median(baseline)
+    mad = statistics.median(abs(value - median) for value in baseline)
+    # A perfectly steady baseline (MAD 0) would flag any change of one row: allow 1% of the median instead.
+    spread = max(mad, 0.01 * median) * config.threshold / _MAD_TO_SIGMA
+    return max(0.0, median - spread), median + spread

@@ -1,0 +1,45 @@
+"""Announce incident changes as Prefect events; the pipeline's automation (infra/automations.py) posts them.
+
+The text is written here, where the measurement is; routing (owner's channel), owner and runbook link
+are added by the automation, so a declaration change needs `make apply`, not new code.
+"""
+
+from __future__ import annotations
+
+from prefect.events import emit_event
+
+from shipshape.catalog import DeclaredPipeline
+from shipshape.incidents import Kind, Transition
+from shipshape.settings import environment_name
+
+INCIDENT_EVENT_PREFIX = "shipshape.incident"
+TITLES: dict[Kind, str] = {
+    "freshness-breach": "Freshness SLA breached",
+    "volume-anomaly": "Volume anomaly (warning)",
+    "fast-burn": "Error budget burning fast",
+}
+
+
+def pipeline_resource_id(environment: str, pipeline: str) -> str:
+    """The event resource of a pipeline in an environment; automations match on it."""
+    return f"shipshape.pipeline.{environment}.{pipeline}"
+
+
+def announce(declared: DeclaredPipeline, kind: Kind, change: Transition, summary: str) -> None:
+    """Emit `shipshape.incident.opened|resolved` for the pipeline; payload carries the message parts."""
+    environment = environment_name()
+    title = TITLES[kind]
+    emit_event(
+        event=f"{INCIDENT_EVENT_PREFIX}.{change}",
+        resource={
+            "prefect.resource.id": pipeline_resource_id(environment, declared.name),
+            "prefect.resource.name": declared.name,
+            "shipshape.incident.kind": kind,
+        },
+        payload={
+            "kind": kind,
+            "headline": title if change == "opened" else f"Resolved: {title.lower()}",
+            "summary": summary,
+            "anchor": kind if change == "opened" else "recovered",
+        },
+    )
