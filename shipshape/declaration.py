@@ -66,9 +66,25 @@ class Owner(StrictModel):
     """Who is paged: alerts go to `slack_channel`; `github` (and `person`) own the files in CODEOWNERS."""
 
     team: str
-    person: str | None = None
+    # An email address: CODEOWNERS accepts it for a GitHub user whose verified email it is.
+    person: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
     github: Annotated[str, Field(pattern=r"^@[A-Za-z0-9-]+(/[A-Za-z0-9._-]+)?$")] | None = None
     slack_channel: Annotated[str, Field(pattern=r"^#[a-z0-9._-]+$")]
+
+    @model_validator(mode="after")
+    def _reviewable(self) -> Owner:
+        """Without a reviewer, CODEOWNERS could not route the pipeline's changes to anyone who owns it."""
+        if self.github is None and self.person is None:
+            raise ValueError(
+                "give 'owner.github' (a GitHub user or team, e.g. '@example-org/commerce') or 'owner.person' "
+                "(an email address) — CODEOWNERS requests reviews of the pipeline's files from them"
+            )
+        return self
+
+    @property
+    def reviewers(self) -> list[str]:
+        """The CODEOWNERS owners of the pipeline's files: the GitHub handle, then the person's email."""
+        return [owner for owner in (self.github, self.person) if owner is not None]
 
     @property
     def channel_slug(self) -> str:

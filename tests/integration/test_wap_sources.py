@@ -105,7 +105,7 @@ def declare_api_pipeline(project: Project, api: JsonApi) -> None:
     declaration = {
         "name": API_PIPELINE,
         "description": "Orders from the shop's JSON API.",
-        "owner": {"team": "commerce", "slack_channel": "#commerce-data"},
+        "owner": {"team": "commerce", "github": "@example-org/commerce", "slack_channel": "#commerce-data"},
         "source": {
             "kind": "http",
             "url": api.url("/cursor"),
