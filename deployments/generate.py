@@ -8,15 +8,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from deployments import prefect_yaml
+from deployments import codeowners, prefect_yaml, runbooks
 from shipshape.catalog import load_all
 from shipshape.settings import load_settings
 
 
 def generated_files(project_dir: Path) -> dict[Path, str]:
-    """Every generated file of the project (path → content)."""
+    """Every generated file of the project (path → content); runbooks keep their hand-written sections."""
     pipelines = load_all(project_dir)
-    return {project_dir / "prefect.yaml": prefect_yaml.render(pipelines)}
+    files = {
+        project_dir / "prefect.yaml": prefect_yaml.render(pipelines),
+        project_dir / codeowners.CODEOWNERS_PATH: codeowners.render(pipelines),
+    }
+    for declared in pipelines:
+        runbook = project_dir / runbooks.runbook_path(declared.name)
+        files[runbook] = runbooks.render(declared, runbook.read_text() if runbook.exists() else None)
+    return files
 
 
 def stale_files(project_dir: Path) -> list[Path]:
