@@ -70,16 +70,44 @@ def _check_live(declared: DeclaredPipeline, partition_day: date) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from shipshape.catalog import find_pipeline
+    from shipshape.settings import environment_name
 
     find_pipeline(args.pipeline)  # a bad name or declaration fails here, before any server starts
+    from prefect import tags
+
     from flows.run_pipeline import run_pipeline
 
     started = time.perf_counter()
-    rows = run_pipeline(args.pipeline, start_date=args.start_date, end_date=args.end_date, reuse_raw=args.reuse_raw)
+    # The tags deployed runs get from their deployment: `shipshape status` counts local runs the same way.
+    with tags(f"pipeline:{args.pipeline}", f"env:{environment_name()}"):
+        rows = run_pipeline(
+            args.pipeline, start_date=args.start_date, end_date=args.end_date, reuse_raw=args.reuse_raw
+        )
     for row in rows:
         print("  ".join(f"{key}={value}" for key, value in row.items()))
     print(f"ran {len(rows)} partition(s) of {args.pipeline} in {time.perf_counter() - started:.2f} s")
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Where every pipeline stands against its SLOs in this environment (SHIPSHAPE_ENV), as a table."""
+    from shipshape.settings import environment_name
+    from shipshape.slo_sources import slo_reports
+
+    reports = slo_reports(datetime.now(UTC))
+    print(f"environment {environment_name()}")
+    print(_table([report.as_row() for report in reports]) if reports else "no pipelines declared")
+    return 0
+
+
+def _table(rows: list[dict[str, object]]) -> str:
+    """Left-aligned columns under a header rule; every row has the first row's keys."""
+    columns = list(rows[0])
+    widths = [max(len(column), *(len(str(row[column])) for row in rows)) for column in columns]
+    lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True))]
+    lines.append("-" * len(lines[0]))
+    lines += ["  ".join(str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True)) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,6 +134,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--end-date", type=date.fromisoformat)
     run.add_argument("--reuse-raw", action="store_true", help="re-transform kept raw data instead of extracting")
     run.set_defaults(command=_run)
+
+    status = commands.add_parser(
+        "status", help="freshness, SLOs, error budgets and burn rates of every pipeline in this environment"
+    )
+    status.set_defaults(command=_status)
     return parser
 
 

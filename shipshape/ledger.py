@@ -158,6 +158,22 @@ def published_row_counts_before(
     return [row[0] for row in rows]
 
 
+def published_times(warehouse: Warehouse, pipeline: str, since: datetime) -> list[datetime]:
+    """When the pipeline published (one instant per publishing flow run) since `since`, oldest first.
+
+    The latest publish before `since` is included too: it decides whether the pipeline was fresh at `since`.
+    A run publishing several partitions writes one row each, all in one transaction: the latest is its instant.
+    """
+    table = warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)
+    rows = warehouse.fetch_all(
+        f"SELECT max(finished_at) FROM {table} WHERE pipeline = ? AND status = 'published' AND finished_at >= ? "
+        "GROUP BY flow_run_id "
+        f"UNION SELECT max(finished_at) FROM {table} WHERE pipeline = ? AND status = 'published' AND finished_at < ?",
+        [pipeline, since, pipeline, since],
+    )
+    return sorted(row[0].astimezone(UTC) for row in rows if row[0] is not None)
+
+
 def write_dead_letters(
     warehouse: Warehouse, pipeline: str, partition_key: str, run_tag: str, rejected: list[RejectedRow]
 ) -> None:
