@@ -34,7 +34,12 @@ class Environment:
 
     @property
     def slack_block(self) -> str:
+        """The environment's own channel: failures of platform flows (backfill, monitor)."""
         return f"slack-{self.name}"
+
+    def channel_block(self, channel_slug: str) -> str:
+        """An owner's channel (`Owner.channel_slug`): alerts about that owner's pipelines."""
+        return f"slack-{self.name}-{channel_slug}"
 
     def role(self, purpose: Literal["loader", "publisher", "consumer"]) -> str:
         """PostgreSQL role names are cluster-wide, so each environment's roles carry its name."""

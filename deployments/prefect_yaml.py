@@ -38,7 +38,7 @@ def render(pipelines: list[DeclaredPipeline]) -> str:
         ],
         "push": None,
         "pull": [{"deployments.pull.enter_project_dir": {}}],
-        "deployments": [_scheduled(declared) for declared in pipelines] + [_backfill(), _monitor()],
+        "deployments": [_scheduled(declared) for declared in pipelines] + [_backfill(), _monitor(pipelines)],
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False)
 
@@ -78,7 +78,7 @@ def _backfill() -> dict[str, Any]:
     }
 
 
-def _monitor() -> dict[str, Any]:
+def _monitor(pipelines: list[DeclaredPipeline]) -> dict[str, Any]:
     schedule = {"interval": MONITOR_INTERVAL_SECONDS, "active": "{{ environment.schedules_active }}"}
     return {
         "name": f"monitor-{ENV}",
@@ -87,6 +87,30 @@ def _monitor() -> dict[str, Any]:
         "schedules": [schedule],
         "tags": ["shipshape", f"env:{ENV}", PLATFORM_TAG],
         "work_pool": _work_pool(),
+        "triggers": [_freshness_trigger(declared) for declared in pipelines],
+    }
+
+
+def _freshness_trigger(declared: DeclaredPipeline) -> dict[str, Any]:
+    """Proactive: no Completed run of the pipeline's deployment within its SLA → run the monitor for it now.
+
+    Prefect arms it at the first Completed run and fires once per lapse, on time (not at the next monitor
+    tick); the monitor then reads the ledger and opens the incident, so the alert has one path and one text.
+    """
+    spec = declared.spec
+    deployment = pipeline_deployment(spec.name, ENV)
+    return {
+        "name": f"{deployment} freshness SLA {spec.freshness.sla}",
+        "description": f"No completed run of {deployment} within {spec.freshness.sla}: run the monitor for it.",
+        "enabled": True,
+        "posture": "Proactive",
+        "after": ["prefect.flow-run.Completed"],
+        "expect": ["prefect.flow-run.Completed"],
+        "match_related": {"prefect.resource.role": "deployment", "prefect.resource.name": deployment},
+        "for_each": ["related:deployment:prefect.resource.id"],
+        "threshold": 1,
+        "within": int(spec.freshness.sla_delta.total_seconds()),
+        "parameters": {"pipeline": spec.name},
     }
 
 

@@ -1,61 +1,187 @@
-"""Automations as code: a failed or crashed run in an environment is posted to that environment's Slack block."""
+"""Alerts as code: the Prefect automations of one environment, each posting to a Slack webhook block.
+
+Per pipeline, to its owner's channel (`owner.slack_channel`), each message naming the pipeline, the
+partition (the run name), the owner, what happened, the run and the runbook section to follow:
+- `run-failed`: a run of the pipeline's deployment Failed, Crashed or TimedOut;
+- `audit-blocked`: the audit gate blocked the publish (the run's own `AuditFailed` state), with the checks;
+- `recovered`: the first Completed run after any of those;
+- `incidents`: freshness breaches, volume anomalies and fast error-budget burns, opened and resolved by
+  the monitors (tasks/incidents.py), as `shipshape.incident.*` events.
+Plus, to the environment's channel, failures of the platform's own flows (backfill, monitor).
+
+One message per incident, not per failed run: `run-failed` and `audit-blocked` are armed by a Completed run
+and disarmed when they fire (Prefect's `after`/`expect` buckets), `recovered` the other way round; the
+monitors' events are sent only when an incident changes state. A pipeline that has never completed is
+not armed: the freshness monitor reports it instead.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from uuid import UUID
+
 from prefect.automations import Automation, EventTrigger, Posture, ResourceSpecification, SendNotification
+from prefect.client.orchestration import get_client
 from prefect_slack import SlackWebhook
 
 from deployments.environments import Environment
+from deployments.prefect_yaml import PLATFORM_TAG, pipeline_deployment
+from deployments.runbooks import runbook_url
+from flows.run_pipeline import AUDIT_FAILED
 from infra.changes import Change
+from shipshape.catalog import DeclaredPipeline, load_all
+from tasks.incidents import INCIDENT_EVENT_PREFIX, pipeline_resource_id
 
-BODY = (
-    "{{ flow_run.name }} of {{ deployment.name }} ended {{ flow_run.state.name }}: {{ flow_run.state.message }}\n"
-    "{{ flow_run|ui_url }}"
-)
+COMPLETED = {"prefect.flow-run.Completed"}
+RUN_FAILED = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
+BLOCKED = {f"prefect.flow-run.{AUDIT_FAILED}"}
+# How long a Completed run keeps a failure alert armed. Prefect sweeps older buckets; the next Completed
+# run re-arms, so only a failure in the one run after a year of uninterrupted success would go unannounced.
+ARMED_FOR = timedelta(days=365)
+RUN_LINK = "Run: {{ flow_run|ui_url }}"
+
+
+def desired_automations(env: Environment) -> list[Automation]:
+    automations = [_platform_failed(env)]
+    for declared in load_all():
+        automations += _pipeline_alerts(env, declared)
+    return automations
 
 
 def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
-    name = f"shipshape-{env.name}-run-failed"
-    try:
-        current: Automation | None = Automation.read(name=name)
-    except ValueError:
-        current = None
-    if current is None:
-        if not dry_run:
-            _desired(env, name).create()
-        return [Change("automation", name, "create", f"failed/crashed runs → block {env.slack_block}")]
-    desired = _desired(env, name)
-    if _comparable(current) == _comparable(desired):
-        return []
-    if not dry_run:
-        desired.id = current.id
-        desired.update()
-    return [Change("automation", name, "update")]
+    """Create, update or delete this environment's automations (`shipshape-<env>-*`) to match the declarations."""
+    prefix = f"shipshape-{env.name}-"
+    with get_client(sync_client=True) as client:
+        existing = {automation.name: automation for automation in client.read_automations()}
+    changes: list[Change] = []
+    desired = desired_automations(env)
+    for automation in desired:
+        current = existing.get(automation.name)
+        if current is None:
+            if not dry_run:
+                automation.create()
+            changes.append(Change("automation", automation.name, "create", automation.description))
+        elif _comparable(current) != _comparable(automation):
+            if not dry_run:
+                automation.id = current.id
+                automation.update()
+            changes.append(Change("automation", automation.name, "update"))
+    for name in sorted(set(existing) - {automation.name for automation in desired}):
+        if name.startswith(prefix):
+            if not dry_run:
+                Automation.read(id=existing[name].id).delete()
+            changes.append(Change("automation", name, "delete"))
+    return changes
 
 
-def _desired(env: Environment, name: str) -> Automation:
-    """Runs are tagged `env:<name>` by their deployment, so the trigger matches that tag as a related resource."""
-    slack = SlackWebhook.load(env.slack_block)
-    return Automation(
-        name=name,
-        description=f"Posts every failed or crashed shipshape run in {env.name} to Slack ({env.slack_block}).",
-        enabled=True,
-        trigger=EventTrigger(
-            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-            match_related=ResourceSpecification(
-                {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.env:{env.name}"}
+def _pipeline_alerts(env: Environment, declared: DeclaredPipeline) -> list[Automation]:
+    spec = declared.spec
+    name, owner = spec.name, spec.owner
+    channel = _block_id(env.channel_block(owner.channel_slug))
+    deployment = pipeline_deployment(name, env.name)
+    runs = ResourceSpecification({"prefect.resource.role": "deployment", "prefect.resource.name": deployment})
+    contact = f"Owner: {owner.team}" + (f" ({owner.person})" if owner.person else "") + f" · {owner.slack_channel}"
+
+    def footer(anchor: str) -> str:
+        return f"{contact}\nRunbook: {runbook_url(name, anchor)}"
+
+    prefix = f"[shipshape {env.name}] {name}"
+    partition = f"{{{{ flow_run.name | replace('{name} ', '') }}}}"  # run names are `<pipeline> <partition(s)>`
+    return [
+        Automation(
+            name=f"shipshape-{env.name}-{name}-run-failed",
+            description=f"{name}: a run of {deployment} failed, crashed or timed out → {owner.slack_channel}",
+            trigger=_armed_by(COMPLETED, RUN_FAILED, runs),
+            actions=[_notify(channel, f"{prefix}: run {{{{ flow_run.state.name }}}}", (
+                f"Pipeline {name}, partition {partition}: the run ended {{{{ flow_run.state.name }}}}.\n"
+                "Error: {{ flow_run.state.message | truncate(600) }}\n"
+                f"{RUN_LINK}\n{footer('run-failed')}"
+            ))],
+        ),
+        Automation(
+            name=f"shipshape-{env.name}-{name}-audit-blocked",
+            description=f"{name}: the audit gate blocked a publish → {owner.slack_channel}",
+            trigger=_armed_by(COMPLETED, BLOCKED, runs),
+            actions=[_notify(channel, f"{prefix}: audit gate blocked the publish", (
+                f"Pipeline {name}, partition {partition}: the contract failed, nothing was published.\n"
+                "Failed checks: {{ flow_run.state.message | truncate(1500) }}\n"
+                f"{RUN_LINK}\n{footer('audit-blocked')}"
+            ))],
+        ),
+        Automation(
+            name=f"shipshape-{env.name}-{name}-recovered",
+            description=f"{name}: the first completed run after a failure → {owner.slack_channel}",
+            trigger=_armed_by(RUN_FAILED | BLOCKED, COMPLETED, runs),
+            actions=[_notify(channel, f"{prefix}: recovered", (
+                f"Pipeline {name}, partition {partition}: completed and published after a failure.\n"
+                f"{RUN_LINK}\n{footer('recovered')}"
+            ))],
+        ),
+        Automation(
+            name=f"shipshape-{env.name}-{name}-incidents",
+            description=f"{name}: freshness, volume and error-budget incidents opened or resolved → "
+            f"{owner.slack_channel}",
+            trigger=EventTrigger(
+                expect={f"{INCIDENT_EVENT_PREFIX}.opened", f"{INCIDENT_EVENT_PREFIX}.resolved"},
+                match=ResourceSpecification({"prefect.resource.id": pipeline_resource_id(env.name, name)}),
+                posture=Posture.Reactive,
+                threshold=1,
             ),
+            actions=[_notify(channel, f"{prefix}: {{{{ event.payload.headline }}}}", (
+                "{{ event.payload.summary }}\n"
+                f"{contact}\nRunbook: {runbook_url(name)}#{{{{ event.payload.anchor }}}}"
+            ))],
+        ),
+    ]
+
+
+def _platform_failed(env: Environment) -> Automation:
+    """Backfill and monitor runs are the platform's, not a pipeline owner's: they go to the environment's channel."""
+    return Automation(
+        name=f"shipshape-{env.name}-platform-failed",
+        description=f"A backfill or monitor run in {env.name} failed or crashed → block {env.slack_block}",
+        trigger=EventTrigger(
+            expect=RUN_FAILED,
+            match_related=[_tag(f"env:{env.name}"), _tag(PLATFORM_TAG)],
             posture=Posture.Reactive,
             threshold=1,
         ),
-        actions=[
-            SendNotification(
-                block_document_id=slack._block_document_id,
-                subject=f"[shipshape {env.name}] run {{{{ flow_run.state.name }}}}",
-                body=BODY,
-            )
-        ],
+        actions=[_notify(_block_id(env.slack_block), f"[shipshape {env.name}] {{{{ flow_run.name }}}} ended "
+                         "{{ flow_run.state.name }}", (
+            "{{ flow.name }} run {{ flow_run.name }} of {{ deployment.name }} ended {{ flow_run.state.name }}: "
+            "{{ flow_run.state.message | truncate(600) }}\n" + RUN_LINK
+        ))],
     )
+
+
+def _tag(tag: str) -> ResourceSpecification:
+    return ResourceSpecification({"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{tag}"})
+
+
+def _armed_by(after: set[str], expect: set[str], runs: ResourceSpecification) -> EventTrigger:
+    """Fires on the first `expect` event after an `after` event of the same deployment, then waits to be re-armed."""
+    return EventTrigger(
+        after=after,
+        expect=expect,
+        match_related=runs,
+        for_each={"related:deployment:prefect.resource.id"},
+        posture=Posture.Reactive,
+        threshold=1,
+        within=ARMED_FOR,
+    )
+
+
+def _notify(block_document_id: UUID, subject: str, body: str) -> SendNotification:
+    return SendNotification(block_document_id=block_document_id, subject=subject, body=body)
+
+
+def _block_id(name: str) -> UUID:
+    """The Slack block's document id. Before the first apply there is none (apply saves blocks first): a plan
+    then shows every automation as a create, and the nil id never reaches the server."""
+    try:
+        return SlackWebhook.load(name)._block_document_id
+    except ValueError:
+        return UUID(int=0)
 
 
 def _comparable(automation: Automation) -> dict[str, object]:

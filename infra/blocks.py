@@ -37,6 +37,8 @@ def desired_blocks(env: Environment) -> dict[str, Block]:
         ),
         env.slack_block: SlackWebhook(url=required("SHIPSHAPE_SLACK_WEBHOOK_URL", f"block {env.slack_block}")),
     }
+    for slug in sorted({declared.spec.owner.channel_slug for declared in load_all()}):
+        blocks[env.channel_block(slug)] = SlackWebhook(url=_channel_webhook(env, slug))
     for ref in _secret_refs():
         name = ref.block_name(env.name) or ""
         blocks[name] = Secret(value=required(secret_variable(ref), f"Secret block {name}"))
@@ -59,6 +61,19 @@ def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
             block.save(name, overwrite=True)
         changes.append(Change(kind, name, action))
     return changes
+
+
+def channel_webhook_variable(channel_slug: str) -> str:
+    """`#commerce-data` → SHIPSHAPE_SLACK_WEBHOOK_COMMERCE_DATA: an incoming webhook posts to one channel."""
+    return "SHIPSHAPE_SLACK_WEBHOOK_" + channel_slug.upper().replace("-", "_").replace(".", "_")
+
+
+def _channel_webhook(env: Environment, channel_slug: str) -> str:
+    """The owner channel's webhook, or the environment's channel until the owners' webhook is configured."""
+    name = channel_webhook_variable(channel_slug)
+    return os.environ.get(name) or required(
+        "SHIPSHAPE_SLACK_WEBHOOK_URL", f"block {env.channel_block(channel_slug)} (or set {name})"
+    )
 
 
 def _secret_refs() -> list[SecretRef]:

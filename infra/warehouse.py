@@ -31,7 +31,13 @@ from deployments.environments import Environment
 from infra.changes import Change
 from infra.variables import required
 from shipshape.catalog import load_all
-from shipshape.ledger import DEAD_LETTER_TABLE, LEDGER_TABLE, ensure_platform_tables, missing_platform_tables
+from shipshape.ledger import (
+    DEAD_LETTER_TABLE,
+    INCIDENT_TABLE,
+    LEDGER_TABLE,
+    ensure_platform_tables,
+    missing_platform_tables,
+)
 from shipshape.warehouses import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
 from shipshape.warehouses.postgres import PostgresWarehouse
 
@@ -116,6 +122,8 @@ def _access_policy(
         # Reads: planning re-runs and reuse_raw; inserts: dead letters while loading, failed/blocked attempts.
         _Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), loader, ("SELECT", "INSERT")),
         _Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), loader, ("SELECT", "INSERT")),
+        # Monitors (volume after a publish, the monitor flow) open and resolve incidents.
+        _Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), loader, ("SELECT", "INSERT", "UPDATE")),
         # Publish writes its ledger rows and deletes superseded dead letters (DELETE ... WHERE needs SELECT).
         _Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), publisher, ("INSERT",)),
         _Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), publisher, ("SELECT", "DELETE")),

@@ -34,12 +34,3 @@ def transition(warehouse: Warehouse, pipeline: str, kind: Kind, breached: bool, 
         return None
     return "opened" if breached else "resolved"
 
-
-def open_incidents(warehouse: Warehouse, pipeline: str) -> dict[str, str]:
-    """Kind → detail of the pipeline's open incidents."""
-    rows = warehouse.fetch_all(
-        f"SELECT kind, detail FROM {warehouse.qualified(PLATFORM_SCHEMA, INCIDENT_TABLE)} "
-        "WHERE pipeline = ? AND is_open",
-        [pipeline],
-    )
-    return {kind: detail for kind, detail in rows}

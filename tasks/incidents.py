@@ -13,10 +13,13 @@ from shipshape.incidents import Kind, Transition
 from shipshape.settings import environment_name
 
 INCIDENT_EVENT_PREFIX = "shipshape.incident"
-TITLES: dict[Kind, str] = {
-    "freshness-breach": "Freshness SLA breached",
-    "volume-anomaly": "Volume anomaly (warning)",
-    "fast-burn": "Error budget burning fast",
+HEADLINES: dict[tuple[Kind, Transition], str] = {
+    ("freshness-breach", "opened"): "Freshness SLA breached",
+    ("freshness-breach", "resolved"): "Fresh again",
+    ("volume-anomaly", "opened"): "Volume anomaly (warning)",
+    ("volume-anomaly", "resolved"): "Volume back to normal",
+    ("fast-burn", "opened"): "Error budget burning fast",
+    ("fast-burn", "resolved"): "Error budget burn back to normal",
 }
 
 
@@ -28,7 +31,6 @@ def pipeline_resource_id(environment: str, pipeline: str) -> str:
 def announce(declared: DeclaredPipeline, kind: Kind, change: Transition, summary: str) -> None:
     """Emit `shipshape.incident.opened|resolved` for the pipeline; payload carries the message parts."""
     environment = environment_name()
-    title = TITLES[kind]
     emit_event(
         event=f"{INCIDENT_EVENT_PREFIX}.{change}",
         resource={
@@ -38,7 +40,7 @@ def announce(declared: DeclaredPipeline, kind: Kind, change: Transition, summary
         },
         payload={
             "kind": kind,
-            "headline": title if change == "opened" else f"Resolved: {title.lower()}",
+            "headline": HEADLINES[kind, change],
             "summary": summary,
             "anchor": kind if change == "opened" else "recovered",
         },

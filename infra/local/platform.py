@@ -65,7 +65,7 @@ class LocalPlatform:
         print(
             f"\nUp. Prefect UI: http://127.0.0.1:{self.port}\n"
             f"  Run the example: Deployments → run-pipeline / shop_orders-dev → Run → Custom run (pick dates)\n"
-            f"  Ad-hoc ranges:   Deployments → run-pipeline / date-range-dev → Custom run\n"
+            f"  Backfill:        Deployments → backfill / backfill-dev → Custom run (pipeline, dates, mode)\n"
             f"  Published data:  psql {POSTGRES_ADMIN}/{warehouse_db} -c 'select * from analytics.fct_orders limit 5'\n"
             f"  Alerts (Slack stand-in): tail -f {self.logs / 'slack.log'}\n"
             f"  Worker log: {self.logs / 'worker.log'} (pid {worker})\n"

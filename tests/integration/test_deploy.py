@@ -8,12 +8,8 @@ dev deployment on a process worker and the staging deployment on a docker worker
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -27,9 +23,6 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from demo.shop_app import generate
 from deployments.environments import ENVIRONMENTS
-from infra.local.server import stop_process_group
-from infra.local.webhook_sink import make_server
-from infra.local.worker import start_worker, wait_for_worker
 from shipshape.blocks import WarehouseConnection
 from tests.support.docker_engine import git_sha
 from tests.support.platform import (
@@ -39,8 +32,10 @@ from tests.support.platform import (
     new_roles_dropped,
     real_prefect_server,
     run,
+    worker,
 )
 from tests.support.postgres import databases
+from tests.support.slack import SlackReceiver
 
 FIRST_DAY = date(2026, 11, 1)
 IMAGE = f"shipshape:test-{git_sha(short=True)}"
@@ -54,6 +49,7 @@ class Platform:
     applies: dict[str, list[subprocess.CompletedProcess[str]]]  # per environment: apply, apply again, plan
     deploys: dict[str, subprocess.CompletedProcess[str]]
     data_dir: Path
+    slack: SlackReceiver
 
     def env(self, name: str) -> dict[str, str]:
         return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home), **self.environments[name].values}
@@ -61,56 +57,37 @@ class Platform:
     def secret_values(self) -> list[str]:
         return [value for env in self.environments.values() for value in env.secret_values()]
 
+    def channel(self, name: str) -> str:
+        """The path of the environment's Slack webhook on the local receiver."""
+        return self.environments[name].values["SHIPSHAPE_SLACK_WEBHOOK_URL"].removeprefix(f"{self.slack.base_url}/")
+
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     home = tmp_path_factory.mktemp("prefect-home")
-    slack = make_server(0, home / "slack.log")
-    threading.Thread(target=slack.serve_forever, daemon=True).start()
-    slack_url = f"http://127.0.0.1:{slack.server_address[1]}/hooks"
-    envs = {name: environment_values(name, slack_url) for name in ENVIRONMENTS}
+    slack = SlackReceiver()
+    envs = {name: environment_values(name, slack.base_url) for name in ENVIRONMENTS}
     data_dir = tmp_path_factory.mktemp("shop-data")
     generate(data_dir / "shop.db", FIRST_DAY, 2)
-    try:
-        warehouses = databases([env.database for env in envs.values()])
-        with new_roles_dropped(), warehouses, real_prefect_server(home) as api_url:
-            platform = Platform(api_url, home, envs, {}, {}, data_dir)
-            for name in envs:
-                infra = [cli("python"), "-m", "infra"]
-                platform.applies[name] = [
-                    run([*infra, "apply", "--env", name], platform.env(name)),
-                    run([*infra, "apply", "--env", name], platform.env(name)),
-                    run([*infra, "plan", "--env", name], platform.env(name)),
-                ]
-                deploy_env = {**platform.env(name), "DEPLOY_ENV": name, "SHIPSHAPE_IMAGE": IMAGE}
-                platform.deploys[name] = run([cli("prefect"), "--no-prompt", "deploy", "--all"], deploy_env)
-            yield platform
-    finally:
-        slack.shutdown()
-
-
-@contextmanager
-def worker(platform: Platform, env_name: str, worker_type: str, extra: dict[str, str]) -> Iterator[Path]:
-    """A worker for the environment's pool, as an operator starts it; yields its log file."""
-    pool = ENVIRONMENTS[env_name].pool_name
-    log_path = platform.home / f"worker-{env_name}.log"
-    # Only what any worker host has: the API to poll. Warehouse, secrets and blocks come from the Prefect API.
-    local = ("SHIPSHAPE_WAREHOUSE_URL", "SHIPSHAPE_PUBLISHER_URL", "PII_HASH_KEY", "SHIPSHAPE_WAREHOUSE_BLOCK")
-    env = {name: value for name, value in os.environ.items() if name not in local}
-    env.update(PREFECT_API_URL=platform.api_url, PREFECT_HOME=str(platform.home), PREFECT_WORKER_QUERY_SECONDS="1")
-    env.update(extra)
-    process = start_worker(pool, worker_type, env, log_path)
-    try:
-        wait_for_worker(platform.api_url, pool, log_path)
-        yield log_path
-    finally:
-        stop_process_group(process.pid, grace_seconds=5)
-        process.wait()
+    warehouses = databases([env.database for env in envs.values()])
+    with slack.serving(), new_roles_dropped(), warehouses, real_prefect_server(home) as api_url:
+        platform = Platform(api_url, home, envs, {}, {}, data_dir, slack)
+        for name in envs:
+            infra = [cli("python"), "-m", "infra"]
+            platform.applies[name] = [
+                run([*infra, "apply", "--env", name], platform.env(name)),
+                run([*infra, "apply", "--env", name], platform.env(name)),
+                run([*infra, "plan", "--env", name], platform.env(name)),
+            ]
+            deploy_env = {**platform.env(name), "DEPLOY_ENV": name, "SHIPSHAPE_IMAGE": IMAGE}
+            platform.deploys[name] = run([cli("prefect"), "--no-prompt", "deploy", "--all"], deploy_env)
+        yield platform
 
 
 @pytest.fixture(scope="module")
 def dev_worker(platform: Platform) -> Iterator[Path]:
-    with worker(platform, "dev", "process", {"SHIPSHAPE_DATA_DIR": str(platform.data_dir)}) as log_path:
+    extra = {"SHIPSHAPE_DATA_DIR": str(platform.data_dir)}
+    with worker(platform.api_url, platform.home, "dev", "process", extra) as log_path:
         yield log_path
 
 
@@ -121,17 +98,6 @@ def run_and_wait(platform: Platform, deployment: str, **options: object) -> Flow
                                   **options)
     assert flow_run.state is not None and flow_run.state.is_final(), f"{deployment} did not finish: {flow_run.state}"
     return flow_run
-
-
-def wait_for_line(path: Path, text: str, timeout_seconds: float = 30) -> str:
-    """The first line of `path` containing `text`, polled until it appears (the automation posts asynchronously)."""
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if matching := [line for line in lines if text in line]:
-            return matching[0]
-        time.sleep(0.2)
-    raise AssertionError(f"no line with {text!r} in {path} after {timeout_seconds:.0f} s")
 
 
 def published_rows(env: EnvironmentValues) -> int:
@@ -154,7 +120,9 @@ def test_infra_apply_creates_everything_once_and_then_changes_nothing(platform: 
         # Roles are cluster-wide and may exist already; their grants in this environment's new database may not.
         for line in (f"+ grant USAGE, CREATE on schema audit to shipshape_{name}_loader",
                      f"+ block shipshape-warehouse warehouse-{name}",
-                     f"+ block secret pii-hash-key-{name}", f"+ automation shipshape-{name}-run-failed"):
+                     f"+ block secret pii-hash-key-{name}", f"+ automation shipshape-{name}-platform-failed",
+                     f"+ block slack-incoming-webhook slack-{name}-commerce-data",
+                     f"+ automation shipshape-{name}-shop_orders-run-failed"):
             assert line in first.stdout
         assert second.stdout.splitlines()[0] == "no changes", second.stdout
         assert plan.stdout.splitlines() == ["no changes", f"{name}: would change 0 object(s)"]
@@ -163,13 +131,18 @@ def test_infra_apply_creates_everything_once_and_then_changes_nothing(platform: 
 def test_apply_updates_exactly_what_changed_and_plan_said_so(platform: Platform) -> None:
     infra = [cli("python"), "-m", "infra"]
     changed = {**platform.env("prod"), "SHIPSHAPE_DOCKER_NETWORK": "shipshape", "SHIPSHAPE_SLACK_WEBHOOK_URL": "http://x"}
-    expected = ["~ work pool shipshape-prod (base job template)", "~ block slack-incoming-webhook slack-prod"]
+    # The owners' channel has no webhook of its own here, so it follows the environment's.
+    expected = [
+        "~ work pool shipshape-prod (base job template)",
+        "~ block slack-incoming-webhook slack-prod",
+        "~ block slack-incoming-webhook slack-prod-commerce-data",
+    ]
     plan = run([*infra, "plan", "--env", "prod"], changed)
     apply = run([*infra, "apply", "--env", "prod"], changed)
     restore = run([*infra, "apply", "--env", "prod"], platform.env("prod"))
-    assert plan.stdout.splitlines() == [*expected, "prod: would change 2 object(s)"], plan.stdout + plan.stderr
-    assert apply.stdout.splitlines() == [*expected, "prod: changed 2 object(s)"]
-    assert restore.stdout.splitlines() == [*expected, "prod: changed 2 object(s)"]
+    assert plan.stdout.splitlines() == [*expected, "prod: would change 3 object(s)"], plan.stdout + plan.stderr
+    assert apply.stdout.splitlines() == [*expected, "prod: changed 3 object(s)"]
+    assert restore.stdout.splitlines() == [*expected, "prod: changed 3 object(s)"]
 
 
 def test_pools_are_process_for_dev_and_docker_for_staging_and_prod(platform: Platform) -> None:
@@ -190,10 +163,11 @@ def test_deploy_all_registers_each_environment_with_its_pool_image_schedule_and_
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     with temporary_settings({PREFECT_API_URL: platform.api_url}), get_client(sync_client=True) as client:
         deployments = {deployment.name: deployment for deployment in client.read_deployments()}
-    assert set(deployments) == {f"{kind}-{name}" for kind in ("shop_orders", "date-range") for name in ENVIRONMENTS}
+    kinds = ("shop_orders", "backfill", "monitor")
+    assert set(deployments) == {f"{kind}-{name}" for kind in kinds for name in ENVIRONMENTS}
     for name, env in ENVIRONMENTS.items():
-        scheduled, date_range = deployments[f"shop_orders-{name}"], deployments[f"date-range-{name}"]
-        for deployment in (scheduled, date_range):
+        scheduled, backfill, monitor = (deployments[f"{kind}-{name}"] for kind in kinds)
+        for deployment in (scheduled, backfill, monitor):
             assert deployment.work_pool_name == f"shipshape-{name}"
             assert deployment.job_variables == {
                 "image": IMAGE, "env": {"SHIPSHAPE_ENV": name, "SHIPSHAPE_WAREHOUSE_BLOCK": f"warehouse-{name}"},
@@ -203,7 +177,10 @@ def test_deploy_all_registers_each_environment_with_its_pool_image_schedule_and_
         assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in scheduled.schedules] == [
             ("30 2 * * *", "UTC", env.schedules_active)
         ]
-        assert date_range.parameters == {} and date_range.schedules == []
+        assert backfill.parameters == {} and backfill.schedules == []
+        assert [(s.schedule.interval.total_seconds(), s.active) for s in monitor.schedules] == [
+            (300, env.schedules_active)
+        ]
 
 
 def test_deploy_refuses_an_unknown_environment_and_a_docker_environment_without_an_image(platform: Platform) -> None:
@@ -223,6 +200,7 @@ def test_a_process_worker_runs_the_dev_deployment_and_publishes(platform: Platfo
 
 
 def test_a_missing_block_fails_the_run_naming_the_block_and_the_fix(platform: Platform, dev_worker: Path) -> None:
+    assert run_and_wait(platform, "shop_orders-dev").state.is_completed()  # arms the failure alert
     wrong = {"env": {"SHIPSHAPE_ENV": "dev", "SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-dve"}}
     flow_run = run_and_wait(platform, "shop_orders-dev", job_variables=wrong)
     assert flow_run.state.is_failed()
@@ -230,9 +208,9 @@ def test_a_missing_block_fails_the_run_naming_the_block_and_the_fix(platform: Pl
         "warehouse block 'warehouse-dve' (named by SHIPSHAPE_WAREHOUSE_BLOCK) does not exist on this Prefect API "
         "as a 'shipshape-warehouse' block; create it with `make apply ENV=dev`"
     ) in flow_run.state.message
-    # The automation `make apply` created posts it to the environment's Slack block.
-    alert = wait_for_line(platform.home / "slack.log", flow_run.name)
-    assert alert == f"{flow_run.name} of shop_orders-dev ended Failed: {flow_run.state.message}"
+    # The pipeline's automation, created by `make apply`, posts it to the owners' channel (here: the environment's).
+    [alert] = platform.slack.wait_for(platform.channel("dev"), f"/runs/flow-run/{flow_run.id}")
+    assert f"the run ended Failed.\nError: {flow_run.state.message}" in alert.text
 
 
 def test_a_block_with_wrong_settings_fails_the_run_naming_the_block_and_is_not_retried(
@@ -261,7 +239,7 @@ def test_a_docker_worker_runs_the_staging_deployment_inside_the_built_image(
     platform.data_dir.chmod(0o755)  # the image's non-root user reads the shop database through the mount
     (platform.data_dir / "shop.db").chmod(0o644)
     mount = {"volumes": [f"{platform.data_dir}:/var/lib/shipshape"]}
-    with worker(platform, "staging", "docker", {"DOCKER_HOST": docker_host}) as log_path:
+    with worker(platform.api_url, platform.home, "staging", "docker", {"DOCKER_HOST": docker_host}) as log_path:
         flow_run = run_and_wait(platform, "shop_orders-staging", job_variables=mount)
         assert flow_run.state.is_completed(), f"{flow_run.state.message}\n{log_path.read_text()[-3000:]}"
     staging = platform.environments["staging"]

@@ -49,11 +49,11 @@ def test_up_serves_the_ui_runs_the_example_and_down_stops_exactly_its_processes(
             with temporary_settings({PREFECT_API_URL: api_url}):
                 with get_client(sync_client=True) as client:
                     deployments = {d.name: d.id for d in client.read_deployments()}
-                assert set(deployments) == {"shop_orders-dev", "date-range-dev"}
+                assert set(deployments) == {"shop_orders-dev", "backfill-dev", "monitor-dev"}
                 # Where `up` says to click: the UI (talking to this server's API) lists the deployments and
                 # draws the Custom run form from the flow's typed, documented parameters.
                 listing = rendered_text(f"http://127.0.0.1:{port}/deployments")
-                assert "shop_orders-dev" in listing and "date-range-dev" in listing
+                assert "shop_orders-dev" in listing and "backfill-dev" in listing
                 form = rendered_text(f"http://127.0.0.1:{port}/deployments/deployment/{deployments['shop_orders-dev']}/run")
                 assert "Work Pool shipshape-dev" in form
                 assert "start_date (Optional) First partition day" in form

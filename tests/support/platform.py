@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import psycopg
 
 from deployments.environments import ENVIRONMENTS
-from infra.local.server import prefect_server
+from infra.local.server import prefect_server, stop_process_group
+from infra.local.worker import start_worker, wait_for_worker
 from shipshape.settings import PACKAGE_ROOT
 from tests.support.postgres import ADMIN_URL, as_role, database_url, databases
 
@@ -86,11 +87,28 @@ def real_prefect_server(home: Path) -> Iterator[str]:
             yield api_url
 
 
-def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+@contextmanager
+def worker(api_url: str, home: Path, env_name: str, worker_type: str, extra: dict[str, str]) -> Iterator[Path]:
+    """A worker for the environment's pool, as an operator starts it; yields its log file."""
+    pool = ENVIRONMENTS[env_name].pool_name
+    log_path = home / f"worker-{env_name}.log"
+    # Only what any worker host has: the API to poll. Warehouse, secrets and blocks come from the Prefect API.
+    local = ("SHIPSHAPE_WAREHOUSE_URL", "SHIPSHAPE_PUBLISHER_URL", "PII_HASH_KEY", "SHIPSHAPE_WAREHOUSE_BLOCK")
+    env = {name: value for name, value in os.environ.items() if name not in local}
+    env.update(PREFECT_API_URL=api_url, PREFECT_HOME=str(home), PREFECT_WORKER_QUERY_SECONDS="1")
+    env.update(extra)
+    process = start_worker(pool, worker_type, env, log_path)
+    try:
+        wait_for_worker(api_url, pool, log_path)
+        yield log_path
+    finally:
+        stop_process_group(process.pid, grace_seconds=5)
+        process.wait()
+
+
+def run(command: list[str], env: dict[str, str], cwd: Path = PACKAGE_ROOT) -> subprocess.CompletedProcess[str]:
     """A CLI as a user runs it, from the project folder; output kept for assertions."""
-    return subprocess.run(
-        command, env={**os.environ, **env}, cwd=PACKAGE_ROOT, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run(command, env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def cli(name: str) -> str:

@@ -1,0 +1,52 @@
+"""What the monitor concludes from an SLO report: per incident kind, breached or not, and the sentence to send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shipshape.incidents import Kind
+from shipshape.slo import SloReport, format_duration
+
+
+@dataclass(frozen=True)
+class Observation:
+    kind: Kind
+    breached: bool
+    summary: str
+
+
+def observations(report: SloReport) -> list[Observation]:
+    return [_freshness(report), _burn(report)]
+
+
+def _freshness(report: SloReport) -> Observation:
+    sla = format_duration(report.sla)
+    if report.last_published_at is None:
+        return Observation("freshness-breach", True, f"never published (freshness SLA {sla})")
+    last = report.last_published_at.strftime("%Y-%m-%d %H:%M UTC")
+    age = format_duration(report.evaluated_at - report.last_published_at)
+    if report.fresh:
+        return Observation("freshness-breach", False, f"fresh again: last publish {last}, {age} ago (SLA {sla})")
+    return Observation("freshness-breach", True, f"no publish for {age} (SLA {sla}); last publish {last}")
+
+
+def _burn(report: SloReport) -> Observation:
+    rate, window = report.max_burn_rate, format_duration(report.fast_burn_window)
+    budgets = (
+        f"success rate {_percent(report.success_rate)} (target {_percent(report.success_target)}), "
+        f"freshness {_percent(report.freshness)} (target {_percent(report.freshness_target)}) "
+        f"over {format_duration(report.window)}"
+    )
+    if not report.fast_burn:
+        return Observation("fast-burn", False, f"burn rate back to {rate:.1f}x over {window}; {budgets}")
+    exhausted = format_duration(report.window / rate)
+    return Observation(
+        "fast-burn",
+        True,
+        f"error budget burning {rate:.1f}x over the last {window} (alert at {report.fast_burn_rate:g}x): "
+        f"at this rate the {format_duration(report.window)} budget lasts {exhausted}; {budgets}",
+    )
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"

@@ -1,0 +1,255 @@
+"""Alerts end to end: a real Prefect server runs the automations `make apply` creates, a process worker runs
+the pipelines, and a local Slack receiver (Slack's incoming-webhook wire format) gets the messages.
+
+The module deploys a copy of the example project with three pipelines, all reading the shop database:
+`shop_orders` (owner channel #commerce-data, volume baseline of 3 partitions, burn alert at 2x),
+`late_orders` (#commerce-data, freshness SLA 20 s, so the proactive trigger fires during the test) and
+`never_orders` (#growth-data, never run: only the ledger-based monitor can tell it is not fresh).
+Each test is a scenario on that shared platform; they run in file order, as an incident timeline.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from demo.shop_app import generate, inject_bad_orders
+from deployments.runbooks import runbook_url
+from shipshape.settings import PACKAGE_ROOT
+from tests.support.platform import (
+    cli,
+    environment_values,
+    new_roles_dropped,
+    real_prefect_server,
+    run,
+    worker,
+)
+from tests.support.postgres import databases
+from tests.support.slack import Message, SlackReceiver
+
+FIRST_DAY = date(2026, 11, 1)
+DAYS = 8
+OWNERS = "commerce-data"
+GROWTH = "growth-data"
+PLATFORM_CHANNEL = "dev-platform"
+
+
+@dataclass(frozen=True)
+class Ops:
+    api_url: str
+    home: Path
+    project: Path
+    data_dir: Path
+    slack: SlackReceiver
+    environment: dict[str, str]
+
+    def run(self, deployment: str, **parameters: Any) -> FlowRun:
+        with temporary_settings({PREFECT_API_URL: self.api_url}):
+            flow_run = run_deployment(deployment, parameters=parameters, timeout=600, poll_interval=1)
+        assert flow_run.state is not None and flow_run.state.is_final(), f"{deployment}: {flow_run.state}"
+        return flow_run
+
+    def run_pipeline(self, pipeline: str, day: date, last_day: date | None = None, **options: Any) -> FlowRun:
+        return self.run(f"run-pipeline/{pipeline}-dev", start_date=day, end_date=last_day or day, **options)
+
+
+def _declare(project: Path, name: str, change: dict[str, Any]) -> None:
+    """A copy of the example declaration under another name, with `change` merged in at the top level."""
+    document = yaml.safe_load((PACKAGE_ROOT / "pipelines" / "shop_orders.yaml").read_text())
+    for key, value in change.items():
+        document[key] = {**document.get(key, {}), **value} if isinstance(value, dict) else value
+    document["name"] = name
+    (project / "pipelines" / f"{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _make_project(root: Path) -> Path:
+    """The example project's files, three declarations and the platform's flows (the entrypoints)."""
+    project = root / "project"
+    for relative in ("pipelines/shop_orders/fct_orders.sql", "checks/fct_orders.yaml"):
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PACKAGE_ROOT / relative, project / relative)
+    (project / "flows").symlink_to(PACKAGE_ROOT / "flows")
+    anomaly = {"anomaly": {"baseline_partitions": 5, "min_history": 3}}
+    _declare(project, "shop_orders", {"volume": anomaly, "slo": {"fast_burn_rate": 2}})
+    _declare(project, "late_orders", {"destination": {"table": "late_orders"}, "freshness": {"sla": "20s"}})
+    _declare(project, "never_orders", {
+        "destination": {"table": "never_orders"}, "owner": {"team": "growth", "slack_channel": "#growth-data"},
+    })
+    return project
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
+    root = tmp_path_factory.mktemp("alerts")
+    home, project, data_dir = root / "prefect-home", _make_project(root), root / "data"
+    home.mkdir()
+    generate(data_dir / "shop.db", FIRST_DAY, DAYS)
+    slack = SlackReceiver()
+    values = environment_values("dev", slack.base_url)
+    environment = {
+        **values.values,
+        "SHIPSHAPE_SLACK_WEBHOOK_URL": slack.url(PLATFORM_CHANNEL),
+        "SHIPSHAPE_SLACK_WEBHOOK_COMMERCE_DATA": slack.url(OWNERS),
+        "SHIPSHAPE_SLACK_WEBHOOK_GROWTH_DATA": slack.url(GROWTH),
+        "SHIPSHAPE_PROJECT_DIR": str(project),
+        "SHIPSHAPE_DATA_DIR": str(data_dir),
+    }
+    with slack.serving(), new_roles_dropped(), databases([values.database]), real_prefect_server(home) as api_url:
+        env = {**environment, "PREFECT_API_URL": api_url, "PREFECT_HOME": str(home)}
+        for command in (
+            [cli("python"), "-m", "deployments.generate"],
+            [cli("python"), "-m", "infra", "apply", "--env", "dev"],
+            [cli("prefect"), "--no-prompt", "deploy", "--all"],
+        ):
+            result = run(command, {**env, "DEPLOY_ENV": "dev"}, cwd=project)
+            assert result.returncode == 0, f"{command}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
+        extra = {"SHIPSHAPE_PROJECT_DIR": str(project), "SHIPSHAPE_DATA_DIR": str(data_dir)}
+        with worker(api_url, home, "dev", "process", extra):
+            yield Ops(api_url, home, project, data_dir, slack, env)
+
+
+def day(offset: int) -> date:
+    return FIRST_DAY + timedelta(days=offset)
+
+
+def add_flash_sale(shop_db: Path, sale_day: date, orders: int) -> None:
+    """Valid orders, many more than usual on one day: a volume anomaly that passes the contract."""
+    stamp = f"{sale_day.isoformat()} 10:00:00"
+    with sqlite3.connect(shop_db) as connection:
+        first = connection.execute("SELECT max(order_id) FROM orders").fetchone()[0] + 1
+        connection.executemany(
+            "INSERT INTO orders (order_id, customer_id, email, amount, status, created_at, updated_at) "
+            "VALUES (?, 7, 'sale@example.com', '19.99', 'paid', ?, ?)",
+            [(first + index, stamp, stamp) for index in range(orders)],
+        )
+
+
+def only(messages: list[Message]) -> Message:
+    assert len(messages) == 1, [message.text for message in messages]
+    return messages[0]
+
+
+def test_a_failing_pipeline_alerts_its_owner_once_and_again_when_it_recovers(ops: Ops) -> None:
+    assert ops.run_pipeline("shop_orders", day(0)).state.is_completed()  # a success arms the alert
+    failures = [ops.run_pipeline("shop_orders", day(1), reuse_raw=True) for _ in range(2)]  # nothing to reuse
+    assert all(flow_run.state.is_failed() for flow_run in failures)
+    recovery = ops.run_pipeline("shop_orders", day(1))
+    assert recovery.state.is_completed()
+
+    ops.slack.wait_for(OWNERS, "[shipshape dev] shop_orders: recovered")
+    alert = only(ops.slack.received(OWNERS, "shop_orders: run Failed"))  # two failed runs, one incident
+    first = failures[0]
+    assert alert.payload == {"text": (
+        "[shipshape dev] shop_orders: run Failed\n"
+        "Pipeline shop_orders, partition 2026-11-02: the run ended Failed.\n"
+        f"Error: {first.state.message}\n"
+        f"Run: {ops.api_url.removesuffix('/api')}/runs/flow-run/{first.id}\n"
+        "Owner: commerce (ana.lima@example.com) · #commerce-data\n"
+        f"Runbook: {runbook_url('shop_orders', 'run-failed')}"
+    )}
+    assert "no raw data is kept for it; run without reuse_raw" in alert.text
+    recovered = only(ops.slack.received(OWNERS, "shop_orders: recovered"))
+    assert f"/runs/flow-run/{recovery.id}" in recovered.text
+    assert runbook_url("shop_orders", "recovered") in recovered.text
+    assert ops.slack.received(PLATFORM_CHANNEL) == []  # pipeline alerts go to the owners, not the platform
+
+
+def test_an_audit_gate_failure_is_reported_apart_from_crashes_with_the_failed_checks(ops: Ops) -> None:
+    inject_bad_orders(ops.data_dir / "shop.db", day(2))
+    blocked = ops.run_pipeline("shop_orders", day(2))
+    assert blocked.state.is_failed() and blocked.state.name == "AuditFailed"
+
+    alert = only(ops.slack.wait_for(OWNERS, "audit gate blocked the publish"))
+    assert alert.text.startswith(
+        "[shipshape dev] shop_orders: audit gate blocked the publish\n"
+        "Pipeline shop_orders, partition 2026-11-03: the contract failed, nothing was published.\n"
+        "Failed checks: pipeline shop_orders: contract checks/fct_orders.yaml blocked 1 of 1 partition(s) — "
+        "2026-11-03: amount invalid=25 (must be 0); status invalid=25 (must be 0)"
+    )
+    assert runbook_url("shop_orders", "audit-blocked") in alert.text
+    # Not reported as a failed run as well: the only failed-run message is the one incident before.
+    assert len(ops.slack.received(OWNERS, "shop_orders: run Failed")) == 1
+
+
+def test_a_volume_anomaly_warns_once_and_says_when_volume_is_back_to_normal(ops: Ops) -> None:
+    assert ops.run_pipeline("shop_orders", day(0), day(1)).state.is_completed()  # baseline: days 1-2 (+ 3 below)
+    with sqlite3.connect(ops.data_dir / "shop.db") as connection:  # undo the previous test's bad orders
+        connection.execute("DELETE FROM orders WHERE status = 'lost'")
+    assert ops.run_pipeline("shop_orders", day(2)).state.is_completed()
+    add_flash_sale(ops.data_dir / "shop.db", day(3), 5_000)
+    add_flash_sale(ops.data_dir / "shop.db", day(4), 5_000)
+    sale = ops.run_pipeline("shop_orders", day(3))
+    assert sale.state.is_completed()  # a warning, not a block: the partition is published
+    assert ops.run_pipeline("shop_orders", day(4)).state.is_completed()  # still anomalous: same incident
+    assert ops.run_pipeline("shop_orders", day(5)).state.is_completed()
+
+    resolved = only(ops.slack.wait_for(OWNERS, "shop_orders: Volume back to normal"))
+    warning = only(ops.slack.received(OWNERS, "Volume anomaly (warning)"))
+    assert warning.text.startswith(
+        "[shipshape dev] shop_orders: Volume anomaly (warning)\npartition 2026-11-04: "
+    )
+    assert "rows, above the expected band" in warning.text and "(trailing 3 partitions)" in warning.text
+    assert f"Runbook: {runbook_url('shop_orders')}#volume-anomaly" in warning.text
+    assert "partition 2026-11-06: " in resolved.text and "inside the expected band" in resolved.text
+    assert f"Runbook: {runbook_url('shop_orders')}#recovered" in resolved.text
+
+
+def test_a_freshness_breach_is_caught_by_the_proactive_trigger_and_resolved_by_the_next_publish(ops: Ops) -> None:
+    assert ops.run_pipeline("late_orders", day(0)).state.is_completed()
+    # Nothing else runs late_orders: 20 s later its freshness trigger starts the monitor for it.
+    breach = only(ops.slack.wait_for(OWNERS, "late_orders: Freshness SLA breached", timeout_seconds=120))
+    assert "no publish for" in breach.text and "(SLA 20s); last publish" in breach.text
+    assert f"Runbook: {runbook_url('late_orders')}#freshness-breach" in breach.text
+
+    assert ops.run_pipeline("late_orders", day(1)).state.is_completed()
+    monitor = ops.run("monitor/monitor-dev", pipeline="late_orders")
+    assert monitor.state.is_completed(), monitor.state.message
+    resolved = only(ops.slack.wait_for(OWNERS, "late_orders: Fresh again"))
+    assert "fresh again: last publish" in resolved.text
+
+
+def test_the_monitor_reports_never_published_pipelines_and_fast_burns_once_and_shows_the_slos(ops: Ops) -> None:
+    monitors = [ops.run("monitor/monitor-dev") for _ in range(2)]  # the second finds the incidents open: silent
+    assert all(monitor.state.is_completed() for monitor in monitors)
+
+    never = only(ops.slack.wait_for(GROWTH, "never_orders: Freshness SLA breached"))
+    assert never.text == (
+        "[shipshape dev] never_orders: Freshness SLA breached\n"
+        "never published (freshness SLA 1d2h)\n"
+        "Owner: growth (ana.lima@example.com) · #growth-data\n"
+        f"Runbook: {runbook_url('never_orders')}#freshness-breach"
+    )
+    burn = only(ops.slack.wait_for(OWNERS, "shop_orders: Error budget burning fast"))
+    assert "error budget burning" in burn.text and "over the last 1d (alert at 2x)" in burn.text
+    assert ops.slack.received(GROWTH, "shop_orders") == []  # routed by owner
+
+    with temporary_settings({PREFECT_API_URL: ops.api_url}), get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["slo-dev"]), flow_run_id=ArtifactFilterFlowRunId(any_=[monitors[-1].id])
+        ))
+    rows = {row["pipeline"]: row for row in json.loads(artifact.data)}
+    assert set(rows) == {"shop_orders", "late_orders", "never_orders"}
+    assert rows["never_orders"]["last publish"] == "never"
+    assert rows["shop_orders"]["alert"].startswith("FAST BURN")
+
+
+def test_slack_urls_never_reach_logs_or_runs(ops: Ops) -> None:
+    with temporary_settings({PREFECT_API_URL: ops.api_url}), get_client(sync_client=True) as client:
+        logs = " ".join(log.message for log in client.read_logs())
+        runs = " ".join(str(flow_run.parameters) for flow_run in client.read_flow_runs())
+    for url in (ops.slack.url(OWNERS), ops.slack.url(GROWTH), ops.slack.url(PLATFORM_CHANNEL)):
+        assert url not in logs and url not in runs
