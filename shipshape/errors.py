@@ -58,3 +58,7 @@ class AuditFailedError(TerminalError):
 
 class PublishError(TerminalError):
     """Publishing failed; the transaction was rolled back, the published table is unchanged."""
+
+
+class BackfillFailedError(TerminalError):
+    """Some partitions of a backfill did not complete; the others were published."""

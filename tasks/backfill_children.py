@@ -1,0 +1,91 @@
+"""Backfill children: one `run-pipeline` flow run per planned day, launched idempotently and throttled.
+
+Throttle: a global concurrency limit per target deployment, held for each child's whole lifetime
+(acquire → create the run → wait until it is final → release). Unlike a deployment concurrency limit,
+whose queued runs are re-checked only every ~30 s, a freed slot is taken at once; it also bounds several
+backfills of the same pipeline together and shows in the UI (Concurrency → Global). The slot is a lease
+renewed every few minutes by the holder, so a crashed backfill frees its slots when the lease expires.
+The environment's work pool limit caps all runs of the environment on top of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.concurrency.asyncio import concurrency
+from prefect.deployments import arun_deployment
+from prefect.exceptions import ObjectNotFound
+from prefect.flow_runs import wait_for_flow_run
+
+from shipshape.backfill_plan import PartitionPlan
+from shipshape.errors import ConfigurationError
+
+PIPELINE_FLOW = "run-pipeline"
+BACKFILL_TAG = "backfill"
+
+
+@dataclass(frozen=True)
+class Fanout:
+    """Where a backfill's children go and how many may live at once."""
+
+    deployment: str  # the pipeline's deployment in this environment, e.g. shop_orders-dev
+    max_concurrent: int
+
+    @property
+    def limit_name(self) -> str:
+        return f"shipshape-backfill-{self.deployment}"
+
+    async def prepare(self) -> None:
+        """Fail before launching anything when the deployment is missing; (re)size the concurrency limit."""
+        async with get_client() as client:
+            try:
+                await client.read_deployment_by_name(f"{PIPELINE_FLOW}/{self.deployment}")
+            except ObjectNotFound:
+                raise ConfigurationError(
+                    f"deployment {PIPELINE_FLOW}/{self.deployment} does not exist on this Prefect API: a backfill "
+                    "runs the pipeline's own deployment; register it with `make deploy ENV=<env>`. Nothing was run"
+                ) from None
+            await client.upsert_global_concurrency_limit_by_name(self.limit_name, self.max_concurrent)
+
+    async def run_all(self, plans: list[PartitionPlan]) -> list[FlowRun]:
+        """Every child, awaited concurrently; returns them final, in plan order. A failed child stops no other."""
+        # Waiters queue here rather than polling the limit: the server answers a full limit with a Retry-After
+        # of up to 30 s, the local queue hands a freed slot over at once.
+        local = asyncio.Semaphore(self.max_concurrent)
+        return await asyncio.gather(*(self._run_one(plan, local) for plan in plans))
+
+    async def _run_one(self, plan: PartitionPlan, local: asyncio.Semaphore) -> FlowRun:
+        async with local, concurrency(self.limit_name, occupy=1, strict=True):
+            flow_run = await launch_child(self.deployment, plan)
+            return await wait_for_flow_run(flow_run.id, timeout=None)
+
+
+def idempotency_key(deployment: str, plan: PartitionPlan) -> str:
+    """Same key while the day's ledger is unchanged (a double submit or a parent retry reuses the run); a
+    new one once a run has written the ledger, so a later backfill runs the day again."""
+    return f"backfill:{deployment}:{plan.key}:{plan.marker}"
+
+
+async def launch_child(deployment: str, plan: PartitionPlan) -> FlowRun:
+    """Create (or find, by idempotency key) the day's run, linked to the calling flow run.
+
+    An existing run that ended without completing and without changing the ledger (e.g. Crashed before its
+    first write) would be returned forever under the same key: a new run is created after it instead.
+    """
+    key = idempotency_key(deployment, plan)
+    while True:
+        flow_run = await arun_deployment(
+            f"{PIPELINE_FLOW}/{deployment}",
+            parameters={"start_date": plan.day, "end_date": plan.day},
+            idempotency_key=key,
+            timeout=0,
+            tags=[BACKFILL_TAG, f"partition:{plan.key}"],
+            as_subflow=True,
+        )
+        state = flow_run.state
+        if state is None or not state.is_final() or state.is_completed():
+            return flow_run
+        key = f"{idempotency_key(deployment, plan)}:after-{flow_run.id}"
