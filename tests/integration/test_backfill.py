@@ -1,0 +1,368 @@
+"""Backfill on a real Prefect server: the dev environment as a team runs it, with a process worker.
+
+The module sets up once what `make apply ENV=dev` and `make deploy ENV=dev` do, starts a worker for the dev
+pool, and generates a shop with bad orders on two days. Each test uses its own days, so the tests do not
+depend on each other's runs; they assert on the server (runs, links, states, artifacts) and on the warehouse
+(the ledger and the published table as the consumer reads it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from playwright.sync_api import Locator, Page, sync_playwright
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterName,
+    FlowRunFilterParentFlowRunId,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.flow_runs import wait_for_flow_run
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import Crashed
+
+from demo.shop_app import generate, inject_bad_orders, orders_per_day
+from deployments.environments import ENVIRONMENTS
+from infra.local.webhook_sink import make_server
+from shipshape.backfill_plan import NO_ENTRY, PartitionPlan
+from shipshape.settings import PACKAGE_ROOT
+from tasks.backfill_children import launch_child
+from tests.support.platform import (
+    EnvironmentValues,
+    cli,
+    environment_values,
+    new_roles_dropped,
+    real_prefect_server,
+    run,
+    worker,
+)
+from tests.support.postgres import databases
+
+FIRST_DAY = date(2026, 11, 1)
+DAYS = 15
+BAD_DAYS = (date(2026, 11, 5), date(2026, 11, 7))  # the contract blocks these until the orders are fixed
+DEV = ENVIRONMENTS["dev"]
+ARTIFACTS = PACKAGE_ROOT / "test-artifacts"  # screenshots, kept by CI (gitignored)
+CHROMIUM = "/usr/bin/chromium"
+
+
+@dataclass(frozen=True)
+class DevPlatform:
+    api_url: str
+    home: Path
+    values: EnvironmentValues
+    shop_db: Path
+
+    def env(self) -> dict[str, str]:
+        return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home), **self.values.values}
+
+    @contextmanager
+    def client(self) -> Iterator[SyncPrefectClient]:
+        with temporary_settings({PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevPlatform]:
+    home = tmp_path_factory.mktemp("prefect-home")
+    slack = make_server(0, home / "slack.log")
+    threading.Thread(target=slack.serve_forever, daemon=True).start()
+    values = environment_values("dev", f"http://127.0.0.1:{slack.server_address[1]}/hooks")
+    data_dir = tmp_path_factory.mktemp("shop-data")
+    generate(data_dir / "shop.db", FIRST_DAY, DAYS)
+    for day in BAD_DAYS:
+        inject_bad_orders(data_dir / "shop.db", day)
+    try:
+        with new_roles_dropped(), databases([values.database]), real_prefect_server(home) as api_url:
+            platform = DevPlatform(api_url, home, values, data_dir / "shop.db")
+            apply = run([cli("python"), "-m", "infra", "apply", "--env", "dev"], platform.env())
+            assert apply.returncode == 0, apply.stdout + apply.stderr
+            deploy = run([cli("prefect"), "--no-prompt", "deploy", "--all"], {**platform.env(), "DEPLOY_ENV": "dev"})
+            with platform.client() as client:
+                deployed = {deployment.name for deployment in client.read_deployments()}
+            assert {"backfill-dev", "shop_orders-dev"} <= deployed, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+            with worker(api_url, home, "dev", "process", {"SHIPSHAPE_DATA_DIR": str(data_dir)}):
+                yield platform
+    finally:
+        slack.shutdown()
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+
+def day(number: int) -> date:
+    return date(2026, 11, number)
+
+
+def launch_backfill(dev: DevPlatform, start: date, end: date, **options: object) -> FlowRun:
+    """Run the backfill deployment as the UI's Run button does, and wait until it is final."""
+    parameters = {"pipeline": "shop_orders", "start_date": start, "end_date": end, **options}
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):
+        parent = run_deployment("backfill/backfill-dev", parameters=parameters, timeout=900, poll_interval=1)
+    assert parent.state is not None and parent.state.is_final(), f"the backfill did not finish: {parent.state}"
+    return parent
+
+
+def children_of(dev: DevPlatform, parent: FlowRun) -> list[FlowRun]:
+    """The runs the UI shows nested under the backfill run."""
+    with dev.client() as client:
+        parent_filter = FlowRunFilterParentFlowRunId(any_=[parent.id])
+        return client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=parent_filter))
+
+
+def pipeline_runs(dev: DevPlatform) -> list[FlowRun]:
+    """Every run of the dev pipeline deployment, however it was started."""
+    with dev.client() as client:
+        deployment = client.read_deployment_by_name("run-pipeline/shop_orders-dev")
+        ids = FlowRunFilterDeploymentId(any_=[deployment.id])
+        return client.read_flow_runs(flow_run_filter=FlowRunFilter(deployment_id=ids))
+
+
+def runs_for(runs: list[FlowRun], days: list[date]) -> dict[str, list[str]]:
+    """Run ids per partition day (the run's start_date), for the given days."""
+    keys = {d.isoformat() for d in days}
+    found: dict[str, list[str]] = {}
+    for flow_run in runs:
+        if (key := str(flow_run.parameters.get("start_date"))) in keys:
+            found.setdefault(key, []).append(str(flow_run.id))
+    return found
+
+
+def table_artifact(dev: DevPlatform, flow_run: FlowRun) -> list[dict[str, Any]]:
+    with dev.client() as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(
+            any_=[flow_run.id])))
+    (artifact,) = [artifact for artifact in artifacts if artifact.type == "table"]
+    return json.loads(artifact.data)
+
+
+def published_by_day(dev: DevPlatform) -> dict[date, int]:
+    """Read as the consumer: published data is what the read-only role sees."""
+    with psycopg.connect(dev.values.role_url("consumer")) as connection:
+        query = "SELECT order_date, count(*) FROM analytics.fct_orders GROUP BY order_date"
+        return dict(connection.execute(query).fetchall())
+
+
+def fix_bad_orders(shop_db: Path, bad_day: date) -> None:
+    """What the application team's fix does: the buggy release's orders of that day are gone."""
+    with sqlite3.connect(shop_db) as connection:
+        connection.execute("DELETE FROM orders WHERE status = 'lost' AND created_at LIKE ?", [f"{bad_day}%"])
+
+
+def max_overlap(runs: list[FlowRun]) -> int:
+    """Most runs running at the same instant, from their start and end times."""
+    events = sorted([(r.start_time, 1) for r in runs] + [(r.end_time, -1) for r in runs], key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, change in events:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+@contextmanager
+def pool_concurrency(dev: DevPlatform, limit: int) -> Iterator[None]:
+    """The dev pool with room for several backfill runs at once; its declared limit is restored afterwards."""
+    with dev.client() as client:
+        client.update_work_pool(DEV.pool_name, WorkPoolUpdate(concurrency_limit=limit))
+    try:
+        yield
+    finally:
+        with dev.client() as client:
+            client.update_work_pool(DEV.pool_name, WorkPoolUpdate(concurrency_limit=DEV.pool_concurrency))
+
+
+# --- tests ------------------------------------------------------------------------------------------------------
+
+
+def test_a_backfill_publishes_every_missing_day_with_one_linked_child_each(dev: DevPlatform) -> None:
+    days = [day(1), day(2), day(3)]
+    started = datetime.now().astimezone()
+    parent = launch_backfill(dev, days[0], days[-1])
+    elapsed = (datetime.now().astimezone() - started).total_seconds()
+    assert parent.state.is_completed(), parent.state.message
+    children = children_of(dev, parent)
+    assert sorted(str(child.parameters["start_date"]) for child in children) == [d.isoformat() for d in days]
+    assert {child.state.name for child in children} == {"Completed"}
+    assert all("backfill" in child.tags for child in children)
+    published = published_by_day(dev)
+    assert {d: published.get(d) for d in days} == {d: orders_per_day(d) for d in days}
+    summary = table_artifact(dev, parent)
+    assert [(row["partition"], row["state"], row["rows published"]) for row in summary] == [
+        (d.isoformat(), "Completed", orders_per_day(d)) for d in days
+    ]
+    print(f"backfill of {len(days)} days (dev pool: one child at a time beside the parent): {elapsed:.1f} s")
+
+    # Launched again, identically: every day is published now, so nothing runs and nothing is duplicated.
+    before = runs_for(pipeline_runs(dev), days)
+    again = launch_backfill(dev, days[0], days[-1])
+    assert again.state.is_completed(), again.state.message
+    assert children_of(dev, again) == []
+    assert runs_for(pipeline_runs(dev), days) == before
+
+
+def test_a_blocked_day_stops_no_other_fails_the_backfill_and_mode_failed_retries_only_it(dev: DevPlatform) -> None:
+    good, bad = day(4), day(5)
+    parent = launch_backfill(dev, good, bad)
+    assert parent.state.is_failed()
+    assert f"1 of 2 day(s) did not complete — {bad} (shop_orders {bad}: AuditFailed)" in parent.state.message
+    assert "re-run with mode=failed" in parent.state.message
+    assert {str(c.parameters["start_date"]): c.state.name for c in children_of(dev, parent)} == {
+        good.isoformat(): "Completed", bad.isoformat(): "AuditFailed",
+    }
+    published = published_by_day(dev)
+    assert published.get(good) == orders_per_day(good) and bad not in published
+
+    fix_bad_orders(dev.shop_db, bad)
+    retry = launch_backfill(dev, good, bad, mode="failed")
+    assert retry.state.is_completed(), retry.state.message
+    assert [str(c.parameters["start_date"]) for c in children_of(dev, retry)] == [bad.isoformat()]
+    assert published_by_day(dev).get(bad) == orders_per_day(bad)
+
+
+def test_a_dry_run_shows_the_plan_from_the_ledger_and_creates_no_run(dev: DevPlatform) -> None:
+    published, blocked, missing = day(6), day(7), day(8)
+    for single in (published, blocked):
+        with temporary_settings({PREFECT_API_URL: dev.api_url}):
+            run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": single, "end_date": single},
+                           timeout=600, poll_interval=1)
+    before = pipeline_runs(dev)
+    parent = launch_backfill(dev, published, missing, dry_run=True)
+    assert parent.state.is_completed(), parent.state.message
+    plan = table_artifact(dev, parent)
+    assert [(row["partition"], row["status"], row["action"], row["rows"]) for row in plan] == [
+        (published.isoformat(), "published", "skip", orders_per_day(published)),
+        (blocked.isoformat(), "blocked", "run", ""),
+        (missing.isoformat(), "missing", "run", ""),
+    ]
+    assert plan[0]["last published"].startswith(str(date.today()))
+    assert all(isinstance(row["estimated duration (s)"], float) for row in plan)
+    assert children_of(dev, parent) == []
+    assert len(pipeline_runs(dev)) == len(before)
+
+
+def test_two_identical_backfills_share_their_children_and_the_concurrency_bound(dev: DevPlatform) -> None:
+    days = [day(9) + timedelta(days=offset) for offset in range(5)]
+    parameters = {"pipeline": "shop_orders", "start_date": days[0], "end_date": days[-1], "max_concurrent": 2}
+    with pool_concurrency(dev, 6), temporary_settings({PREFECT_API_URL: dev.api_url}):
+        first, second = (run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0) for _ in range(2))
+        first, second = (asyncio.run(wait_for_flow_run(flow_run.id, timeout=900)) for flow_run in (first, second))
+    assert first.state.is_completed(), first.state.message
+    assert second.state.is_completed(), second.state.message
+    children = [r for r in pipeline_runs(dev) if str(r.parameters.get("start_date")) in {d.isoformat() for d in days}]
+    assert sorted(str(c.parameters["start_date"]) for c in children) == [d.isoformat() for d in days]  # one per day
+    assert {c.state.name for c in children} == {"Completed"}
+    overlap = max_overlap(children)
+    print(f"max overlap of {len(children)} children under max_concurrent=2 (pool limit 6): {overlap}")
+    assert overlap == 2
+
+
+def test_launching_a_day_twice_returns_the_same_run_and_a_crashed_one_is_replaced(dev: DevPlatform) -> None:
+    """On a pool no worker polls, so the runs stay as the test leaves them."""
+    plan = PartitionPlan(day(20), "missing", None, None, None, NO_ENTRY, never_published=True,
+                         latest_unsuccessful=False)
+    with dev.client() as client:
+        client.create_work_pool(WorkPoolCreate(name="shipshape-idle", type="process"))
+        flow_id = client.read_flow_by_name("run-pipeline").id
+        client.create_deployment(flow_id=flow_id, name="shop_orders-idle", work_pool_name="shipshape-idle")
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):
+        first = asyncio.run(launch_child("shop_orders-idle", plan))
+        again = asyncio.run(launch_child("shop_orders-idle", plan))
+        assert again.id == first.id
+        assert first.idempotency_key == f"backfill:shop_orders-idle:2026-11-20:{NO_ENTRY}"
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(first.id, Crashed(message="worker lost"), force=True)
+        replaced = asyncio.run(launch_child("shop_orders-idle", plan))
+        assert replaced.id != first.id
+        assert replaced.idempotency_key == f"{first.idempotency_key}:after-{first.id}"
+        assert asyncio.run(launch_child("shop_orders-idle", plan)).id == replaced.id
+
+
+def test_a_backfill_launched_from_the_ui_custom_run_form_publishes_its_days(dev: DevPlatform) -> None:
+    """Deployments → backfill-dev → Run → Custom run in Debian's Chromium, as an operator does it."""
+    days = [day(14), day(15)]
+    ui = dev.api_url.removesuffix("/api")
+    started = time.monotonic()
+    with chromium_page() as page:
+        page.goto(f"{ui}/deployments")
+        page.get_by_role("link", name="backfill-dev").first.click()
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Custom run").click()
+        choose(page, "pipeline", "shop_orders")
+        for field, value in zip(("start_date", "end_date"), days, strict=True):
+            pick_date(page, field, value)
+        page.screenshot(path=ARTIFACTS / "backfill-form.png", full_page=True)
+        shutil.copy(ARTIFACTS / "backfill-form.png", "/tmp/backfill-form.png")
+        run_name = page.get_by_role("textbox").first.input_value()  # the form's generated Run Name
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_url(re.compile(r"tab=Runs"))  # the UI accepted the run and shows the deployment's runs
+    with dev.client() as client:
+        (parent,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):
+        parent = asyncio.run(wait_for_flow_run(parent.id, timeout=900))
+    with chromium_page() as page:  # a new session: Playwright's sync API holds an event loop while it is open
+        page.goto(f"{ui}/runs/flow-run/{parent.id}")
+        page.get_by_text("Completed").first.wait_for()
+        page.screenshot(path=ARTIFACTS / "backfill-finished-run.png", full_page=True)
+    print(f"browser test, form to finished backfill of {len(days)} days: {time.monotonic() - started:.1f} s")
+    assert parent.state.is_completed(), parent.state.message
+    assert parent.parameters == {"pipeline": "shop_orders", "start_date": days[0].isoformat(),
+                                 "end_date": days[-1].isoformat(), "mode": "missing", "dry_run": False,
+                                 "max_concurrent": 4}
+    children = children_of(dev, parent)
+    assert sorted(str(c.parameters["start_date"]) for c in children) == [d.isoformat() for d in days]
+    assert {c.state.name for c in children} == {"Completed"}
+    published = published_by_day(dev)
+    assert {d: published.get(d) for d in days} == {d: orders_per_day(d) for d in days}
+
+
+@contextmanager
+def chromium_page() -> Iterator[Page]:
+    """Debian's Chromium driven by Playwright (no browser download here); closed whatever happens."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def field(page: Page, name: str) -> Locator:
+    """A parameter's block in the form, found by its label (the innermost block holding that label)."""
+    return page.locator(".schema-form-property", has=page.get_by_text(name, exact=True)).last
+
+
+def choose(page: Page, name: str, option: str) -> None:
+    """The UI's select opens from the keyboard (a synthetic click opens and closes it at once)."""
+    field(page, name).locator(".p-select-button__control").focus()
+    page.keyboard.press("ArrowDown")
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def pick_date(page: Page, name: str, value: date) -> None:
+    """The date picker's own "Selected Date" input, then Apply — what a user types instead of paging months."""
+    field(page, name).locator(".p-date-button__control").click()
+    page.locator("input[type=date]").fill(value.isoformat())
+    page.get_by_role("button", name="Apply").click()
