@@ -15,6 +15,11 @@ from shipshape.errors import ConfigurationError
 from shipshape.settings import code_version
 
 PoolType = Literal["process", "docker"]
+# Backfill and monitor runs wait on pipeline runs: on the pipelines' queue they could take every slot
+# and wait forever. They get their own queue of the same pool, with its own limit.
+PIPELINE_QUEUE = "default"
+PLATFORM_QUEUE = "platform"
+PLATFORM_CONCURRENCY = 2
 
 
 @dataclass(frozen=True)
@@ -22,11 +27,16 @@ class Environment:
     name: str
     pool_type: PoolType
     schedules_active: bool
-    pool_concurrency: int
+    pool_concurrency: int  # pipeline runs at once (the pipelines' queue); the pool adds the platform's slots
 
     @property
     def pool_name(self) -> str:
         return f"shipshape-{self.name}"
+
+    @property
+    def queue_limits(self) -> dict[str, int]:
+        """Each queue of the pool and how many of its runs may run at once."""
+        return {PIPELINE_QUEUE: self.pool_concurrency, PLATFORM_QUEUE: PLATFORM_CONCURRENCY}
 
     @property
     def warehouse_block(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from deployments.environments import PIPELINE_QUEUE, PLATFORM_QUEUE
 from shipshape.catalog import DeclaredPipeline
 
 ENTRYPOINT = "flows/run_pipeline.py:run_pipeline"
@@ -74,7 +75,7 @@ def _backfill() -> dict[str, Any]:
         "dry_run shows the plan without running anything.",
         "entrypoint": BACKFILL_ENTRYPOINT,
         "tags": ["shipshape", f"env:{ENV}", PLATFORM_TAG],
-        "work_pool": _work_pool(),
+        "work_pool": _work_pool(PLATFORM_QUEUE),
     }
 
 
@@ -86,7 +87,7 @@ def _monitor(pipelines: list[DeclaredPipeline]) -> dict[str, Any]:
         "entrypoint": MONITOR_ENTRYPOINT,
         "schedules": [schedule],
         "tags": ["shipshape", f"env:{ENV}", PLATFORM_TAG],
-        "work_pool": _work_pool(),
+        "work_pool": _work_pool(PLATFORM_QUEUE),
         "triggers": [_freshness_trigger(declared) for declared in pipelines],
     }
 
@@ -114,6 +115,6 @@ def _freshness_trigger(declared: DeclaredPipeline) -> dict[str, Any]:
     }
 
 
-def _work_pool() -> dict[str, Any]:
+def _work_pool(queue: str = PIPELINE_QUEUE) -> dict[str, Any]:
     job_variables = {"image": "{{ environment.image }}", "env": "{{ environment.env }}"}
-    return {"name": f"shipshape-{ENV}", "job_variables": job_variables}
+    return {"name": f"shipshape-{ENV}", "work_queue_name": queue, "job_variables": job_variables}

@@ -47,7 +47,7 @@ async def backfill(
         mode: missing = days never published; failed = days whose latest attempt failed or was blocked;
             all = every day in the range.
         dry_run: Only show the plan (status, last publish, rows, estimated duration); run nothing.
-        max_concurrent: At most this many of the backfill's runs at once (the work pool's limit also applies).
+        max_concurrent: At most this many of the backfill's runs at once (the pipelines' queue limit also applies).
     """
     plans = plan_days(pipeline, start_date, end_date)
     selected = [plan for plan in plans if plan.selected_by(mode)]

@@ -1,4 +1,8 @@
-"""Work pools as code: one per environment, its base job template and its concurrency limit.
+"""Work pools as code: one per environment, its base job template, its queues and their concurrency limits.
+
+Two queues: `default` for pipeline runs (a backfill's children included: its limit is what throttles a
+backfill across the environment) and `platform` for backfill and monitor runs, so a flow that waits on
+pipeline runs never occupies the slots those runs need. The pool's limit is the sum.
 
 Docker pools get the defaults every run of that environment shares (network, resources, pull policy,
 the environment's name); the image itself comes from each deployment, so promotion is a deploy, not an
@@ -25,6 +29,35 @@ MEMORY_LIMIT = "2g"
 
 
 def reconcile(client: SyncPrefectClient, env: Environment, *, dry_run: bool) -> list[Change]:
+    return _reconcile_pool(client, env, dry_run=dry_run) + _reconcile_queues(client, env, dry_run=dry_run)
+
+
+def pool_limit(env: Environment) -> int:
+    return sum(env.queue_limits.values())
+
+
+def _reconcile_queues(client: SyncPrefectClient, env: Environment, *, dry_run: bool) -> list[Change]:
+    """The pool's queues and their limits; before the pool exists (a first plan) every queue is a create."""
+    try:
+        existing = {queue.name: queue for queue in client.read_work_queues(work_pool_name=env.pool_name)}
+    except ObjectNotFound:
+        existing = {}
+    changes = []
+    for name, limit in env.queue_limits.items():
+        queue = existing.get(name)
+        if queue is not None and queue.concurrency_limit == limit:
+            continue
+        if not dry_run:
+            if queue is None:
+                client.create_work_queue(name, work_pool_name=env.pool_name, concurrency_limit=limit)
+            else:
+                client.update_work_queue(queue.id, concurrency_limit=limit)
+        changes.append(Change("work queue", f"{env.pool_name}/{name}", "update" if queue else "create",
+                              f"concurrency {limit}"))
+    return changes
+
+
+def _reconcile_pool(client: SyncPrefectClient, env: Environment, *, dry_run: bool) -> list[Change]:
     template = base_job_template(env)
     description = f"shipshape {env.name}: {env.pool_type} runs of the declared pipelines"
     try:
@@ -34,10 +67,10 @@ def reconcile(client: SyncPrefectClient, env: Environment, *, dry_run: bool) -> 
             client.create_work_pool(
                 WorkPoolCreate(
                     name=env.pool_name, type=env.pool_type, base_job_template=template,
-                    concurrency_limit=env.pool_concurrency, description=description,
+                    concurrency_limit=pool_limit(env), description=description,
                 )
             )
-        return [Change("work pool", env.pool_name, "create", f"{env.pool_type}, concurrency {env.pool_concurrency}")]
+        return [Change("work pool", env.pool_name, "create", f"{env.pool_type}, concurrency {pool_limit(env)}")]
     if pool.type != env.pool_type:
         raise ConfigurationError(
             f"work pool {env.pool_name!r} exists with type {pool.type!r}, but {env.name} needs {env.pool_type!r}; "
@@ -47,7 +80,7 @@ def reconcile(client: SyncPrefectClient, env: Environment, *, dry_run: bool) -> 
         field
         for field, current, wanted in (
             ("base job template", pool.base_job_template, template),
-            ("concurrency limit", pool.concurrency_limit, env.pool_concurrency),
+            ("concurrency limit", pool.concurrency_limit, pool_limit(env)),
             ("description", pool.description, description),
         )
         if current != wanted
@@ -57,7 +90,7 @@ def reconcile(client: SyncPrefectClient, env: Environment, *, dry_run: bool) -> 
     if not dry_run:
         client.update_work_pool(
             env.pool_name,
-            WorkPoolUpdate(base_job_template=template, concurrency_limit=env.pool_concurrency, description=description),
+            WorkPoolUpdate(base_job_template=template, concurrency_limit=pool_limit(env), description=description),
         )
     return [Change("work pool", env.pool_name, "update", ", ".join(differs))]
 

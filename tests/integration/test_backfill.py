@@ -13,7 +13,6 @@ import json
 import re
 import shutil
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Locator, Page, sync_playwright
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -43,7 +42,6 @@ from prefect.states import Crashed
 
 from demo.shop_app import generate, inject_bad_orders, orders_per_day
 from deployments.environments import ENVIRONMENTS
-from infra.local.webhook_sink import make_server
 from shipshape.backfill_plan import NO_ENTRY, PartitionPlan
 from shipshape.settings import PACKAGE_ROOT
 from tasks.backfill_children import launch_child
@@ -57,6 +55,7 @@ from tests.support.platform import (
     worker,
 )
 from tests.support.postgres import databases
+from tests.support.slack import SlackReceiver
 
 FIRST_DAY = date(2026, 11, 1)
 DAYS = 15
@@ -85,26 +84,22 @@ class DevPlatform:
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevPlatform]:
     home = tmp_path_factory.mktemp("prefect-home")
-    slack = make_server(0, home / "slack.log")
-    threading.Thread(target=slack.serve_forever, daemon=True).start()
-    values = environment_values("dev", f"http://127.0.0.1:{slack.server_address[1]}/hooks")
+    slack = SlackReceiver()
+    values = environment_values("dev", slack.base_url)
     data_dir = tmp_path_factory.mktemp("shop-data")
     generate(data_dir / "shop.db", FIRST_DAY, DAYS)
     for day in BAD_DAYS:
         inject_bad_orders(data_dir / "shop.db", day)
-    try:
-        with new_roles_dropped(), databases([values.database]), real_prefect_server(home) as api_url:
-            platform = DevPlatform(api_url, home, values, data_dir / "shop.db")
-            apply = run([cli("python"), "-m", "infra", "apply", "--env", "dev"], platform.env())
-            assert apply.returncode == 0, apply.stdout + apply.stderr
-            deploy = run([cli("prefect"), "--no-prompt", "deploy", "--all"], {**platform.env(), "DEPLOY_ENV": "dev"})
-            with platform.client() as client:
-                deployed = {deployment.name for deployment in client.read_deployments()}
-            assert {"backfill-dev", "shop_orders-dev"} <= deployed, deploy.stdout[-3000:] + deploy.stderr[-3000:]
-            with worker(api_url, home, "dev", "process", {"SHIPSHAPE_DATA_DIR": str(data_dir)}):
-                yield platform
-    finally:
-        slack.shutdown()
+    with slack.serving(), new_roles_dropped(), databases([values.database]), real_prefect_server(home) as api_url:
+        platform = DevPlatform(api_url, home, values, data_dir / "shop.db")
+        apply = run([cli("python"), "-m", "infra", "apply", "--env", "dev"], platform.env())
+        assert apply.returncode == 0, apply.stdout + apply.stderr
+        deploy = run([cli("prefect"), "--no-prompt", "deploy", "--all"], {**platform.env(), "DEPLOY_ENV": "dev"})
+        with platform.client() as client:
+            deployed = {deployment.name for deployment in client.read_deployments()}
+        assert {"backfill-dev", "shop_orders-dev"} <= deployed, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+        with worker(api_url, home, "dev", "process", {"SHIPSHAPE_DATA_DIR": str(data_dir)}):
+            yield platform
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
@@ -179,18 +174,6 @@ def max_overlap(runs: list[FlowRun]) -> int:
     return peak
 
 
-@contextmanager
-def pool_concurrency(dev: DevPlatform, limit: int) -> Iterator[None]:
-    """The dev pool with room for several backfill runs at once; its declared limit is restored afterwards."""
-    with dev.client() as client:
-        client.update_work_pool(DEV.pool_name, WorkPoolUpdate(concurrency_limit=limit))
-    try:
-        yield
-    finally:
-        with dev.client() as client:
-            client.update_work_pool(DEV.pool_name, WorkPoolUpdate(concurrency_limit=DEV.pool_concurrency))
-
-
 # --- tests ------------------------------------------------------------------------------------------------------
 
 
@@ -261,9 +244,10 @@ def test_a_dry_run_shows_the_plan_from_the_ledger_and_creates_no_run(dev: DevPla
 
 
 def test_two_identical_backfills_share_their_children_and_the_concurrency_bound(dev: DevPlatform) -> None:
-    days = [day(9) + timedelta(days=offset) for offset in range(5)]
-    parameters = {"pipeline": "shop_orders", "start_date": days[0], "end_date": days[-1], "max_concurrent": 2}
-    with pool_concurrency(dev, 6), temporary_settings({PREFECT_API_URL: dev.api_url}):
+    """The dev pipelines' queue allows 2 runs at once; max_concurrent=1 must hold them to one."""
+    days = [day(9) + timedelta(days=offset) for offset in range(3)]
+    parameters = {"pipeline": "shop_orders", "start_date": days[0], "end_date": days[-1], "max_concurrent": 1}
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):
         first, second = (run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0) for _ in range(2))
         first, second = (asyncio.run(wait_for_flow_run(flow_run.id, timeout=900)) for flow_run in (first, second))
     assert first.state.is_completed(), first.state.message
@@ -272,8 +256,8 @@ def test_two_identical_backfills_share_their_children_and_the_concurrency_bound(
     assert sorted(str(c.parameters["start_date"]) for c in children) == [d.isoformat() for d in days]  # one per day
     assert {c.state.name for c in children} == {"Completed"}
     overlap = max_overlap(children)
-    print(f"max overlap of {len(children)} children under max_concurrent=2 (pool limit 6): {overlap}")
-    assert overlap == 2
+    print(f"max overlap of {len(children)} children under max_concurrent=1 (queue limit 2): {overlap}")
+    assert overlap == 1
 
 
 def test_launching_a_day_twice_returns_the_same_run_and_a_crashed_one_is_replaced(dev: DevPlatform) -> None:

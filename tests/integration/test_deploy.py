@@ -155,7 +155,12 @@ def test_pools_are_process_for_dev_and_docker_for_staging_and_prod(platform: Pla
     assert docker_defaults["network_mode"]["default"] == "host"
     assert docker_defaults["mem_limit"]["default"] == "2g"
     assert docker_defaults["env"]["default"] == {"SHIPSHAPE_ENV": "prod", "SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-prod"}
-    assert {pool.concurrency_limit for name, pool in pools.items() if name.startswith("shipshape-")} == {2, 4}
+    # Pipelines' queue + the platform's queue (backfill and monitor runs wait on pipeline runs: never on their slots).
+    assert {pool.concurrency_limit for name, pool in pools.items() if name.startswith("shipshape-")} == {4, 6}
+    with temporary_settings({PREFECT_API_URL: platform.api_url}), get_client(sync_client=True) as client:
+        dev_queues = client.read_work_queues(work_pool_name="shipshape-dev")
+    queues = {queue.name: queue.concurrency_limit for queue in dev_queues}
+    assert queues == {"default": 2, "platform": 2}
 
 
 def test_deploy_all_registers_each_environment_with_its_pool_image_schedule_and_blocks(platform: Platform) -> None:
