@@ -61,11 +61,16 @@ def generate(path: Path, first_day: date, days: int) -> int:
 
 def inject_bad_orders(path: Path, day: date, count: int = 25) -> None:
     """Orders a buggy release might write: negative amounts and an unknown status, on one day."""
+    add_orders(path, day, count, amount="-9.99", status="lost")
+
+
+def add_orders(path: Path, day: date, count: int, *, amount: str, status: str) -> None:
+    """`count` more orders at noon of `day`, all alike (a bug's output, or a flash sale)."""
     stamp = f"{day.isoformat()} 12:00:00"
     with sqlite3.connect(path) as connection:
         first = connection.execute("SELECT max(order_id) FROM orders").fetchone()[0] + 1
         connection.executemany(
             "INSERT INTO orders (order_id, customer_id, email, amount, status, created_at, updated_at) "
-            "VALUES (?, 1, 'bug@example.com', '-9.99', 'lost', ?, ?)",
-            [(first + index, stamp, stamp) for index in range(count)],
+            "VALUES (?, 1, 'orders@example.com', ?, ?, ?, ?)",
+            [(first + index, amount, status, stamp, stamp) for index in range(count)],
         )

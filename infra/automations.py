@@ -17,6 +17,7 @@ not armed: the freshness monitor reports it instead.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -39,6 +40,37 @@ BLOCKED = {f"prefect.flow-run.{AUDIT_FAILED}"}
 # run re-arms, so only a failure in the one run after a year of uninterrupted success would go unannounced.
 ARMED_FOR = timedelta(days=365)
 RUN_LINK = "Run: {{ flow_run|ui_url }}"
+
+
+@dataclass(frozen=True)
+class RunAlert:
+    """An alert on the state of a pipeline's runs, armed by `after` and fired by the next `expect` event."""
+
+    anchor: str  # its runbook section, and its automation's name suffix
+    when: str
+    after: set[str]
+    expect: set[str]
+    subject: str
+    what: str
+    detail: str = ""
+
+
+RUN_ALERTS = (
+    RunAlert(
+        "run-failed", "a run failed, crashed or timed out", COMPLETED, RUN_FAILED,
+        "run {{ flow_run.state.name }}", "the run ended {{ flow_run.state.name }}.",
+        "Error: {{ flow_run.state.message | truncate(600) }}",
+    ),
+    RunAlert(
+        "audit-blocked", "the audit gate blocked a publish", COMPLETED, BLOCKED,
+        "audit gate blocked the publish", "the contract failed, nothing was published.",
+        "Failed checks: {{ flow_run.state.message | truncate(1500) }}",
+    ),
+    RunAlert(
+        "recovered", "the first completed run after a failure", RUN_FAILED | BLOCKED, COMPLETED,
+        "recovered", "completed and published after a failure.",
+    ),
+)
 
 
 def desired_automations(env: Environment) -> list[Automation]:
@@ -81,41 +113,23 @@ def _pipeline_alerts(env: Environment, declared: DeclaredPipeline) -> list[Autom
     deployment = pipeline_deployment(name, env.name)
     runs = ResourceSpecification({"prefect.resource.role": "deployment", "prefect.resource.name": deployment})
     contact = f"Owner: {owner.team}" + (f" ({owner.person})" if owner.person else "") + f" · {owner.slack_channel}"
-
-    def footer(anchor: str) -> str:
-        return f"{contact}\nRunbook: {runbook_url(name, anchor)}"
-
     prefix = f"[shipshape {env.name}] {name}"
     partition = f"{{{{ flow_run.name | replace('{name} ', '') }}}}"  # run names are `<pipeline> <partition(s)>`
     return [
-        Automation(
-            name=f"shipshape-{env.name}-{name}-run-failed",
-            description=f"{name}: a run of {deployment} failed, crashed or timed out → {owner.slack_channel}",
-            trigger=_armed_by(COMPLETED, RUN_FAILED, runs),
-            actions=[_notify(channel, f"{prefix}: run {{{{ flow_run.state.name }}}}", (
-                f"Pipeline {name}, partition {partition}: the run ended {{{{ flow_run.state.name }}}}.\n"
-                "Error: {{ flow_run.state.message | truncate(600) }}\n"
-                f"{RUN_LINK}\n{footer('run-failed')}"
-            ))],
-        ),
-        Automation(
-            name=f"shipshape-{env.name}-{name}-audit-blocked",
-            description=f"{name}: the audit gate blocked a publish → {owner.slack_channel}",
-            trigger=_armed_by(COMPLETED, BLOCKED, runs),
-            actions=[_notify(channel, f"{prefix}: audit gate blocked the publish", (
-                f"Pipeline {name}, partition {partition}: the contract failed, nothing was published.\n"
-                "Failed checks: {{ flow_run.state.message | truncate(1500) }}\n"
-                f"{RUN_LINK}\n{footer('audit-blocked')}"
-            ))],
-        ),
-        Automation(
-            name=f"shipshape-{env.name}-{name}-recovered",
-            description=f"{name}: the first completed run after a failure → {owner.slack_channel}",
-            trigger=_armed_by(RUN_FAILED | BLOCKED, COMPLETED, runs),
-            actions=[_notify(channel, f"{prefix}: recovered", (
-                f"Pipeline {name}, partition {partition}: completed and published after a failure.\n"
-                f"{RUN_LINK}\n{footer('recovered')}"
-            ))],
+        *(
+            Automation(
+                name=f"shipshape-{env.name}-{name}-{alert.anchor}",
+                description=f"{name}: {alert.when} ({deployment}) → {owner.slack_channel}",
+                trigger=_armed_by(alert.after, alert.expect, runs),
+                actions=[_notify(channel, f"{prefix}: {alert.subject}", "\n".join(line for line in (
+                    f"Pipeline {name}, partition {partition}: {alert.what}",
+                    alert.detail,
+                    RUN_LINK,
+                    contact,
+                    f"Runbook: {runbook_url(name, alert.anchor)}",
+                ) if line))],
+            )
+            for alert in RUN_ALERTS
         ),
         Automation(
             name=f"shipshape-{env.name}-{name}-incidents",

@@ -27,7 +27,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from demo.shop_app import generate, inject_bad_orders
+from demo.shop_app import add_orders, generate, inject_bad_orders
 from deployments.runbooks import runbook_url
 from shipshape.settings import PACKAGE_ROOT
 from tests.support.platform import (
@@ -123,24 +123,14 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
     # Every payload the local Slack received, for reviewers (and the issue note).
     artifacts = PACKAGE_ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
-    received = [{"channel": message.path, "payload": message.payload} for message in slack.messages]
+    received = [
+        {"channel": m.path, "received_at": m.received_at.isoformat(), "payload": m.payload} for m in slack.messages
+    ]
     (artifacts / "slack-payloads.json").write_text(json.dumps(received, indent=2, ensure_ascii=False))
 
 
 def day(offset: int) -> date:
     return FIRST_DAY + timedelta(days=offset)
-
-
-def add_flash_sale(shop_db: Path, sale_day: date, orders: int) -> None:
-    """Valid orders, many more than usual on one day: a volume anomaly that passes the contract."""
-    stamp = f"{sale_day.isoformat()} 10:00:00"
-    with sqlite3.connect(shop_db) as connection:
-        first = connection.execute("SELECT max(order_id) FROM orders").fetchone()[0] + 1
-        connection.executemany(
-            "INSERT INTO orders (order_id, customer_id, email, amount, status, created_at, updated_at) "
-            "VALUES (?, 7, 'sale@example.com', '19.99', 'paid', ?, ?)",
-            [(first + index, stamp, stamp) for index in range(orders)],
-        )
 
 
 def only(messages: list[Message]) -> Message:
@@ -167,6 +157,7 @@ def test_a_failing_pipeline_alerts_its_owner_once_and_again_when_it_recovers(ops
         f"Runbook: {runbook_url('shop_orders', 'run-failed')}"
     )}
     assert "no raw data is kept for it; run without reuse_raw" in alert.text
+    print(f"failed run → Slack: {(alert.received_at - first.state.timestamp).total_seconds():.2f} s")
     recovered = only(ops.slack.received(OWNERS, "shop_orders: recovered"))
     assert f"/runs/flow-run/{recovery.id}" in recovered.text
     assert runbook_url("shop_orders", "recovered") in recovered.text
@@ -195,8 +186,8 @@ def test_a_volume_anomaly_warns_once_and_says_when_volume_is_back_to_normal(ops:
     with sqlite3.connect(ops.data_dir / "shop.db") as connection:  # undo the previous test's bad orders
         connection.execute("DELETE FROM orders WHERE status = 'lost'")
     assert ops.run_pipeline("shop_orders", day(2)).state.is_completed()
-    add_flash_sale(ops.data_dir / "shop.db", day(3), 5_000)
-    add_flash_sale(ops.data_dir / "shop.db", day(4), 5_000)
+    for sale_day in (day(3), day(4)):  # a flash sale: valid orders, far more than usual
+        add_orders(ops.data_dir / "shop.db", sale_day, 5_000, amount="19.99", status="paid")
     sale = ops.run_pipeline("shop_orders", day(3))
     assert sale.state.is_completed()  # a warning, not a block: the partition is published
     assert ops.run_pipeline("shop_orders", day(4)).state.is_completed()  # still anomalous: same incident
@@ -214,9 +205,12 @@ def test_a_volume_anomaly_warns_once_and_says_when_volume_is_back_to_normal(ops:
 
 
 def test_a_freshness_breach_is_caught_by_the_proactive_trigger_and_resolved_by_the_next_publish(ops: Ops) -> None:
-    assert ops.run_pipeline("late_orders", day(0)).state.is_completed()
+    published = ops.run_pipeline("late_orders", day(0))
+    assert published.state.is_completed()
     # Nothing else runs late_orders: 20 s later its freshness trigger starts the monitor for it.
     breach = only(ops.slack.wait_for(OWNERS, "late_orders: Freshness SLA breached", timeout_seconds=120))
+    lapse = published.state.timestamp + timedelta(seconds=20)
+    print(f"SLA lapse → Slack (trigger, monitor run, automation): {(breach.received_at - lapse).total_seconds():.1f} s")
     assert "no publish for" in breach.text and "(SLA 20s); last publish" in breach.text
     assert f"Runbook: {runbook_url('late_orders')}#freshness-breach" in breach.text
 

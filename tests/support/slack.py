@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.local.webhook_sink import make_server
@@ -20,6 +21,7 @@ from infra.local.webhook_sink import make_server
 class Message:
     path: str
     payload: dict[str, Any]
+    received_at: datetime
 
     @property
     def text(self) -> str:
@@ -62,7 +64,7 @@ class SlackReceiver:
 
     def _record(self, path: str, payload: dict[str, Any]) -> None:
         with self._changed:
-            self.messages.append(Message(path, payload))
+            self.messages.append(Message(path, payload, datetime.now(UTC)))
             self._changed.notify_all()
 
     @contextmanager
