@@ -42,13 +42,13 @@ class SloReport:
     runs: int
     failed_runs: int
     success_rate: float | None  # None: no finished run in the window
-    freshness: float
+    freshness: float | None  # None: no publish and no run yet
     success_target: float
     freshness_target: float
     success_budget_remaining: float | None
-    freshness_budget_remaining: float
+    freshness_budget_remaining: float | None
     success_burn_rate: float | None  # None: no finished run in the fast-burn window
-    freshness_burn_rate: float
+    freshness_burn_rate: float | None
     fast_burn_rate: float  # the declared threshold
 
     @property
@@ -63,7 +63,9 @@ class SloReport:
 
     @property
     def max_burn_rate(self) -> float:
-        return max(rate for rate in (self.success_burn_rate, self.freshness_burn_rate) if rate is not None)
+        """The faster of the two burns; 0 while neither SLI has data."""
+        rates = (self.success_burn_rate, self.freshness_burn_rate)
+        return max((rate for rate in rates if rate is not None), default=0.0)
 
     @property
     def fast_burn(self) -> bool:
@@ -100,14 +102,17 @@ def evaluate(spec: Pipeline, publishes: list[datetime], runs: list[RunOutcome], 
 
     `publishes` are publish instants (one per publishing flow run); those before the window still count, since
     the latest of them decides whether the window starts fresh. `runs` outside the window are ignored.
+    Freshness is measured from the pipeline's first publish or run at the earliest: a pipeline deployed an
+    hour ago has not been stale for the 27 days before (no history at all: no freshness SLI).
     """
     slo, sla = spec.slo, spec.freshness.sla_delta
     published = sorted(instant for instant in publishes if instant <= now)
     in_window = _runs_since(runs, now - slo.window_delta, now)
     success = _success_rate(in_window)
-    freshness = fresh_fraction(published, sla, now - slo.window_delta, now)
+    first_seen = min([*published, *(run.finished_at for run in runs)], default=None)
+    freshness = _fresh_since(published, sla, now - slo.window_delta, first_seen, now)
     fast_success = _success_rate(_runs_since(runs, now - slo.fast_burn_delta, now))
-    fast_freshness = fresh_fraction(published, sla, now - slo.fast_burn_delta, now)
+    fast_freshness = _fresh_since(published, sla, now - slo.fast_burn_delta, first_seen, now)
     return SloReport(
         pipeline=spec.name,
         evaluated_at=now,
@@ -122,11 +127,19 @@ def evaluate(spec: Pipeline, publishes: list[datetime], runs: list[RunOutcome], 
         success_target=slo.success_rate,
         freshness_target=slo.freshness,
         success_budget_remaining=None if success is None else 1 - burn_rate(success, slo.success_rate),
-        freshness_budget_remaining=1 - burn_rate(freshness, slo.freshness),
+        freshness_budget_remaining=None if freshness is None else 1 - burn_rate(freshness, slo.freshness),
         success_burn_rate=None if fast_success is None else burn_rate(fast_success, slo.success_rate),
-        freshness_burn_rate=burn_rate(fast_freshness, slo.freshness),
+        freshness_burn_rate=None if fast_freshness is None else burn_rate(fast_freshness, slo.freshness),
         fast_burn_rate=slo.fast_burn_rate,
     )
+
+
+def _fresh_since(
+    published: list[datetime], sla: timedelta, start: datetime, first_seen: datetime | None, now: datetime
+) -> float | None:
+    if first_seen is None or first_seen >= now:
+        return None
+    return fresh_fraction(published, sla, max(start, first_seen), now)
 
 
 def burn_rate(sli: float, target: float) -> float:

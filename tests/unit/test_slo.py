@@ -61,6 +61,18 @@ def test_never_published_is_never_fresh() -> None:
     assert row["last publish"] == "never" and row["staleness / SLA"] == "never / 1d2h" and row["fresh"] == "NO"
 
 
+def test_a_new_pipeline_is_measured_from_its_first_run_not_the_whole_window() -> None:
+    # Deployed 10h ago: one run failed then, one published 4h ago (SLA 10h). Fresh: 4h of the 10h seen.
+    report = evaluate(spec(sla="10h", window="100h"), publishes=[hours_ago(4)], runs=[run(10, False)], now=NOW)
+    assert report.freshness == pytest.approx(0.4)
+
+
+def test_no_publish_and_no_run_means_no_freshness_sli_and_no_burn() -> None:
+    report = evaluate(spec(), publishes=[], runs=[], now=NOW)
+    assert report.freshness is None and report.freshness_burn_rate is None and report.freshness_budget_remaining is None
+    assert report.max_burn_rate == 0 and not report.fast_burn and not report.fresh
+
+
 def test_failed_runs_spend_the_success_budget() -> None:
     runs = [run(24 * day + 30, True) for day in range(16)]  # one a day, all older than the last day
     runs += [run(24 * 5, False), run(24 * 9, False)]
