@@ -95,12 +95,13 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     plan = reconcile(postgres_url, env, PASSWORDS, dry_run=True)
 
     lines = [str(change) for change in plan]
-    assert lines[:8] == [
+    assert lines[:9] == [
         "+ schema analytics",
         "+ schema audit",
         "+ schema platform",
         "+ table platform.publish_ledger",
         "+ table platform.dead_letters",
+        "+ table platform.incidents",
         f"+ role {loader} (LOGIN)",
         f"+ role {publisher} (LOGIN)",
         f"+ role {consumer} (LOGIN)",
@@ -108,6 +109,7 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     assert f"+ grant USAGE, CREATE on schema audit to {loader}" in lines
     assert f"+ grant USAGE, CREATE on schema analytics to {publisher}" in lines
     assert f"+ grant SELECT, DELETE on table platform.dead_letters to {publisher}" in lines
+    assert f"+ grant SELECT, INSERT, UPDATE on table platform.incidents to {loader}" in lines
     assert f"+ default privilege SELECT on tables {loader} creates in audit to {publisher}" in lines
     assert f"+ default privilege SELECT on tables {publisher} creates in analytics to {consumer}" in lines
     assert {change.kind for change in plan} == {"schema", "table", "role", "grant", "default privilege"}
@@ -156,6 +158,7 @@ def test_duckdb_has_no_roles_so_reconcile_ensures_schemas_and_platform_tables(tm
         "+ schema platform",
         "+ table platform.publish_ledger",
         "+ table platform.dead_letters",
+        "+ table platform.incidents",
     ]
     assert reconcile(url, env, {}, dry_run=False) == []
 
