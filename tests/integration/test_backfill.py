@@ -304,8 +304,9 @@ def test_a_backfill_launched_from_the_ui_custom_run_form_publishes_its_days(dev:
     with temporary_settings({PREFECT_API_URL: dev.api_url}):
         parent = asyncio.run(wait_for_flow_run(parent.id, timeout=900))
     with chromium_page() as page:  # a new session: Playwright's sync API holds an event loop while it is open
-        page.goto(f"{ui}/runs/flow-run/{parent.id}?tab=Artifacts")  # the backfill's summary
-        page.get_by_text("backfill-shop-orders-summary").first.wait_for()
+        page.goto(f"{ui}/runs/flow-run/{parent.id}")
+        page.get_by_text("Completed").first.wait_for()
+        page.get_by_text("2 of 2 day(s) selected").first.wait_for()  # its logs have loaded
         page.screenshot(path=ARTIFACTS / "backfill-finished-run.png", full_page=True)
     print(f"browser test, form to finished backfill of {len(days)} days: {time.monotonic() - started:.1f} s")
     assert parent.state.is_completed(), parent.state.message
