@@ -120,13 +120,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
         extra = {"SHIPSHAPE_PROJECT_DIR": str(project), "SHIPSHAPE_DATA_DIR": str(data_dir)}
         with worker(api_url, home, "dev", "process", extra):
             yield Ops(api_url, home, project, data_dir, slack, env)
-    # Every payload the local Slack received, for reviewers (and the issue note).
-    artifacts = PACKAGE_ROOT / "test-artifacts"
-    artifacts.mkdir(exist_ok=True)
-    received = [
-        {"channel": m.path, "received_at": m.received_at.isoformat(), "payload": m.payload} for m in slack.messages
-    ]
-    (artifacts / "slack-payloads.json").write_text(json.dumps(received, indent=2, ensure_ascii=False))
+    slack.save(PACKAGE_ROOT / "test-artifacts" / "slack-payloads-alerts.json")
 
 
 def day(offset: int) -> date:

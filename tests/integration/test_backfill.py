@@ -71,6 +71,12 @@ class DevPlatform:
     home: Path
     values: EnvironmentValues
     shop_db: Path
+    slack: SlackReceiver
+
+    @property
+    def platform_channel(self) -> str:
+        """The environment's own Slack channel (a path on the local receiver): platform flows report there."""
+        return self.values.values["SHIPSHAPE_SLACK_WEBHOOK_URL"].removeprefix(f"{self.slack.base_url}/")
 
     def env(self) -> dict[str, str]:
         return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home), **self.values.values}
@@ -91,7 +97,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevPlatform]:
     for day in BAD_DAYS:
         inject_bad_orders(data_dir / "shop.db", day)
     with slack.serving(), new_roles_dropped(), databases([values.database]), real_prefect_server(home) as api_url:
-        platform = DevPlatform(api_url, home, values, data_dir / "shop.db")
+        platform = DevPlatform(api_url, home, values, data_dir / "shop.db", slack)
         apply = run([cli("python"), "-m", "infra", "apply", "--env", "dev"], platform.env())
         assert apply.returncode == 0, apply.stdout + apply.stderr
         deploy = run([cli("prefect"), "--no-prompt", "deploy", "--all"], {**platform.env(), "DEPLOY_ENV": "dev"})
@@ -100,6 +106,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevPlatform]:
         assert {"backfill-dev", "shop_orders-dev"} <= deployed, deploy.stdout[-3000:] + deploy.stderr[-3000:]
         with worker(api_url, home, "dev", "process", {"SHIPSHAPE_DATA_DIR": str(data_dir)}):
             yield platform
+    slack.save(ARTIFACTS / "slack-payloads-backfill.json")
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
@@ -214,6 +221,10 @@ def test_a_blocked_day_stops_no_other_fails_the_backfill_and_mode_failed_retries
     }
     published = published_by_day(dev)
     assert published.get(good) == orders_per_day(good) and bad not in published
+    # The platform's automation tells the environment's channel that the backfill failed, and why.
+    [alert] = dev.slack.wait_for(dev.platform_channel, f"/runs/flow-run/{parent.id}")
+    assert alert.text.startswith(f"[shipshape dev] {parent.name} ended Failed\nbackfill run {parent.name} of ")
+    assert "re-run with mode=failed" in alert.text
 
     fix_bad_orders(dev.shop_db, bad)
     retry = launch_backfill(dev, good, bad, mode="failed")

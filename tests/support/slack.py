@@ -7,11 +7,13 @@ format Slack does: a JSON body with `text`, answered with 200 "ok".
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from infra.local.webhook_sink import make_server
@@ -58,6 +60,16 @@ class SlackReceiver:
                     f"{containing!r} in {timeout_seconds:.0f} s; it got: {texts}"
                 )
             return self._matching(channel, containing)
+
+    def save(self, path: Path) -> None:
+        """Every payload received, as JSON, for reviewers (CI keeps test-artifacts/)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._changed:
+            received = [
+                {"channel": m.path, "received_at": m.received_at.isoformat(), "payload": m.payload}
+                for m in self.messages
+            ]
+        path.write_text(json.dumps(received, indent=2, ensure_ascii=False))
 
     def _matching(self, channel: str, containing: str) -> list[Message]:
         return [m for m in self.messages if m.path == f"/{channel}" and containing in m.text]
