@@ -12,7 +12,7 @@ from prefect.states import Failed, State
 from shipshape.audit_area import RunTables
 from shipshape.catalog import find_pipeline
 from shipshape.connections import connect
-from shipshape.errors import AuditFailedError, PartitionBusyError
+from shipshape.errors import AUDIT_FAILED_STATE, AuditFailedError, PartitionBusyError
 from shipshape.ledger import ensure_platform_tables, recorded_run_tags
 from shipshape.outcomes import PartitionOutcome, RunContext
 from shipshape.partitions import windows_for
@@ -26,10 +26,6 @@ from tasks.retry_policy import with_declared_retries
 from tasks.reuse_raw import reuse_latest_raw
 from tasks.transform import transform_partition
 from tasks.volume import check_volume
-
-# The state a run ends in when the audit gate blocks it: Failed, but its own event
-# (`prefect.flow-run.AuditFailed`), so alerts tell a data problem from a crash.
-AUDIT_FAILED = "AuditFailed"
 
 
 def _run_name() -> str:
@@ -72,7 +68,7 @@ def run_pipeline(
             try:
                 _publish_or_block(context, outcomes)
             except AuditFailedError as blocked:
-                return Failed(name=AUDIT_FAILED, message=str(blocked), data=blocked)
+                return Failed(name=AUDIT_FAILED_STATE, message=str(blocked), data=blocked)
     verdicts = check_volume(context.declared, [(outcome.run.window, outcome.output.rows) for outcome in outcomes])
     statuses = [_published_status(verdicts.get(outcome.run.window.key)) for outcome in outcomes]
     return _summarise(context, outcomes, statuses)

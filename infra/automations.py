@@ -28,14 +28,14 @@ from prefect_slack import SlackWebhook
 from deployments.environments import Environment
 from deployments.prefect_yaml import PLATFORM_TAG, pipeline_deployment
 from deployments.runbooks import runbook_url
-from flows.run_pipeline import AUDIT_FAILED
 from infra.changes import Change
 from shipshape.catalog import DeclaredPipeline, load_all
+from shipshape.errors import AUDIT_FAILED_STATE
 from tasks.incidents import INCIDENT_EVENT_PREFIX, pipeline_resource_id
 
 COMPLETED = {"prefect.flow-run.Completed"}
 RUN_FAILED = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
-BLOCKED = {f"prefect.flow-run.{AUDIT_FAILED}"}
+BLOCKED = {f"prefect.flow-run.{AUDIT_FAILED_STATE}"}
 # How long a Completed run keeps a failure alert armed. Prefect sweeps older buckets; the next Completed
 # run re-arms, so only a failure in the one run after a year of uninterrupted success would go unannounced.
 ARMED_FOR = timedelta(days=365)

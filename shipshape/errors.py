@@ -56,6 +56,11 @@ class AuditFailedError(TerminalError):
     """The data contract blocked publishing; the published table is unchanged."""
 
 
+# The state a run ends in when the audit gate blocks it: Failed, but with its own event
+# (`prefect.flow-run.AuditFailed`), so alerts and SLOs tell a data problem from a crash.
+AUDIT_FAILED_STATE = "AuditFailed"
+
+
 class PublishError(TerminalError):
     """Publishing failed; the transaction was rolled back, the published table is unchanged."""
 
