@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shipshape import names
 from shipshape.errors import ConfigurationError
 from shipshape.settings import code_version
 
@@ -31,7 +32,7 @@ class Environment:
 
     @property
     def pool_name(self) -> str:
-        return f"shipshape-{self.name}"
+        return names.pool_name(self.name)
 
     @property
     def queue_limits(self) -> dict[str, int]:
@@ -40,20 +41,17 @@ class Environment:
 
     @property
     def warehouse_block(self) -> str:
-        return f"warehouse-{self.name}"
+        return names.warehouse_block(self.name)
 
     @property
     def slack_block(self) -> str:
-        """The environment's own channel: failures of platform flows (backfill, monitor)."""
-        return f"slack-{self.name}"
+        return names.slack_block(self.name)
 
     def channel_block(self, channel_slug: str) -> str:
-        """An owner's channel (`Owner.channel_slug`): alerts about that owner's pipelines."""
-        return f"slack-{self.name}-{channel_slug}"
+        return names.channel_block(self.name, channel_slug)
 
-    def role(self, purpose: Literal["loader", "publisher", "consumer"]) -> str:
-        """PostgreSQL role names are cluster-wide, so each environment's roles carry its name."""
-        return f"shipshape_{self.name}_{purpose}"
+    def role(self, purpose: names.RolePurpose) -> str:
+        return names.role_name(self.name, purpose)
 
     def job_env(self) -> dict[str, str]:
         """What a flow run needs to find its environment's blocks; names only, never values."""

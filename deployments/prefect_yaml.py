@@ -15,13 +15,13 @@ from typing import Any
 import yaml
 
 from deployments.environments import PIPELINE_QUEUE, PLATFORM_QUEUE
+from shipshape import names
 from shipshape.catalog import DeclaredPipeline
 
 ENTRYPOINT = "flows/run_pipeline.py:run_pipeline"
 BACKFILL_ENTRYPOINT = "flows/backfill.py:backfill"
 MONITOR_ENTRYPOINT = "flows/monitor.py:monitor"
 MONITOR_INTERVAL_SECONDS = 300
-PLATFORM_TAG = "shipshape-platform"
 ENV = "{{ $DEPLOY_ENV }}"
 HEADER = """\
 # Generated from pipelines/*.yaml by `python -m deployments.generate`. Do not edit by hand.
@@ -52,19 +52,14 @@ def _scheduled(declared: DeclaredPipeline) -> dict[str, Any]:
         "active": "{{ environment.schedules_active }}",
     }
     return {
-        "name": f"{spec.name}-{ENV}",
+        "name": names.deployment_name(spec.name, ENV),
         "description": spec.description,
         "entrypoint": ENTRYPOINT,
         "parameters": {"pipeline": spec.name},
         "schedules": [schedule],
-        "tags": ["shipshape", f"env:{ENV}", f"team:{spec.owner.team}", f"pipeline:{spec.name}"],
+        "tags": ["shipshape", names.env_tag(ENV), f"team:{spec.owner.team}", names.pipeline_tag(spec.name)],
         "work_pool": _work_pool(),
     }
-
-
-def pipeline_deployment(pipeline: str, environment: str) -> str:
-    """The deployment that runs `pipeline` in `environment`: schedules, backfill children and alerts all use it."""
-    return f"{pipeline}-{environment}"
 
 
 def _backfill() -> dict[str, Any]:
@@ -74,7 +69,7 @@ def _backfill() -> dict[str, Any]:
         "description": "Backfill a pipeline's partitions from the publish ledger (missing, failed or all); "
         "dry_run shows the plan without running anything.",
         "entrypoint": BACKFILL_ENTRYPOINT,
-        "tags": ["shipshape", f"env:{ENV}", PLATFORM_TAG],
+        "tags": ["shipshape", names.env_tag(ENV), names.PLATFORM_TAG],
         "work_pool": _work_pool(PLATFORM_QUEUE),
     }
 
@@ -86,7 +81,7 @@ def _monitor(pipelines: list[DeclaredPipeline]) -> dict[str, Any]:
         "description": "Freshness from the publish ledger, SLOs and error budgets; opens and resolves incidents.",
         "entrypoint": MONITOR_ENTRYPOINT,
         "schedules": [schedule],
-        "tags": ["shipshape", f"env:{ENV}", PLATFORM_TAG],
+        "tags": ["shipshape", names.env_tag(ENV), names.PLATFORM_TAG],
         "work_pool": _work_pool(PLATFORM_QUEUE),
         "triggers": [_freshness_trigger(declared) for declared in pipelines],
     }
@@ -99,7 +94,7 @@ def _freshness_trigger(declared: DeclaredPipeline) -> dict[str, Any]:
     tick); the monitor then reads the ledger and opens the incident, so the alert has one path and one text.
     """
     spec = declared.spec
-    deployment = pipeline_deployment(spec.name, ENV)
+    deployment = names.deployment_name(spec.name, ENV)
     return {
         "name": f"{deployment} freshness SLA {spec.freshness.sla}",
         "description": f"No completed run of {deployment} within {spec.freshness.sla}: run the monitor for it.",
@@ -117,4 +112,4 @@ def _freshness_trigger(declared: DeclaredPipeline) -> dict[str, Any]:
 
 def _work_pool(queue: str = PIPELINE_QUEUE) -> dict[str, Any]:
     job_variables = {"image": "{{ environment.image }}", "env": "{{ environment.env }}"}
-    return {"name": f"shipshape-{ENV}", "work_queue_name": queue, "job_variables": job_variables}
+    return {"name": names.pool_name(ENV), "work_queue_name": queue, "job_variables": job_variables}

@@ -15,10 +15,10 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.client.schemas.objects import FlowRun
 from pydantic import Field
 
-from deployments.prefect_yaml import pipeline_deployment
 from shipshape.backfill_plan import Mode, PartitionPlan
 from shipshape.catalog import load_all
 from shipshape.errors import BackfillFailedError
+from shipshape.names import deployment_name
 from shipshape.settings import environment_name
 from tasks.backfill_children import Fanout
 from tasks.backfill_ledger import plan_days, published_rows
@@ -59,7 +59,7 @@ async def backfill(
         rows = [plan.as_row(mode) for plan in plans]
         await _artifact(pipeline, "plan", rows, f"{pipeline} {start_date}..{end_date}, mode={mode}: the plan (dry run)")
         return rows
-    fanout = Fanout(pipeline_deployment(pipeline, environment_name()), max_concurrent)
+    fanout = Fanout(deployment_name(pipeline, environment_name()), max_concurrent)
     await fanout.prepare()
     children = await fanout.run_all(selected)
     return await _summarise(pipeline, selected, children)

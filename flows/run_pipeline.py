@@ -14,6 +14,7 @@ from shipshape.catalog import find_pipeline
 from shipshape.connections import connect
 from shipshape.errors import AUDIT_FAILED_STATE, AuditFailedError, PartitionBusyError
 from shipshape.ledger import ensure_platform_tables, recorded_run_tags
+from shipshape.names import PIPELINE_FLOW, partition_lock
 from shipshape.outcomes import PartitionOutcome, RunContext
 from shipshape.partitions import windows_for
 from shipshape.publish import StagedPartition
@@ -38,7 +39,7 @@ def _run_name() -> str:
     return f"{pipeline} {keys}"
 
 
-@flow(name="run-pipeline", flow_run_name=_run_name)
+@flow(name=PIPELINE_FLOW, flow_run_name=_run_name)
 def run_pipeline(
     pipeline: str, start_date: date | None = None, end_date: date | None = None, reuse_raw: bool = False
 ) -> list[dict[str, object]] | State:
@@ -56,7 +57,7 @@ def run_pipeline(
     runs = [RunTables(spec.name, window, _run_tag()) for window in windows]
     with connect() as warehouse:
         ensure_platform_tables(warehouse)
-        with warehouse.exclusive([f"shipshape:{spec.name}:{window.key}" for window in windows]) as acquired:
+        with warehouse.exclusive([partition_lock(spec.name, window.key) for window in windows]) as acquired:
             if not acquired:
                 raise PartitionBusyError(
                     f"pipeline {spec.name}: another run is processing one of partitions "

@@ -26,11 +26,12 @@ from prefect.client.orchestration import get_client
 from prefect_slack import SlackWebhook
 
 from deployments.environments import Environment
-from deployments.prefect_yaml import PLATFORM_TAG, pipeline_deployment
 from deployments.runbooks import runbook_url
 from infra.changes import Change
 from shipshape.catalog import DeclaredPipeline, load_all
 from shipshape.errors import AUDIT_FAILED_STATE
+from shipshape.names import PLATFORM_TAG
+from shipshape.names import deployment_name as pipeline_deployment
 from tasks.incidents import INCIDENT_EVENT_PREFIX, pipeline_resource_id
 
 COMPLETED = {"prefect.flow-run.Completed"}

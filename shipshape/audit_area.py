@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shipshape.names import audit_partition_prefix, audit_table
 from shipshape.partitions import Window
 from shipshape.warehouses import AUDIT_SCHEMA, Warehouse
 
@@ -21,10 +22,10 @@ class RunTables:
 
     @property
     def partition_prefix(self) -> str:
-        return f"{self.pipeline}__{self.window.table_suffix}__"
+        return audit_partition_prefix(self.pipeline, self.window.table_suffix)
 
     def step(self, name: str) -> str:
-        return f"{self.partition_prefix}{self.run_tag}__{name}"
+        return audit_table(self.pipeline, self.window.table_suffix, self.run_tag, name)
 
     @property
     def raw(self) -> str:

@@ -70,6 +70,7 @@ def _check_live(declared: DeclaredPipeline, partition_day: date) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from shipshape.catalog import find_pipeline
+    from shipshape.names import run_tags
     from shipshape.settings import environment_name
 
     find_pipeline(args.pipeline)  # a bad name or declaration fails here, before any server starts
@@ -79,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     # The tags deployed runs get from their deployment: `shipshape status` counts local runs the same way.
-    with tags(f"pipeline:{args.pipeline}", f"env:{environment_name()}"):
+    with tags(*run_tags(args.pipeline, environment_name())):
         rows = run_pipeline(
             args.pipeline, start_date=args.start_date, end_date=args.end_date, reuse_raw=args.reuse_raw
         )

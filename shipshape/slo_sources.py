@@ -27,6 +27,7 @@ from shipshape.catalog import load_all
 from shipshape.connections import connect
 from shipshape.errors import ConfigurationError
 from shipshape.ledger import LEDGER_TABLE, missing_platform_tables, published_times
+from shipshape.names import run_tags
 from shipshape.settings import environment_name
 from shipshape.slo import RunOutcome, SloReport, evaluate
 
@@ -43,7 +44,7 @@ def run_outcomes(
     if client is None:
         with get_client(sync_client=True) as own_client:
             return run_outcomes(pipeline, environment, since, own_client)
-    return [_outcome(run) for run in _finished_runs(client, [f"pipeline:{pipeline}", f"env:{environment}"], since)]
+    return [_outcome(run) for run in _finished_runs(client, run_tags(pipeline, environment), since)]
 
 
 def slo_reports(now: datetime, environment: str | None = None) -> list[SloReport]:

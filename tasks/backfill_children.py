@@ -22,9 +22,7 @@ from prefect.flow_runs import wait_for_flow_run
 
 from shipshape.backfill_plan import PartitionPlan
 from shipshape.errors import ConfigurationError
-
-PIPELINE_FLOW = "run-pipeline"
-BACKFILL_TAG = "backfill"
+from shipshape.names import BACKFILL_TAG, PIPELINE_FLOW, backfill_limit
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class Fanout:
 
     @property
     def limit_name(self) -> str:
-        return f"shipshape-backfill-{self.deployment}"
+        return backfill_limit(self.deployment)
 
     async def prepare(self) -> None:
         """Fail before launching anything when the deployment is missing; (re)size the concurrency limit."""

@@ -1,0 +1,106 @@
+"""Every name the platform gives to something outside Python, built in one place.
+
+Run tags, deployments, pools, blocks, roles, locks, audit tables, automations, concurrency limits and
+event resources are looked up by name across processes and releases: a run finds its block, an SLO
+counts runs by tag, an automation matches a deployment, the next run finds a killed run's audit tables.
+When two places spell a name differently nothing fails loudly — the alert simply never fires — so each
+rule is written once, here, and everything else calls it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+RolePurpose = Literal["loader", "publisher", "consumer"]
+
+PIPELINE_FLOW = "run-pipeline"
+PLATFORM_TAG = "shipshape-platform"
+BACKFILL_TAG = "backfill"
+INCIDENT_EVENT_PREFIX = "shipshape.incident"
+
+
+def pipeline_tag(pipeline: str) -> str:
+    return f"pipeline:{pipeline}"
+
+
+def env_tag(environment: str) -> str:
+    return f"env:{environment}"
+
+
+def run_tags(pipeline: str, environment: str) -> list[str]:
+    """The tags every run of a pipeline carries, deployed or local: SLOs count runs by them."""
+    return [pipeline_tag(pipeline), env_tag(environment)]
+
+
+def deployment_name(pipeline: str, environment: str) -> str:
+    """The deployment that runs `pipeline` in `environment`: schedules, backfill children and alerts use it."""
+    return f"{pipeline}-{environment}"
+
+
+def pool_name(environment: str) -> str:
+    return f"shipshape-{environment}"
+
+
+def warehouse_block(environment: str) -> str:
+    return f"warehouse-{environment}"
+
+
+def slack_block(environment: str) -> str:
+    """The environment's own channel: failures of platform flows (backfill, monitor)."""
+    return f"slack-{environment}"
+
+
+def channel_block(environment: str, channel_slug: str) -> str:
+    """An owner's channel (`Owner.channel_slug`): alerts about that owner's pipelines."""
+    return f"slack-{environment}-{channel_slug}"
+
+
+def channel_webhook_variable(channel_slug: str) -> str:
+    """`commerce-data` → SHIPSHAPE_SLACK_WEBHOOK_COMMERCE_DATA: an incoming webhook posts to one channel."""
+    return "SHIPSHAPE_SLACK_WEBHOOK_" + channel_slug.upper().replace("-", "_").replace(".", "_")
+
+
+def secret_block_variable(block_template: str) -> str:
+    """Where `make apply` reads a Secret block's value: `pii-hash-key-{env}` → SHIPSHAPE_SECRET_PII_HASH_KEY."""
+    stem = block_template.replace("{env}", "").strip("-")
+    return "SHIPSHAPE_SECRET_" + stem.upper().replace("-", "_")
+
+
+def role_name(environment: str, purpose: RolePurpose) -> str:
+    """PostgreSQL role names are cluster-wide, so each environment's roles carry its name."""
+    return f"shipshape_{environment}_{purpose}"
+
+
+def partition_lock(pipeline: str, partition_key: str) -> str:
+    """The lock a run holds on a partition while it writes, audits and publishes it."""
+    return f"shipshape:{pipeline}:{partition_key}"
+
+
+def audit_partition_prefix(pipeline: str, table_suffix: str) -> str:
+    """The start of every audit table of one partition: `<pipeline>__<partition>__`."""
+    return f"{pipeline}__{table_suffix}__"
+
+
+def audit_table(pipeline: str, table_suffix: str, run_tag: str, step: str) -> str:
+    """`<pipeline>__<partition>__<run>__<step>`: the next run of the partition finds a killed run's leftovers."""
+    return f"{audit_partition_prefix(pipeline, table_suffix)}{run_tag}__{step}"
+
+
+def automation_prefix(environment: str) -> str:
+    """Every automation the platform manages in an environment starts with it; apply prunes only those."""
+    return f"shipshape-{environment}-"
+
+
+def automation_name(environment: str, subject: str, alert: str) -> str:
+    """`shipshape-dev-shop_orders-run-failed`; `subject` is a pipeline or `platform`."""
+    return f"{automation_prefix(environment)}{subject}-{alert}"
+
+
+def backfill_limit(deployment: str) -> str:
+    """The global concurrency limit every backfill child of `deployment` holds a slot of."""
+    return f"shipshape-backfill-{deployment}"
+
+
+def pipeline_resource_id(environment: str, pipeline: str) -> str:
+    """The event resource of a pipeline in an environment; incident automations match on it."""
+    return f"shipshape.pipeline.{environment}.{pipeline}"
