@@ -24,6 +24,8 @@ RUN pip install --no-deps -r requirements.lock
 
 COPY pyproject.toml README.md prefect.yaml ./
 COPY shipshape ./shipshape
+COPY runtime ./runtime
+COPY cli ./cli
 COPY tasks ./tasks
 COPY flows ./flows
 COPY deployments ./deployments

@@ -70,7 +70,7 @@ down:
 lock: install
 	$(BIN)/pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml -o requirements.lock --python-version 3.11 --native-tls
-	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements-dev.lock --python-version 3.11 --native-tls
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench -o requirements-dev.lock --python-version 3.11 --native-tls
 
 clean: down
 	rm -rf data .prefect .platform

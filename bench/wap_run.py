@@ -119,7 +119,7 @@ def landing_path(data_dir: Path) -> Path:
 def run_cli(env: dict[str, str], api_url: str, log_path: Path) -> CliRun:
     """Run the pipeline for DAY; raise `WapRunError` with the output's end if it fails."""
     day = DAY.isoformat()
-    argv = [sys.executable, "-m", "shipshape.cli", "run", PIPELINE, "--start-date", day, "--end-date", day]
+    argv = [sys.executable, "-m", "cli", "run", PIPELINE, "--start-date", day, "--end-date", day]
     result_path = log_path.with_suffix(".json")
     with log_path.open("wb") as log:
         # -I -S: the wrapper needs only the standard library, and stays small without site-packages.

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from demo.shop_app import generate, inject_bad_orders
-from shipshape.connections import connect
+from runtime.connections import connect
 from shipshape.errors import AuditFailedError
 from shipshape.ledger import entries
 from shipshape.settings import load_settings

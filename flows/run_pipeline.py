@@ -9,9 +9,9 @@ from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_table_artifact
 from prefect.states import Failed, State
 
+from runtime.connections import connect
 from shipshape.audit_area import RunTables
 from shipshape.catalog import find_pipeline
-from shipshape.connections import connect
 from shipshape.errors import AUDIT_FAILED_STATE, AuditFailedError, PartitionBusyError
 from shipshape.ledger import ensure_platform_tables, recorded_run_tags
 from shipshape.names import PIPELINE_FLOW, partition_lock

@@ -15,7 +15,7 @@ from prefect_slack import SlackWebhook
 from deployments.environments import Environment
 from infra.changes import Change
 from infra.variables import required
-from shipshape.blocks import WarehouseConnection
+from runtime.blocks import WarehouseConnection
 from shipshape.catalog import load_all
 from shipshape.declaration import SecretRef
 from shipshape.secrets import secret_variable

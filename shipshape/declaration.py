@@ -7,9 +7,11 @@ setting. Loading and error formatting live in `catalog.py`; this module only say
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cronsim import CronSim, CronSimError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shipshape.column_types import ColumnType
@@ -17,6 +19,16 @@ from shipshape.column_types import ColumnType
 IDENTIFIER = r"^[a-z_][a-z0-9_]*$"
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The nicknames Prefect's scheduler accepts, as the five fields they stand for.
+_CRON_NICKNAMES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 def _valid_duration(value: str) -> str:
@@ -223,11 +235,10 @@ class Schedule(StrictModel):
 
     @model_validator(mode="after")
     def _valid_cron(self) -> Schedule:
-        from prefect.client.schemas.schedules import CronSchedule
-
+        """Checked here, not at `prefect deploy`: a typo should fail `shipshape validate` in the pull request."""
         try:
-            CronSchedule(cron=self.cron, timezone=self.timezone)
-        except ValueError as error:
+            CronSim(_CRON_NICKNAMES.get(self.cron.strip(), self.cron), datetime.now(ZoneInfo(self.timezone)))
+        except (CronSimError, ZoneInfoNotFoundError, ValueError) as error:
             raise ValueError(
                 f"invalid cron {self.cron!r} or timezone {self.timezone!r}: {_first_line(error)}"
             ) from None

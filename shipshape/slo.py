@@ -8,7 +8,7 @@ An SLO's error budget is what the target allows to go wrong (1 - target). Budget
 1 - (1 - SLI) / (1 - target): 1 untouched, 0 used up, negative overspent. The burn rate is the same ratio over
 the short `slo.fast_burn_window`: 1 spends the budget exactly over the window, `slo.fast_burn_rate` or more is
 a fast burn that alerts (the budget would be gone in window / rate). Callers fetch the inputs
-(`shipshape.slo_sources`); keeping the math here makes it testable with hand-computed numbers.
+(`runtime.slo_sources`); keeping the math here makes it testable with hand-computed numbers.
 """
 
 from __future__ import annotations

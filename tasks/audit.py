@@ -8,10 +8,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from runtime.connections import connect
 from shipshape.audit import AuditResult, CheckOutcome, verify_contract
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
-from shipshape.connections import connect
 from shipshape.declaration import Volume
 from shipshape.outcomes import TransformReport
 from shipshape.warehouses import AUDIT_SCHEMA

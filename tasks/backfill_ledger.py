@@ -11,9 +11,9 @@ from datetime import date
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from runtime.connections import connect
 from shipshape.backfill_plan import PartitionPlan, plan_backfill, rows_published_by
 from shipshape.catalog import find_pipeline
-from shipshape.connections import connect
 from shipshape.ledger import ensure_platform_tables, entries
 
 

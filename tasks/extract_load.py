@@ -8,9 +8,9 @@ import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from runtime.connections import connect
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
-from shipshape.connections import connect
 from shipshape.convert import BatchConverter, RejectedRow
 from shipshape.declaration import Pipeline
 from shipshape.errors import RejectThresholdError

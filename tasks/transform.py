@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from runtime.connections import connect
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
-from shipshape.connections import connect
 from shipshape.outcomes import TransformReport
 from shipshape.transform import run_transform
 from shipshape.warehouses import AUDIT_SCHEMA

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from runtime.connections import connect
 from shipshape.catalog import DeclaredPipeline
-from shipshape.connections import connect
 from shipshape.incidents import transition
 from shipshape.ledger import published_row_counts_before
 from shipshape.partitions import Window

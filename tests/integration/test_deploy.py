@@ -23,7 +23,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from demo.shop_app import generate
 from deployments.environments import ENVIRONMENTS
-from shipshape.blocks import WarehouseConnection
+from runtime.blocks import WarehouseConnection
 from tests.support.docker_engine import git_sha
 from tests.support.platform import (
     EnvironmentValues,

@@ -38,7 +38,7 @@ def project(tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, 
 def start_run(project: Project, prefect_api: str) -> subprocess.Popen[str]:
     env = {**os.environ, **project.env(), "PREFECT_API_URL": prefect_api}
     return subprocess.Popen(
-        [sys.executable, "-m", "shipshape.cli", "run", "shop_orders", "--start-date", DAY, "--end-date", DAY],
+        [sys.executable, "-m", "cli", "run", "shop_orders", "--start-date", DAY, "--end-date", DAY],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

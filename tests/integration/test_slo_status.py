@@ -19,10 +19,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.states import Cancelled, Failed, State
 
-from shipshape.cli import main
-from shipshape.connections import connect
+from cli.main import main
+from runtime.connections import connect
+from runtime.slo_sources import slo_reports
 from shipshape.ledger import LedgerEntry, ensure_platform_tables, record
-from shipshape.slo_sources import slo_reports
 from tests.support.project import FIRST_DAY, make_project
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")
@@ -119,7 +119,7 @@ def test_shipshape_run_tags_its_flow_run_so_status_counts_it(
 def test_status_against_an_unreachable_prefect_api_says_so_in_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api", "SHIPSHAPE_DATA_DIR": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-m", "shipshape.cli", "status"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli", "status"], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot read flow runs from the Prefect API at http://127.0.0.1:9/api/")

@@ -17,7 +17,7 @@ from tests.support.project import FIRST_DAY
 
 def shipshape(*args: str, cwd: Path = PACKAGE_ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shipshape.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
     )
 
 
@@ -74,7 +74,7 @@ def test_validate_also_checks_the_contract(tmp_path: Path) -> None:
     contract = project / "checks" / "fct_orders.yaml"
     contract.write_text(contract.read_text().replace("must_be_greater_than: 0", "must_be_grater_than: 0"))
     result = subprocess.run(
-        [sys.executable, "-m", "shipshape.cli", "validate"], cwd=PACKAGE_ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "cli", "validate"], cwd=PACKAGE_ROOT, capture_output=True, text=True,
         timeout=120, env={**os.environ, "SHIPSHAPE_PROJECT_DIR": str(project)},
     )
     assert result.returncode == 1

@@ -92,8 +92,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     """Where every pipeline stands against its SLOs in this environment (SHIPSHAPE_ENV), as a table."""
+    from runtime.slo_sources import slo_reports
     from shipshape.settings import environment_name
-    from shipshape.slo_sources import slo_reports
 
     reports = slo_reports(datetime.now(UTC))
     print(f"environment {environment_name()}")
@@ -142,6 +142,3 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(command=_status)
     return parser
 
-
-if __name__ == "__main__":
-    sys.exit(main())

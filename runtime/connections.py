@@ -50,7 +50,7 @@ def connect(role: Role = "loader") -> Iterator[Warehouse]:
 
 
 def _urls_from_block(name: str) -> WarehouseUrls:
-    from shipshape.blocks import WarehouseConnection
+    from runtime.blocks import WarehouseConnection
 
     environment = os.environ.get("SHIPSHAPE_ENV", "<env>")
     try:

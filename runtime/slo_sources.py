@@ -2,8 +2,8 @@
 
 Runs are found by the tags every run of a pipeline carries — `pipeline:<name>` and `env:<environment>` (the
 deployments tag them; `shipshape run` tags local runs) — so one Prefect API can serve several environments
-without their numbers mixing. Reading Prefect's run history is why this module imports Prefect, unlike the
-rest of the engine.
+without their numbers mixing. Reading Prefect's run history is why this module sits in `runtime/`, not in the
+engine.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 
+from runtime.connections import connect
 from shipshape.catalog import load_all
-from shipshape.connections import connect
 from shipshape.errors import ConfigurationError
 from shipshape.ledger import LEDGER_TABLE, missing_platform_tables, published_times
 from shipshape.names import run_tags
