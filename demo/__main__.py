@@ -14,7 +14,7 @@ from pathlib import Path
 from demo.shop_app import generate, inject_bad_orders
 from runtime.connections import connect
 from shipshape.errors import AuditFailedError
-from shipshape.ledger import entries
+from shipshape.ledger import LedgerEntry, entries
 from shipshape.settings import load_settings
 
 FIRST_DAY = date(2026, 11, 1)
@@ -74,17 +74,17 @@ def _fingerprint(day: date) -> tuple[int, str]:
 def _print_summary() -> None:
     with connect() as warehouse:
         ledger = entries(warehouse, "shop_orders")
-    latest: dict[str, dict[str, object]] = {}
+    latest: dict[str, LedgerEntry] = {}
     for entry in reversed(ledger):  # oldest first, so the newest attempt per partition wins
-        latest[entry["partition_key"]] = entry
+        latest[entry.partition_key] = entry
     header = f"{'partition':<12} {'rows':>6} {'checks':>8}  status"
     print(header)
     print("-" * len(header))
     for key in sorted(latest):
         entry = latest[key]
-        checks = entry["check_results"]
-        passed = sum(not check["blocking"] for check in checks)
-        print(f"{key:<12} {entry['row_count']:>6} {f'{passed}/{len(checks)}':>8}  {entry['status']}")
+        checks = entry.check_results
+        passed = sum(not check.blocking for check in checks)
+        print(f"{key:<12} {entry.row_count:>6} {f'{passed}/{len(checks)}':>8}  {entry.status}")
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.client.schemas.objects import FlowRun
 from pydantic import Field
 
+from flows.backfill_children import Fanout
 from shipshape.backfill_plan import Mode, PartitionPlan
 from shipshape.catalog import load_all
 from shipshape.errors import BackfillFailedError
 from shipshape.names import deployment_name
 from shipshape.settings import environment_name
-from tasks.backfill_children import Fanout
 from tasks.backfill_ledger import plan_days, published_rows
 
 # Built when the module loads (at deploy time too), so the deployment's schema offers exactly these names.

@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_table_artifact
 from prefect.states import Failed, State
 
+from flows.retry_policy import with_declared_retries
 from runtime.connections import connect
 from shipshape.audit_area import RunTables
 from shipshape.catalog import find_pipeline
@@ -23,7 +24,6 @@ from shipshape.warehouses import AUDIT_SCHEMA
 from tasks.audit import audit_partition
 from tasks.extract_load import extract_to_audit
 from tasks.publish import publish_partitions, record_attempts
-from tasks.retry_policy import with_declared_retries
 from tasks.reuse_raw import reuse_latest_raw
 from tasks.transform import transform_partition
 from tasks.volume import check_volume

@@ -12,8 +12,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
+from shipshape.ledger import LedgerEntry
 from shipshape.partitions import Grain, plan_windows
 
 Mode = Literal["missing", "failed", "all"]
@@ -61,7 +62,7 @@ class PartitionPlan:
 
 
 def plan_backfill(
-    entries: list[dict[str, Any]], grain: Grain | None, start_date: date, end_date: date
+    entries: list[LedgerEntry], grain: Grain | None, start_date: date, end_date: date
 ) -> list[PartitionPlan]:
     """Every day from `start_date` to `end_date` (both included) with its ledger status.
 
@@ -71,9 +72,9 @@ def plan_backfill(
         raise ValueError("the pipeline is a full refresh without partitions: run its deployment instead of a backfill")
     if end_date < start_date:
         raise ValueError(f"end_date {end_date} is before start_date {start_date}: a backfill needs start ≤ end")
-    by_key: dict[str, list[dict[str, Any]]] = {}
+    by_key: dict[str, list[LedgerEntry]] = {}
     for entry in entries:
-        by_key.setdefault(entry["partition_key"], []).append(entry)
+        by_key.setdefault(entry.partition_key, []).append(entry)
     estimate = estimated_seconds(entries)
     days = (end_date - start_date).days + 1
     return [
@@ -82,32 +83,32 @@ def plan_backfill(
     ]
 
 
-def estimated_seconds(entries: list[dict[str, Any]]) -> float | None:
+def estimated_seconds(entries: list[LedgerEntry]) -> float | None:
     """Median duration of the pipeline's recent publishes; None before its first publish."""
-    published = [entry for entry in entries if entry["status"] == "published"][:RECENT_PUBLISHES]
-    durations = [(entry["finished_at"] - entry["started_at"]).total_seconds() for entry in published]
+    published = [entry for entry in entries if entry.status == "published"][:RECENT_PUBLISHES]
+    durations = [(entry.finished_at - entry.started_at).total_seconds() for entry in published]
     return statistics.median(durations) if durations else None
 
 
-def _plan_day(day: date, windows: list[list[dict[str, Any]]], estimate: float | None) -> PartitionPlan:
+def _plan_day(day: date, windows: list[list[LedgerEntry]], estimate: float | None) -> PartitionPlan:
     """A day from its windows' entries (one window for daily pipelines, 24 for hourly ones), each newest first."""
-    statuses = [window[0]["status"] if window else "missing" for window in windows]
-    publishes = [next((e for e in window if e["status"] == "published"), None) for window in windows]
+    statuses = [window[0].status if window else "missing" for window in windows]
+    publishes = [next((e for e in window if e.status == "published"), None) for window in windows]
     newest = [window[0] for window in windows if window]
     found = [entry for entry in publishes if entry is not None]
     return PartitionPlan(
         day=day,
         status=next(status for status in _PRECEDENCE if status in statuses),
-        last_published=max((entry["finished_at"] for entry in found), default=None),
-        rows=sum(entry["row_count"] for entry in found) if found else None,
+        last_published=max((entry.finished_at for entry in found), default=None),
+        rows=sum(entry.row_count for entry in found) if found else None,
         estimated_seconds=estimate,
-        marker=max(newest, key=lambda entry: entry["finished_at"])["entry_id"] if newest else NO_ENTRY,
+        marker=max(newest, key=lambda entry: entry.finished_at).entry_id if newest else NO_ENTRY,
         never_published=any(entry is None for entry in publishes),
         latest_unsuccessful=any(status in ("failed", "blocked") for status in statuses),
     )
 
 
-def rows_published_by(entries: list[dict[str, Any]], flow_run_id: str) -> int | None:
+def rows_published_by(entries: list[LedgerEntry], flow_run_id: str) -> int | None:
     """Rows a given flow run published according to the ledger; None when it published nothing."""
-    published = [e for e in entries if e["flow_run_id"] == flow_run_id and e["status"] == "published"]
-    return sum(entry["row_count"] for entry in published) if published else None
+    published = [e for e in entries if e.flow_run_id == flow_run_id and e.status == "published"]
+    return sum(entry.row_count for entry in published) if published else None

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pyarrow as pa
 
+from shipshape.audit import CheckOutcome
 from shipshape.column_types import ColumnType
 from shipshape.convert import RejectedRow
 from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
@@ -78,15 +80,23 @@ class LedgerEntry:
     row_count: int
     rejected_rows: int
     status: Status
-    check_results: list[dict[str, Any]]
+    check_results: list[CheckOutcome]
     message: str
     started_at: datetime
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     entry_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def as_row(self) -> list[Any]:
-        values = asdict(self) | {"check_results": json.dumps(self.check_results, default=str)}
+        """The values in `_LEDGER_COLUMNS` order, check results as JSON text."""
+        values = asdict(self) | {"check_results": json.dumps([check.as_row() for check in self.check_results])}
         return [values[column] for column in _LEDGER_COLUMNS]
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> LedgerEntry:
+        """The inverse of `as_row`: a row read back in `_LEDGER_COLUMNS` order."""
+        values = dict(zip(_LEDGER_COLUMNS, row, strict=True))
+        checks = [CheckOutcome(**check) for check in json.loads(values["check_results"])]
+        return cls(**values | {"check_results": checks})
 
 
 def missing_platform_tables(warehouse: Warehouse) -> list[str]:
@@ -127,17 +137,14 @@ def recorded_run_tags(warehouse: Warehouse, pipeline: str, partition_key: str) -
     return {row[0] for row in rows}
 
 
-def entries(warehouse: Warehouse, pipeline: str) -> list[dict[str, Any]]:
-    """Ledger rows of a pipeline, newest first, as dicts (check results decoded)."""
+def entries(warehouse: Warehouse, pipeline: str) -> list[LedgerEntry]:
+    """Ledger rows of a pipeline, newest first, typed as they were written (check results decoded)."""
     rows = warehouse.fetch_all(
         f"SELECT {', '.join(_LEDGER_COLUMNS)} FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} "
         "WHERE pipeline = ? ORDER BY finished_at DESC",
         [pipeline],
     )
-    decoded = [dict(zip(_LEDGER_COLUMNS, row, strict=True)) for row in rows]
-    for entry in decoded:
-        entry["check_results"] = json.loads(entry["check_results"])
-    return decoded
+    return [LedgerEntry.from_row(row) for row in rows]
 
 
 def published_row_counts_before(

@@ -53,7 +53,7 @@ class RunContext:
             row_count=outcome.output.rows if outcome else 0,
             rejected_rows=outcome.load.rejected if outcome else 0,
             status=status,
-            check_results=[check.as_row() for check in outcome.audit.checks] if outcome else [],
+            check_results=outcome.audit.checks if outcome else [],
             message=message,
             started_at=self.started,
         )

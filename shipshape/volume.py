@@ -1,8 +1,9 @@
 """Volume anomalies: is a published partition's row count inside the band of its trailing baseline?
 
-A warning, never a block (hard bounds are `volume.min_rows/max_rows` in the audit gate). The band is
-robust so that one odd day in the baseline does not hide the next one: the median and the median
-absolute deviation (robust z-score), or percentiles of the baseline.
+An anomaly is a warning, never a block. The band is robust so that one odd day in the baseline does not hide
+the next one: the median and the median absolute deviation (robust z-score), or percentiles of the baseline.
+The hard bounds `volume.min_rows/max_rows` are decided here too (`bound_checks`): they join the contract's
+checks at the audit gate, and they do block.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from shipshape.declaration import VolumeAnomaly
+from shipshape.audit import CheckOutcome
+from shipshape.declaration import Volume, VolumeAnomaly
 
 # Scales the MAD to the standard deviation of a normal distribution, so thresholds read like z-scores.
 _MAD_TO_SIGMA = 0.6745
@@ -54,3 +56,23 @@ def _band(baseline: list[int], config: VolumeAnomaly) -> tuple[float, float]:
     # A perfectly steady baseline (MAD 0) would flag any change of one row: allow 1% of the median instead.
     spread = max(mad, 0.01 * median) * config.threshold / _MAD_TO_SIGMA
     return max(0.0, median - spread), median + spread
+
+
+def bound_checks(volume: Volume, row_count: int) -> list[CheckOutcome]:
+    """Declared volume bounds, reported like contract checks so one list gates the publish."""
+    if volume.min_rows is None and volume.max_rows is None:
+        return []
+    low = volume.min_rows if volume.min_rows is not None else 0
+    high = volume.max_rows if volume.max_rows is not None else float("inf")
+    inside = low <= row_count <= high
+    return [
+        CheckOutcome(
+            name="volume: row_count within declared bounds",
+            column=None,
+            check_type="volume",
+            outcome="passed" if inside else "failed",
+            blocking=not inside,
+            measured=row_count,
+            detail=f"expected between {low} and {high} rows",
+        )
+    ]

@@ -9,11 +9,11 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from runtime.connections import connect
-from shipshape.audit import AuditResult, CheckOutcome, verify_contract
+from shipshape.audit import AuditResult, verify_contract
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
-from shipshape.declaration import Volume
 from shipshape.outcomes import TransformReport
+from shipshape.volume import bound_checks
 from shipshape.warehouses import AUDIT_SCHEMA
 
 
@@ -25,7 +25,7 @@ def audit_partition(declared: DeclaredPipeline, run: RunTables, output: Transfor
     with connect() as warehouse:
         target = warehouse.soda_target()
         result = verify_contract(declared.contract_path, target, AUDIT_SCHEMA, output.table, data_timestamp)
-    result = AuditResult(checks=[*result.checks, *_volume_checks(declared.spec.volume, output.rows)])
+    result = AuditResult(checks=[*result.checks, *bound_checks(declared.spec.volume, output.rows)])
     for check in result.checks:
         if check.blocking:
             logger.error(
@@ -43,23 +43,3 @@ def audit_partition(declared: DeclaredPipeline, run: RunTables, output: Transfor
             f"audit data quarantined in {AUDIT_SCHEMA}.{output.table}",
         )
     return result
-
-
-def _volume_checks(volume: Volume, row_count: int) -> list[CheckOutcome]:
-    """Declared volume bounds, reported like contract checks so one list gates the publish."""
-    if volume.min_rows is None and volume.max_rows is None:
-        return []
-    low = volume.min_rows if volume.min_rows is not None else 0
-    high = volume.max_rows if volume.max_rows is not None else float("inf")
-    inside = low <= row_count <= high
-    return [
-        CheckOutcome(
-            name="volume: row_count within declared bounds",
-            column=None,
-            check_type="volume",
-            outcome="passed" if inside else "failed",
-            blocking=not inside,
-            measured=row_count,
-            detail=f"expected between {low} and {high} rows",
-        )
-    ]

@@ -12,11 +12,10 @@ from runtime.connections import connect
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
 from shipshape.convert import BatchConverter, RejectedRow
-from shipshape.declaration import Pipeline
-from shipshape.errors import RejectThresholdError
 from shipshape.ledger import write_dead_letters
 from shipshape.outcomes import LoadReport
 from shipshape.pii import PiiMasker
+from shipshape.rejects import early_stop_limit, enforce_threshold
 from shipshape.secrets import resolve_secret
 from shipshape.settings import load_settings
 from shipshape.sources.factory import check_drift, open_source
@@ -45,7 +44,7 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
         else None
     )
     converter = BatchConverter(spec.column_types, redact=masker.mask_record if masker else None)
-    stream = _TypedStream(source.batches(run.window), converter, masker, _reject_limit(spec))
+    stream = _TypedStream(source.batches(run.window), converter, masker, early_stop_limit(spec.rejects))
     columns = masker.masked_columns(spec.column_types) if masker else spec.column_types
     with connect() as warehouse:
         warehouse.ensure_schema(AUDIT_SCHEMA)
@@ -55,7 +54,15 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
             warehouse.append_arrow(AUDIT_SCHEMA, run.raw, pa.RecordBatchReader.from_batches(schema, stream))
         finally:
             write_dead_letters(warehouse, spec.name, run.window.key, run.run_tag, stream.rejected)
-    _enforce_reject_threshold(spec, run, stream)
+    if stream.rejected:
+        enforce_threshold(
+            spec.rejects,
+            len(stream.rejected),
+            stream.rows,
+            stream.rejected[0].reason,
+            where=f"pipeline {spec.name}, partition {run.window.key}",
+            run_tag=run.run_tag,
+        )
     logger.info(
         "Loaded %s rows of %s into audit table %s (%s rejected)",
         stream.rows,
@@ -84,23 +91,3 @@ class _TypedStream:
                 return  # over the absolute limit: stop reading, the threshold check fails the run
             self.rows += typed.num_rows
             yield self._masker.apply(typed) if self._masker else typed
-
-
-def _reject_limit(spec: Pipeline) -> int | None:
-    """Stop early only on the absolute limit; a fraction needs the full count."""
-    return None if spec.rejects.max_fraction is not None else spec.rejects.max_rows
-
-
-def _enforce_reject_threshold(spec: Pipeline, run: RunTables, stream: _TypedStream) -> None:
-    rejected, total = len(stream.rejected), stream.rows + len(stream.rejected)
-    limits = spec.rejects
-    over_rows = limits.max_fraction is None and rejected > limits.max_rows
-    over_fraction = limits.max_fraction is not None and total and rejected / total > limits.max_fraction
-    if over_rows or over_fraction:
-        allowed = f"{limits.max_fraction:.1%} of rows" if limits.max_fraction is not None else f"{limits.max_rows} rows"
-        first = stream.rejected[0].reason
-        raise RejectThresholdError(
-            f"pipeline {spec.name}, partition {run.window.key}: {rejected} rows failed type conversion "
-            f"(allowed: {allowed}; first: {first}). They are in platform.dead_letters (run_tag {run.run_tag!r}). "
-            "Nothing was published; fix the source or raise 'rejects' in the declaration"
-        )

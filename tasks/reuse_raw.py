@@ -20,14 +20,14 @@ def reuse_latest_raw(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
     with connect() as warehouse:
         existing = set(warehouse.list_tables(AUDIT_SCHEMA))
         for entry in entries(warehouse, declared.name):
-            previous = RunTables(declared.name, run.window, entry["run_tag"])
-            if entry["partition_key"] == run.window.key and previous.raw in existing:
+            previous = RunTables(declared.name, run.window, entry.run_tag)
+            if entry.partition_key == run.window.key and previous.raw in existing:
                 source = warehouse.qualified(AUDIT_SCHEMA, previous.raw)
                 warehouse.create_table_as(AUDIT_SCHEMA, run.raw, f"SELECT * FROM {source}", scratch=True)
-                carry_over_dead_letters(warehouse, declared.name, run.window.key, entry["run_tag"], run.run_tag)
+                carry_over_dead_letters(warehouse, declared.name, run.window.key, entry.run_tag, run.run_tag)
                 rows = warehouse.row_count(AUDIT_SCHEMA, run.raw)
-                get_run_logger().info("Re-using %s rows of raw data from run %s", rows, entry["run_tag"])
-                return LoadReport(rows, entry["rejected_rows"])
+                get_run_logger().info("Re-using %s rows of raw data from run %s", rows, entry.run_tag)
+                return LoadReport(rows, entry.rejected_rows)
     raise TerminalError(
         f"pipeline {declared.name}, partition {run.window.key}: no raw data is kept for it; run without reuse_raw"
     )

@@ -42,9 +42,9 @@ from prefect.states import Crashed
 
 from demo.shop_app import generate, inject_bad_orders, orders_per_day
 from deployments.environments import ENVIRONMENTS
+from flows.backfill_children import launch_child
 from shipshape.backfill_plan import NO_ENTRY, PartitionPlan
 from shipshape.settings import PACKAGE_ROOT
-from tasks.backfill_children import launch_child
 from tests.support.platform import (
     EnvironmentValues,
     cli,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from prefect import flow, task
 
+from flows.retry_policy import with_declared_retries
 from shipshape.declaration import Retries
 from shipshape.errors import SourceError, TransientError
-from tasks.retry_policy import with_declared_retries
 
 NO_DELAY = Retries(attempts=3, delay_seconds=0)
 

@@ -12,6 +12,7 @@ import hmac
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,9 @@ def counts_per_day(project: Project) -> dict[date, int]:
 
 
 def ledger(project: Project) -> list[dict[str, Any]]:
-    """Ledger rows of the pipeline, newest first."""
+    """Ledger rows of the pipeline, newest first, as plain dicts (check results too) to compare with literals."""
     with open_warehouse(project.warehouse_url) as warehouse:
-        return entries(warehouse, PIPELINE)
+        return [asdict(entry) for entry in entries(warehouse, PIPELINE)]
 
 
 def audit_tables(project: Project) -> list[str]:

@@ -9,6 +9,7 @@ import csv
 import json
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ def published(project: Project, table: str) -> list[tuple[Any, ...]]:
 
 def ledger(project: Project, pipeline: str) -> list[dict[str, Any]]:
     with open_warehouse(project.warehouse_url) as warehouse:
-        return entries(warehouse, pipeline)
+        return [asdict(entry) for entry in entries(warehouse, pipeline)]
 
 
 def run_day(pipeline: str) -> None:

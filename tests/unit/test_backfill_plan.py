@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
 
 from shipshape.backfill_plan import NO_ENTRY, plan_backfill, rows_published_by
+from shipshape.ledger import LedgerEntry, Status
 
 DAY1, DAY2, DAY3, DAY4 = (date(2026, 11, day) for day in range(1, 5))
 T0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 
 
-def entry(key: str, status: str, minutes: int, *, seconds: int = 60, rows: int = 0, run: str = "r") -> dict[str, Any]:
+def entry(key: str, status: Status, minutes: int, *, seconds: int = 60, rows: int = 0, run: str = "r") -> LedgerEntry:
     """A ledger row finishing `minutes` after T0, having taken `seconds`."""
     finished = T0 + timedelta(minutes=minutes)
-    return {
-        "entry_id": f"{key}-{status}-{minutes}", "partition_key": key, "status": status, "row_count": rows,
-        "flow_run_id": run, "started_at": finished - timedelta(seconds=seconds), "finished_at": finished,
-    }
+    return LedgerEntry(
+        entry_id=f"{key}-{status}-{minutes}", pipeline="p", partition_key=key, partition_start=None,
+        partition_end=None, flow_run_id=run, run_tag="t", code_version="v", contract_hash="h", row_count=rows,
+        rejected_rows=0, status=status, check_results=[], message="",
+        started_at=finished - timedelta(seconds=seconds), finished_at=finished,
+    )
 
 
-def newest_first(*rows: dict[str, Any]) -> list[dict[str, Any]]:
-    return sorted(rows, key=lambda row: row["finished_at"], reverse=True)
+def newest_first(*rows: LedgerEntry) -> list[LedgerEntry]:
+    return sorted(rows, key=lambda row: row.finished_at, reverse=True)
 
 
 LEDGER = newest_first(
