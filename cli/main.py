@@ -56,8 +56,7 @@ def _check_live(declared: DeclaredPipeline, partition_day: date) -> None:
     from shipshape.sources.factory import check_drift, open_source
 
     spec = declared.spec
-    grain = spec.partition.grain if spec.partition else None
-    window = plan_windows(grain, partition_day, partition_day)[0]
+    window = plan_windows(spec.grain, partition_day, partition_day)[0]
     source = open_source(spec.source, load_settings().data_dir)
     new_columns = check_drift(
         spec.column_types,

@@ -26,7 +26,8 @@ from tasks.backfill_ledger import plan_days, published_rows
 # Built when the module loads (at deploy time too), so the deployment's schema offers exactly these names.
 # An enum, not a Literal: a Literal of one name becomes a JSON-schema `const`, which the UI shows as an empty,
 # locked field instead of a dropdown (a project with a single pipeline could not submit the form).
-PipelineName = StrEnum("PipelineName", {declared.name: declared.name for declared in load_all()})
+# mypy cannot see members computed at import time; that is the point here.
+PipelineName = StrEnum("PipelineName", {declared.name: declared.name for declared in load_all()})  # type: ignore[misc]
 
 
 @flow(name="backfill")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import exponential_backoff
 
 from shipshape.declaration import Retries
@@ -20,7 +19,11 @@ def is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> 
     return isinstance(state.result(raise_on_failure=False), TransientError)
 
 
-def with_declared_retries(task: Task[..., Any], retries: Retries) -> Task[..., Any]:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def with_declared_retries(task: Task[P, R], retries: Retries) -> Task[P, R]:
     """The task with the pipeline's declared retry budget (attempts, base delay doubling each time)."""
     return task.with_options(
         retries=retries.attempts,

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 
 from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_table_artifact
-from prefect.states import Failed, State
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 
 from flows.retry_policy import with_declared_retries
 from runtime.connections import connect
@@ -34,7 +35,7 @@ def _run_name() -> str:
     parameters = runtime.flow_run.parameters
     pipeline, start, end = parameters["pipeline"], parameters.get("start_date"), parameters.get("end_date")
     spec = find_pipeline(pipeline).spec
-    windows = windows_for(spec.partition and spec.partition.grain, start, end, datetime.now(UTC))
+    windows = windows_for(spec.grain, start, end, datetime.now(UTC))
     keys = windows[0].key if len(windows) == 1 else f"{windows[0].key}..{windows[-1].key}"
     return f"{pipeline} {keys}"
 
@@ -53,7 +54,7 @@ def run_pipeline(
     """
     context = RunContext(find_pipeline(pipeline), str(runtime.flow_run.id or ""), datetime.now(UTC))
     spec = context.declared.spec
-    windows = windows_for(spec.partition and spec.partition.grain, start_date, end_date, context.started)
+    windows = windows_for(spec.grain, start_date, end_date, context.started)
     runs = [RunTables(spec.name, window, _run_tag()) for window in windows]
     with connect() as warehouse:
         ensure_platform_tables(warehouse)

@@ -101,7 +101,7 @@ def base_job_template(env: Environment) -> dict[str, Any]:
         from prefect.workers.process import ProcessWorker
 
         template = copy.deepcopy(ProcessWorker.get_default_base_job_template())
-        defaults = {"env": env.job_env()}
+        defaults: dict[str, object] = {"env": env.job_env()}
     else:
         from prefect_docker.worker import DockerWorker
 

@@ -1,4 +1,4 @@
-"""The warehouse connection block: one document per environment (`warehouse-dev`, `warehouse-staging`, ...).
+"""The warehouse connection block (one document per environment: `warehouse-dev`, ...) and typed block loading.
 
 A block, not environment variables, because the same image runs everywhere: the deployment names the
 block (SHIPSHAPE_WAREHOUSE_BLOCK) and the run loads it from its environment's Prefect API. Passwords are
@@ -7,6 +7,7 @@ block (SHIPSHAPE_WAREHOUSE_BLOCK) and the run loads it from its environment's Pr
 
 from __future__ import annotations
 
+from typing import TypeVar
 from urllib.parse import quote
 
 from prefect.blocks.core import Block
@@ -32,3 +33,18 @@ class WarehouseConnection(Block):
         """A libpq URL; only ever handed to drivers, never logged."""
         credentials = f"{quote(user, safe='')}:{quote(password.get_secret_value(), safe='')}"
         return f"postgresql://{credentials}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+
+
+BlockT = TypeVar("BlockT", bound=Block)
+
+
+def load_block(block_type: type[BlockT], name: str) -> BlockT:
+    """The saved block document `name`, from synchronous code; `ValueError` when there is none (as `load` says).
+
+    `Block.load` answers with a coroutine when called inside an async flow; the platform loads blocks in sync
+    tasks, and a coroutine here would fail later and far away, so it fails now and says why.
+    """
+    block = block_type.load(name)
+    if not isinstance(block, block_type):
+        raise TypeError(f"{block_type.__name__} {name!r} was loaded from async code; load blocks in a sync task")
+    return block

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+from runtime.blocks import WarehouseConnection, load_block
 from shipshape.errors import ConfigurationError, TransientError, WarehouseError
 from shipshape.settings import load_settings
 from shipshape.warehouses import Warehouse, open_warehouse
@@ -50,11 +51,9 @@ def connect(role: Role = "loader") -> Iterator[Warehouse]:
 
 
 def _urls_from_block(name: str) -> WarehouseUrls:
-    from runtime.blocks import WarehouseConnection
-
     environment = os.environ.get("SHIPSHAPE_ENV", "<env>")
     try:
-        block = WarehouseConnection.load(name)
+        block = load_block(WarehouseConnection, name)
     except ValueError:
         raise ConfigurationError(
             f"warehouse block {name!r} (named by SHIPSHAPE_WAREHOUSE_BLOCK) does not exist on this Prefect API as a "

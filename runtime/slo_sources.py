@@ -95,9 +95,11 @@ def _read_page(client: SyncPrefectClient, flow_run_filter: FlowRunFilter, offset
 
 def _outcome(run: FlowRun) -> RunOutcome:
     state = run.state
+    if state is None:
+        raise ValueError(f"flow run {run.id} has no state; only finished runs are read")
     return RunOutcome(
         flow_run_id=str(run.id),
         finished_at=run.end_time or state.timestamp,
         succeeded=state.type == StateType.COMPLETED,
-        state_name=state.name,
+        state_name=state.name or state.type.value,
     )

@@ -15,6 +15,7 @@ from cronsim import CronSim, CronSimError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shipshape.column_types import ColumnType
+from shipshape.partitions import Grain
 
 IDENTIFIER = r"^[a-z_][a-z0-9_]*$"
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
@@ -175,7 +176,7 @@ class Destination(StrictModel):
 
 class Partition(StrictModel):
     column: Annotated[str, Field(pattern=IDENTIFIER)]
-    grain: Literal["day", "hour"]
+    grain: Grain
 
 
 class Load(StrictModel):
@@ -328,6 +329,11 @@ class Pipeline(StrictModel):
     @property
     def column_types(self) -> dict[str, ColumnType]:
         return self.source.column_types()
+
+    @property
+    def grain(self) -> Grain | None:
+        """The partition grain; None for a full-refresh pipeline (one partition: the whole table)."""
+        return self.partition.grain if self.partition else None
 
 
 def _first_line(error: Exception) -> str:

@@ -52,10 +52,11 @@ def windows_for(grain: Grain | None, start_date: date | None, end_date: date | N
     """The partitions a run covers: the given dates, or the latest complete partition when none are given."""
     if grain is None:
         return [FULL_REFRESH]
-    if start_date is None and end_date is None:
+    given = start_date or end_date
+    if given is None:
         if grain == "day":
             yesterday = (now - timedelta(days=1)).date()
             return plan_windows(grain, yesterday, yesterday)
         hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
         return [Window(hour.strftime("%Y-%m-%dT%H"), hour, hour + timedelta(hours=1))]
-    return plan_windows(grain, start_date or end_date, end_date or start_date)
+    return plan_windows(grain, start_date or given, end_date or given)

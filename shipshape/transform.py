@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shipshape.audit_area import RunTables
 from shipshape.catalog import PLACEHOLDER
-from shipshape.declaration import Pipeline
+from shipshape.declaration import Partition, Pipeline
 from shipshape.errors import TerminalError
 from shipshape.partitions import Window
 from shipshape.warehouses import AUDIT_SCHEMA, Warehouse
@@ -35,25 +35,29 @@ def run_transform(warehouse: Warehouse, spec: Pipeline, sql_files: list[Path], r
         warehouse.create_table_as(AUDIT_SCHEMA, output, render(sql_file, names), scratch=True)
         names[sql_file.stem] = warehouse.qualified(AUDIT_SCHEMA, output)
     if spec.partition is not None:
-        _check_inside_window(warehouse, spec, run.window, output)
+        _check_inside_window(warehouse, spec, spec.partition, run.window, output)
     return output
 
 
 def window_bounds(spec: Pipeline, window: Window) -> tuple[date | datetime, date | datetime]:
     """Bounds typed for comparison with the partition column: dates for daily, naive UTC for hourly."""
-    if spec.partition is not None and spec.partition.grain == "day":
+    if window.start is None or window.end is None:
+        raise ValueError(f"pipeline {spec.name}: partition {window.key} is the whole table and has no bounds")
+    if spec.grain == "day":
         return window.start.date(), window.end.date()
     return window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
 
 
-def _check_inside_window(warehouse: Warehouse, spec: Pipeline, window: Window, output: str) -> None:
+def _check_inside_window(
+    warehouse: Warehouse, spec: Pipeline, partition: Partition, window: Window, output: str
+) -> None:
     """Publishing replaces exactly the partition's range, so output outside it would be lost or duplicated."""
-    column = warehouse.quote(spec.partition.column)
+    column = warehouse.quote(partition.column)
     out = warehouse.qualified(AUDIT_SCHEMA, output)
     start, end = window_bounds(spec, window)
-    if spec.partition.column not in warehouse.table_columns(AUDIT_SCHEMA, output):
+    if partition.column not in warehouse.table_columns(AUDIT_SCHEMA, output):
         raise TerminalError(
-            f"pipeline {spec.name}: the transform output has no partition column {spec.partition.column!r}; "
+            f"pipeline {spec.name}: the transform output has no partition column {partition.column!r}; "
             "select it in the last transform step"
         )
     outside = warehouse.fetch_all(
@@ -62,5 +66,5 @@ def _check_inside_window(warehouse: Warehouse, spec: Pipeline, window: Window, o
     if outside:
         raise TerminalError(
             f"pipeline {spec.name}, partition {window.key}: the transform produced {outside} rows whose "
-            f"{spec.partition.column} is outside [{start}, {end}) or NULL; nothing was published"
+            f"{partition.column} is outside [{start}, {end}) or NULL; nothing was published"
         )

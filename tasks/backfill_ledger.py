@@ -24,7 +24,7 @@ def plan_days(pipeline: str, start_date: date, end_date: date) -> list[Partition
     with connect() as warehouse:
         ensure_platform_tables(warehouse)
         recorded = entries(warehouse, pipeline)
-    return plan_backfill(recorded, spec.partition and spec.partition.grain, start_date, end_date)
+    return plan_backfill(recorded, spec.grain, start_date, end_date)
 
 
 @task(name="read-published-rows", cache_policy=NO_CACHE)

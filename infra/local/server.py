@@ -84,7 +84,7 @@ def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        return int(probe.getsockname()[1])
 
 
 def wait_healthy(server: subprocess.Popen[bytes], api_url: str, log_path: Path) -> None:
