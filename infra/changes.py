@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Action = Literal["create", "update"]
-_SYMBOLS: dict[str, str] = {"create": "+", "update": "~"}
+Action = Literal["create", "update", "delete"]
+_SYMBOLS: dict[Action, str] = {"create": "+", "update": "~", "delete": "-"}
 
 
 @dataclass(frozen=True)

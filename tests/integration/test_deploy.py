@@ -159,20 +159,19 @@ def test_plan_and_apply_remove_what_a_removed_pipeline_left_behind(platform: Pla
     infra = [cli("python"), "-m", "infra"]
     env = {**platform.env("staging"), "SHIPSHAPE_PROJECT_DIR": str(tmp_path)}
     added = run([*infra, "apply", "--env", "staging"], env)
-    assert "+ automation shipshape-staging-old_orders-run-failed" in added.stdout.splitlines(), added.stdout
+    created = [line.split(" (")[0] for line in added.stdout.splitlines() if "old_orders" in line]
+    assert sorted(created) == [
+        f"+ automation shipshape-staging-old_orders-{alert}"
+        for alert in ("audit-blocked", "incidents", "recovered", "run-failed")
+    ], added.stdout + added.stderr
 
     old.unlink()
     plan = run([*infra, "plan", "--env", "staging"], env)
     apply = run([*infra, "apply", "--env", "staging"], env)
     after = run([*infra, "plan", "--env", "staging"], env)
-    removed = sorted(line for line in added.stdout.splitlines() if "old_orders" in line)
-    assert [line.replace("+", "-", 1) for line in removed] == [
-        f"- automation shipshape-staging-old_orders-{alert}"
-        for alert in ("audit-blocked", "incidents", "recovered", "run-failed")
-    ]
-    assert plan.stdout.splitlines() == [*sorted(line.replace("+", "-", 1) for line in removed),
-                                        "staging: would change 4 object(s)"], plan.stdout + plan.stderr
-    assert apply.stdout.splitlines() == [*plan.stdout.splitlines()[:-1], "staging: changed 4 object(s)"]
+    removed = sorted(line.replace("+", "-", 1) for line in created)
+    assert plan.stdout.splitlines() == [*removed, "staging: would change 4 object(s)"], plan.stdout + plan.stderr
+    assert apply.stdout.splitlines() == [*removed, "staging: changed 4 object(s)"], apply.stdout + apply.stderr
     assert after.stdout.splitlines() == ["no changes", "staging: would change 0 object(s)"]
 
 
