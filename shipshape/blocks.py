@@ -7,10 +7,10 @@ block (SHIPSHAPE_WAREHOUSE_BLOCK) and the run loads it from its environment's Pr
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
+
+from shipshape.warehouses import adapter
 
 
 class WarehouseConnection(Block):
@@ -29,6 +29,7 @@ class WarehouseConnection(Block):
     publisher_password: SecretStr = Field(description="Password of the publisher role.")
 
     def url(self, user: str, password: SecretStr) -> str:
-        """A libpq URL; only ever handed to drivers, never logged."""
-        credentials = f"{quote(user, safe='')}:{quote(password.get_secret_value(), safe='')}"
-        return f"postgresql://{credentials}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+        """The warehouse URL of one role; only ever handed to drivers, never logged."""
+        return adapter("postgresql").connection_url(
+            self.host, self.port, self.database, user, password.get_secret_value()
+        )
