@@ -12,8 +12,9 @@ audit table. The form that achieves all three (verified with Soda Core 4.28.0 on
 
 Why the variable holds the whole path: Soda names a dataset `<data source>/<database>/<schema>/<table>` on
 PostgreSQL but `<data source>/<schema>/<table>` on DuckDB, and with the DuckDB form on PostgreSQL the `schema`
-check is silently NOT_EVALUATED. `${var.dataset_path}` may contain slashes, so this module passes
-`<database>/<schema>/<table>` or `<schema>/<table>` as the engine needs; the default is the DuckDB form, the
+check is silently NOT_EVALUATED. `${var.dataset_path}` may contain slashes, so this module passes the path the
+warehouse adapter's `SodaTarget` gives (`<database>/<schema>/<table>` or `<schema>/<table>`, as the engine needs;
+the targets live with their adapters in `shipshape.warehouses`); the default is the DuckDB form, the
 embedded default warehouse. The data source is always named `warehouse`. A contract whose `dataset` is anything
 else is rejected, because a hard-coded table name would make the gate verify the published table (yesterday's
 data) instead of the audit table and pass without looking at what is about to be published.

@@ -38,7 +38,7 @@ class PostgresWarehouse(PostgresRoles):
         supports_advisory_locks=True,
         supports_roles=True,
         supports_returning=True,
-        supports_merge=True,  # since PostgreSQL 15, the oldest version supported
+        supports_merge=True,  # MERGE since PostgreSQL 15 (CI and compose run 16)
         supports_partition_exchange=False,
     )
 
