@@ -4,7 +4,8 @@
 environment need, and returns one `Change` per difference: with `dry_run` it only reports them (plan),
 otherwise it makes them in one transaction (apply). One function for both, so a plan is exactly what
 the next apply does, and an apply after an apply returns []. There is no state file: privileges,
-default privileges and password verifiers are all read back from PostgreSQL itself.
+default privileges and passwords are all read back from the warehouse itself, through the adapter's role
+statements (`shipshape.warehouses.roles`); this module holds only the policy and the plan/apply steps.
 
 Roles, per environment (`Environment.role`), so a bug or a hostile transform can do as little as possible:
 - loader: everything up to the gate — creates, writes and drops tables only in `audit`, reads the published
@@ -12,18 +13,14 @@ Roles, per environment (`Environment.role`), so a bug or a hostile transform can
 - publisher: only the publish step — deletes and inserts published rows, creates a destination table on
   first publish, reads the audited tables and removes superseded dead letters;
 - consumer: reads published tables, nothing else.
-DuckDB has no roles: there `reconcile` ensures the schemas and platform tables only.
+An engine without roles (`capabilities.supports_roles` False, e.g. DuckDB): `reconcile` ensures the schemas and
+platform tables only.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import os
-import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Literal
 
@@ -39,7 +36,7 @@ from shipshape.ledger import (
     missing_platform_tables,
 )
 from shipshape.warehouses import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
-from shipshape.warehouses.postgres import PostgresWarehouse
+from shipshape.warehouses.roles import DefaultPrivilege, Grant
 
 Purpose = Literal["loader", "publisher", "consumer"]
 PASSWORD_VARIABLES: dict[Purpose, str] = {
@@ -47,10 +44,6 @@ PASSWORD_VARIABLES: dict[Purpose, str] = {
     "publisher": "SHIPSHAPE_PUBLISHER_PASSWORD",
     "consumer": "SHIPSHAPE_CONSUMER_PASSWORD",
 }
-# PostgreSQL's own defaults for new SCRAM verifiers (SCRAM_DEFAULT_SALT_LEN, scram_iterations).
-_SCRAM_SALT_BYTES = 16
-_SCRAM_ITERATIONS = 4096
-_SCRAM_VERIFIER = re.compile(r"SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+")
 
 
 def passwords_from_environment() -> dict[str, str]:
@@ -61,16 +54,16 @@ def passwords_from_environment() -> dict[str, str]:
 def reconcile(admin_url: str, env: Environment, passwords: Mapping[str, str], *, dry_run: bool) -> list[Change]:
     """Bring the warehouse at `admin_url` to what `env` and the declared pipelines need; returns what differed.
 
-    `passwords` maps each purpose (loader, publisher, consumer) to its password; unused on DuckDB.
+    `passwords` maps each purpose (loader, publisher, consumer) to its password; unused without roles.
     Everything is computed before anything is changed (an object that does not exist yet holds no
     privileges), so the dry run and the apply report the same list.
     """
     published = sorted({declared.spec.destination.schema_name for declared in load_all()})
     with open_warehouse(admin_url) as warehouse, warehouse.transaction():
         steps = list(_structure_steps(warehouse, published))
-        if isinstance(warehouse, PostgresWarehouse):  # roles, grants and verifiers are PostgreSQL's own catalogs
+        if warehouse.capabilities.supports_roles:
             steps += _role_steps(warehouse, env, passwords)
-            database = warehouse.fetch_all("SELECT current_database()")[0][0]
+            database = warehouse.current_database()
             grants, defaults = _access_policy(env, database, published, _existing_tables(warehouse, published))
             steps += _grant_steps(warehouse, grants)
             steps += _default_privilege_steps(warehouse, defaults)
@@ -88,64 +81,44 @@ class _Step:
     make: Callable[[], None]
 
 
-@dataclass(frozen=True)
-class _Grant:
-    """`privileges` that `role` must hold on one database, schema or table (`path`: its name parts)."""
-
-    on: Literal["database", "schema", "table"]
-    path: tuple[str, ...]
-    role: str
-    privileges: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _DefaultPrivilege:
-    """`privileges` that `grantee` gets on every table `owner` creates in `schema` from now on."""
-
-    owner: str
-    schema: str
-    grantee: str
-    privileges: tuple[str, ...]
-
-
 def _access_policy(
     env: Environment, database: str, published: list[str], tables: Mapping[str, list[str]]
-) -> tuple[list[_Grant], list[_DefaultPrivilege]]:
+) -> tuple[list[Grant], list[DefaultPrivilege]]:
     """What each role may do. Tables that exist now get grants; tables created later, default privileges."""
     loader, publisher, consumer = env.role("loader"), env.role("publisher"), env.role("consumer")
     grants = [
-        *(_Grant("database", (database,), role, ("CONNECT",)) for role in (loader, publisher, consumer)),
-        _Grant("schema", (AUDIT_SCHEMA,), loader, ("USAGE", "CREATE")),  # its tables: owner, so it may drop them
-        _Grant("schema", (AUDIT_SCHEMA,), publisher, ("USAGE",)),
-        _Grant("schema", (PLATFORM_SCHEMA,), loader, ("USAGE",)),
-        _Grant("schema", (PLATFORM_SCHEMA,), publisher, ("USAGE",)),
+        *(Grant("database", (database,), role, ("CONNECT",)) for role in (loader, publisher, consumer)),
+        Grant("schema", (AUDIT_SCHEMA,), loader, ("USAGE", "CREATE")),  # its tables: owner, so it may drop them
+        Grant("schema", (AUDIT_SCHEMA,), publisher, ("USAGE",)),
+        Grant("schema", (PLATFORM_SCHEMA,), loader, ("USAGE",)),
+        Grant("schema", (PLATFORM_SCHEMA,), publisher, ("USAGE",)),
         # Reads: planning re-runs and reuse_raw; inserts: dead letters while loading, failed/blocked attempts.
-        _Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), loader, ("SELECT", "INSERT")),
-        _Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), loader, ("SELECT", "INSERT")),
+        Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), loader, ("SELECT", "INSERT")),
+        Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), loader, ("SELECT", "INSERT")),
         # Monitors (volume after a publish, the monitor flow) open and resolve incidents.
-        _Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), loader, ("SELECT", "INSERT", "UPDATE")),
+        Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), loader, ("SELECT", "INSERT", "UPDATE")),
         # Publish writes its ledger rows and deletes superseded dead letters (DELETE ... WHERE needs SELECT).
-        _Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), publisher, ("INSERT",)),
-        _Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), publisher, ("SELECT", "DELETE")),
-        *(_Grant("table", (AUDIT_SCHEMA, table), publisher, ("SELECT",)) for table in tables[AUDIT_SCHEMA]),
+        Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), publisher, ("INSERT",)),
+        Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), publisher, ("SELECT", "DELETE")),
+        *(Grant("table", (AUDIT_SCHEMA, table), publisher, ("SELECT",)) for table in tables[AUDIT_SCHEMA]),
     ]
-    defaults = [_DefaultPrivilege(loader, AUDIT_SCHEMA, publisher, ("SELECT",))]
+    defaults = [DefaultPrivilege(loader, AUDIT_SCHEMA, publisher, ("SELECT",))]
     for schema in published:
         grants += [
-            _Grant("schema", (schema,), loader, ("USAGE",)),
-            _Grant("schema", (schema,), publisher, ("USAGE", "CREATE")),  # the first publish creates the table
-            _Grant("schema", (schema,), consumer, ("USAGE",)),
+            Grant("schema", (schema,), loader, ("USAGE",)),
+            Grant("schema", (schema,), publisher, ("USAGE", "CREATE")),  # the first publish creates the table
+            Grant("schema", (schema,), consumer, ("USAGE",)),
         ]
         for table in tables[schema]:
             grants += [
-                _Grant("table", (schema, table), loader, ("SELECT",)),
+                Grant("table", (schema, table), loader, ("SELECT",)),
                 # replace_partition, merge and full_replace all publish as DELETE ... WHERE + INSERT ... SELECT.
-                _Grant("table", (schema, table), publisher, ("SELECT", "INSERT", "DELETE")),
-                _Grant("table", (schema, table), consumer, ("SELECT",)),
+                Grant("table", (schema, table), publisher, ("SELECT", "INSERT", "DELETE")),
+                Grant("table", (schema, table), consumer, ("SELECT",)),
             ]
         defaults += [
-            _DefaultPrivilege(publisher, schema, loader, ("SELECT",)),
-            _DefaultPrivilege(publisher, schema, consumer, ("SELECT",)),
+            DefaultPrivilege(publisher, schema, loader, ("SELECT",)),
+            DefaultPrivilege(publisher, schema, consumer, ("SELECT",)),
         ]
     return grants, defaults
 
@@ -165,68 +138,30 @@ def _existing_tables(warehouse: Warehouse, published: list[str]) -> dict[str, li
 
 
 def _role_steps(warehouse: Warehouse, env: Environment, passwords: Mapping[str, str]) -> Iterator[_Step]:
-    """Each role with LOGIN and its password; a password is rewritten only when the stored verifier differs."""
+    """Each role with LOGIN and its password; a password is rewritten only when the stored one differs."""
     for purpose, variable in PASSWORD_VARIABLES.items():
         role, password = env.role(purpose), passwords[purpose]
-        stored = warehouse.fetch_all("SELECT rolpassword FROM pg_authid WHERE rolname = ?", [role])
-        if not stored:
-            statement = f"CREATE ROLE {warehouse.quote(role)} LOGIN PASSWORD '{_new_verifier(password)}'"
-            yield _Step(Change("role", role, "create", "LOGIN"), partial(warehouse.execute, statement))
-        elif not _verifies(stored[0][0], password):
-            statement = f"ALTER ROLE {warehouse.quote(role)} PASSWORD '{_new_verifier(password)}'"
-            yield _Step(Change("password", role, "update", f"from {variable}"), partial(warehouse.execute, statement))
-
-
-def _grant_steps(warehouse: Warehouse, grants: list[_Grant]) -> Iterator[_Step]:
-    for grant in grants:
-        missing = _missing_privileges(warehouse, grant)
-        if missing:
-            quoted = ".".join(warehouse.quote(part) for part in grant.path)
+        if not warehouse.role_exists(role):
+            yield _Step(Change("role", role, "create", "LOGIN"), partial(warehouse.create_login_role, role, password))
+        elif not warehouse.password_matches(role, password):
             yield _Step(
-                Change("grant", f"{', '.join(missing)} on {grant.on} {'.'.join(grant.path)} to {grant.role}", "create"),
-                partial(
-                    warehouse.execute,
-                    f"GRANT {', '.join(missing)} ON {grant.on.upper()} {quoted} TO {warehouse.quote(grant.role)}",
-                ),
+                Change("password", role, "update", f"from {variable}"), partial(warehouse.set_password, role, password)
             )
 
 
-# The oid of the object a grant is on, from its name parts (`_Grant.path`).
-_OBJECT_OID = {
-    "database": "(SELECT oid FROM pg_database WHERE datname = ?)",
-    "schema": "(SELECT oid FROM pg_namespace WHERE nspname = ?)",
-    "table": "(SELECT c.oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-    "WHERE n.nspname = ? AND c.relname = ?)",
-}
+def _grant_steps(warehouse: Warehouse, grants: list[Grant]) -> Iterator[_Step]:
+    for grant in grants:
+        missing = warehouse.missing_privileges(grant)
+        if missing:
+            yield _Step(
+                Change("grant", f"{', '.join(missing)} on {grant.on} {'.'.join(grant.path)} to {grant.role}", "create"),
+                partial(warehouse.grant_privileges, replace(grant, privileges=tuple(missing))),
+            )
 
 
-def _missing_privileges(warehouse: Warehouse, grant: _Grant) -> list[str]:
-    """The grant's privileges the role does not hold yet.
-
-    Asked by oid: has_*_privilege then answers NULL instead of raising for a role or an object that
-    does not exist yet, so a plan on an empty database lists every privilege apply will grant.
-    """
-    lacking = warehouse.fetch_all(
-        "SELECT privilege FROM unnest(?::text[]) AS privilege "
-        f"WHERE NOT coalesce(has_{grant.on}_privilege((SELECT oid FROM pg_roles WHERE rolname = ?), "
-        f"{_OBJECT_OID[grant.on]}, privilege), false)",
-        [list(grant.privileges), grant.role, *grant.path],
-    )
-    return [privilege for privilege in grant.privileges if (privilege,) in lacking]
-
-
-def _default_privilege_steps(warehouse: Warehouse, defaults: list[_DefaultPrivilege]) -> Iterator[_Step]:
+def _default_privilege_steps(warehouse: Warehouse, defaults: list[DefaultPrivilege]) -> Iterator[_Step]:
     for default in defaults:
-        held = warehouse.fetch_all(
-            "SELECT acl.privilege_type FROM pg_default_acl AS d "
-            "JOIN pg_namespace AS n ON n.oid = d.defaclnamespace "
-            "JOIN pg_roles AS owner ON owner.oid = d.defaclrole "
-            "CROSS JOIN LATERAL aclexplode(d.defaclacl) AS acl "
-            "JOIN pg_roles AS grantee ON grantee.oid = acl.grantee "
-            "WHERE d.defaclobjtype = 'r' AND owner.rolname = ? AND n.nspname = ? AND grantee.rolname = ?",
-            [default.owner, default.schema, default.grantee],
-        )
-        missing = [privilege for privilege in default.privileges if (privilege,) not in held]
+        missing = warehouse.missing_default_privileges(default)
         if missing:
             yield _Step(
                 Change(
@@ -234,39 +169,5 @@ def _default_privilege_steps(warehouse: Warehouse, defaults: list[_DefaultPrivil
                     f"{', '.join(missing)} on tables {default.owner} creates in {default.schema} to {default.grantee}",
                     "create",
                 ),
-                partial(
-                    warehouse.execute,
-                    f"ALTER DEFAULT PRIVILEGES FOR ROLE {warehouse.quote(default.owner)} "
-                    f"IN SCHEMA {warehouse.quote(default.schema)} "
-                    f"GRANT {', '.join(missing)} ON TABLES TO {warehouse.quote(default.grantee)}",
-                ),
+                partial(warehouse.grant_default_privileges, replace(default, privileges=tuple(missing))),
             )
-
-
-def _verifies(stored: str | None, password: str) -> bool:
-    """Whether PostgreSQL's stored SCRAM-SHA-256 verifier is this password's (recomputed with its salt and count)."""
-    match = _SCRAM_VERIFIER.fullmatch(stored or "")
-    if not match:
-        return False  # no password, or an md5 one: set a SCRAM verifier
-    return hmac.compare_digest(_scram_verifier(password, base64.b64decode(match[2]), int(match[1])), match[0])
-
-
-def _new_verifier(password: str) -> str:
-    """A fresh verifier: the server stores it as is, so the plain password never appears in its statement log.
-
-    It is base64 and `$:` only, so it goes into a SQL literal without escaping.
-    """
-    return _scram_verifier(password, os.urandom(_SCRAM_SALT_BYTES), _SCRAM_ITERATIONS)
-
-
-def _scram_verifier(password: str, salt: bytes, iterations: int) -> str:
-    """RFC 5802/7677 in PostgreSQL's format: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>.
-
-    PostgreSQL SASLprep-normalises non-ASCII passwords first; they would compare as different and be
-    rewritten on each apply (still correct, just never reported unchanged).
-    """
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
-    server_key = hmac.digest(salted, b"Server Key", "sha256")
-    encoded = [base64.b64encode(part).decode() for part in (salt, stored_key, server_key)]
-    return f"SCRAM-SHA-256${iterations}:{encoded[0]}${encoded[1]}:{encoded[2]}"

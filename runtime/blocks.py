@@ -8,21 +8,26 @@ block (SHIPSHAPE_WAREHOUSE_BLOCK) and the run loads it from its environment's Pr
 from __future__ import annotations
 
 from typing import TypeVar
-from urllib.parse import quote
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from shipshape.warehouses import adapter
+
 
 class WarehouseConnection(Block):
-    """A PostgreSQL warehouse and the two roles a pipeline uses: loader (audit area) and publisher."""
+    """A warehouse and the two roles a pipeline uses: loader (audit area) and publisher.
+
+    `kind` names a registered adapter (`shipshape.warehouses.KINDS`), which builds the URL from these fields.
+    """
 
     _block_type_name = "Shipshape Warehouse"
     _block_type_slug = "shipshape-warehouse"
-    _description = "PostgreSQL warehouse for shipshape pipelines: loader and publisher credentials."
+    _description = "Warehouse for shipshape pipelines (PostgreSQL by default): loader and publisher credentials."
 
-    host: str = Field(description="Host name of the PostgreSQL server.")
-    port: int = Field(default=5432, description="Port of the PostgreSQL server.")
+    kind: str = Field(default="postgresql", description="Warehouse kind: a registered adapter, e.g. postgresql.")
+    host: str = Field(description="Host name of the warehouse server.")
+    port: int = Field(default=5432, description="Port of the warehouse server.")
     database: str = Field(description="Database holding the audit area, platform tables and published schemas.")
     loader_user: str = Field(description="Role that writes only the audit area (extract, load, transform, audit).")
     loader_password: SecretStr = Field(description="Password of the loader role.")
@@ -30,9 +35,9 @@ class WarehouseConnection(Block):
     publisher_password: SecretStr = Field(description="Password of the publisher role.")
 
     def url(self, user: str, password: SecretStr) -> str:
-        """A libpq URL; only ever handed to drivers, never logged."""
-        credentials = f"{quote(user, safe='')}:{quote(password.get_secret_value(), safe='')}"
-        return f"postgresql://{credentials}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+        """The warehouse URL of one role; only ever handed to drivers, never logged."""
+        secret = password.get_secret_value()
+        return adapter(self.kind).connection_url(self.host, self.port, self.database, user, secret)
 
 
 BlockT = TypeVar("BlockT", bound=Block)

@@ -12,8 +12,9 @@ audit table. The form that achieves all three (verified with Soda Core 4.28.0 on
 
 Why the variable holds the whole path: Soda names a dataset `<data source>/<database>/<schema>/<table>` on
 PostgreSQL but `<data source>/<schema>/<table>` on DuckDB, and with the DuckDB form on PostgreSQL the `schema`
-check is silently NOT_EVALUATED. `${var.dataset_path}` may contain slashes, so this module passes
-`<database>/<schema>/<table>` or `<schema>/<table>` as the engine needs; the default is the DuckDB form, the
+check is silently NOT_EVALUATED. `${var.dataset_path}` may contain slashes, so this module passes the path the
+warehouse adapter's `SodaTarget` gives (`<database>/<schema>/<table>` or `<schema>/<table>`, as the engine needs;
+the targets live with their adapters in `shipshape.warehouses`); the default is the DuckDB form, the
 embedded default warehouse. The data source is always named `warehouse`. A contract whose `dataset` is anything
 else is rejected, because a hard-coded table name would make the gate verify the published table (yesterday's
 data) instead of the audit table and pass without looking at what is about to be published.
@@ -47,18 +48,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from shipshape.errors import ConfigurationError, DeclarationError
+from shipshape.errors import DeclarationError
 
 if TYPE_CHECKING:
-    import duckdb
     from soda_core.common.data_source_impl import DataSourceImpl
     from soda_core.contracts.contract_verification import CheckResult, ContractVerificationResult, Threshold
 
@@ -118,92 +118,16 @@ def _summarize(check: CheckOutcome) -> str:
     return f"{summary}: {check.detail}" if check.check_type == "schema" else summary
 
 
-@dataclass(frozen=True)
-class DuckDBTarget:
-    """The pipeline's own DuckDB connection (a second connection to the same file would be refused).
-
-    Soda runs on a cursor of it: a cursor has its own transaction, so a failing audit query can never abort a
-    transaction the caller has open, and closing the cursor leaves the connection as it was. The audit table
-    must therefore be committed before it is audited, which publishing from another transaction needs anyway.
-    """
-
-    connection: duckdb.DuckDBPyConnection
+class SodaTarget(Protocol):
+    """How the gate reaches a warehouse: each adapter's `soda_target()` gives one (see `shipshape.warehouses`)."""
 
     def dataset_path(self, schema: str, table: str) -> str:
-        return f"{schema}/{table}"
+        """The `${var.dataset_path}` value naming `schema.table` for this engine's Soda data source."""
+        ...
 
-    @contextmanager
-    def data_source(self) -> Iterator[DataSourceImpl]:
-        from soda_duckdb.common.data_sources.duckdb_data_source import DuckDBDataSourceImpl
-
-        cursor = self.connection.cursor()
-        try:
-            yield DuckDBDataSourceImpl.from_existing_cursor(cursor, DATA_SOURCE_NAME)
-        finally:
-            cursor.close()
-
-
-@dataclass(frozen=True)
-class PostgresTarget:
-    """Where Soda connects; it opens and closes its own connection for each verification.
-
-    The password stays in memory (never in a file, never in `repr`). `None` leaves it to libpq's usual places,
-    `PGPASSWORD` then `~/.pgpass`, or to a server that needs none (trust). `options` are further libpq
-    parameters such as `sslmode`.
-    """
-
-    host: str
-    port: int
-    database: str
-    user: str
-    password: str | None = field(default=None, repr=False)
-    options: Mapping[str, str] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_url(cls, url: str) -> PostgresTarget:
-        """Parse `postgresql://user[:password]@host[:port]/database[?param=value]` (percent-encoded parts too)."""
-        from psycopg import ProgrammingError
-        from psycopg.conninfo import conninfo_to_dict
-
-        hint = "expected postgresql://user[:password]@host[:port]/database"
-        try:
-            params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
-        except ProgrammingError:
-            # psycopg's message can quote the offending part of the URL, which may be the password.
-            raise ConfigurationError(f"the warehouse URL is not a valid PostgreSQL URL; {hint}") from None
-        missing = [name for name in ("host", "dbname", "user") if not params.get(name)]
-        if missing:
-            raise ConfigurationError(f"the warehouse URL has no {', '.join(missing)}; {hint}")
-        return cls(
-            host=params.pop("host"),
-            port=int(params.pop("port", "5432")),
-            database=params.pop("dbname"),
-            user=params.pop("user"),
-            password=params.pop("password", None),
-            options=params,
-        )
-
-    def dataset_path(self, schema: str, table: str) -> str:
-        return f"{self.database}/{schema}/{table}"
-
-    @contextmanager
-    def data_source(self) -> Iterator[DataSourceImpl]:
-        from soda_postgres.common.data_sources.postgres_data_source import PostgresDataSourceImpl
-        from soda_postgres.common.data_sources.postgres_data_source_connection import PostgresDataSource
-
-        connection = {
-            "connect_timeout": 10,
-            **self.options,
-            "host": self.host,
-            "port": self.port,
-            "database": self.database,
-            "user": self.user,
-            # Soda's model insists on a password key. libpq still reads ~/.pgpass for an empty one, but no longer
-            # PGPASSWORD, so that fallback is done here to connect exactly as `psycopg.connect(url)` would.
-            "password": self.password if self.password is not None else os.environ.get("PGPASSWORD", ""),
-        }
-        model = {"name": DATA_SOURCE_NAME, "type": "postgres", "connection": connection}
-        yield PostgresDataSourceImpl(data_source_model=PostgresDataSource.model_validate(model))
+    def data_source(self) -> AbstractContextManager[DataSourceImpl]:
+        """Soda's data source, named `DATA_SOURCE_NAME`, open for one verification."""
+        ...
 
 
 @contextmanager
@@ -236,7 +160,7 @@ def check_contract(contract_path: Path) -> None:
 
 def verify_contract(
     contract_path: Path,
-    target: DuckDBTarget | PostgresTarget,
+    target: SodaTarget,
     schema: str,
     table: str,
     data_timestamp: datetime,

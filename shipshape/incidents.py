@@ -2,7 +2,8 @@
 
 Monitors evaluate every few minutes and every published partition; only a change of state is worth a
 message. The state lives in the warehouse next to the ledger (`platform.incidents`), and a change is one
-conditional UPDATE, so two runs that see the same breach at the same moment open it once.
+conditional update (`Warehouse.conditional_update`), so two runs that see the same breach at the same moment
+open it once.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ def transition(warehouse: Warehouse, pipeline: str, kind: Kind, breached: bool, 
         f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE pipeline = ? AND kind = ?)",
         [pipeline, kind, datetime.now(UTC), pipeline, kind],
     )
-    changed = warehouse.fetch_all(
-        f"UPDATE {table} SET is_open = ?, changed_at = ?, detail = ? "
-        "WHERE pipeline = ? AND kind = ? AND is_open <> ? RETURNING kind",
-        [breached, datetime.now(UTC), detail, pipeline, kind, breached],
+    changed = warehouse.conditional_update(
+        PLATFORM_SCHEMA,
+        INCIDENT_TABLE,
+        key={"pipeline": pipeline, "kind": kind},
+        values={"is_open": breached, "changed_at": datetime.now(UTC), "detail": detail},
+        compared=["is_open"],
     )
     if not changed:
         return None

@@ -27,37 +27,31 @@ class StagedPartition:
 
 
 def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition]) -> None:
-    destination = spec.destination
-    target = warehouse.qualified(destination.schema_name, destination.table)
+    schema, table = spec.destination.schema_name, spec.destination.table
     with warehouse.transaction():
-        warehouse.ensure_schema(destination.schema_name)
-        first_out = warehouse.qualified(AUDIT_SCHEMA, staged[0].out_table)
-        warehouse.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {first_out} WHERE 1 = 0")
-        published_columns = warehouse.table_columns(destination.schema_name, destination.table)
+        warehouse.ensure_schema(schema)
+        warehouse.create_table_like(schema, table, AUDIT_SCHEMA, staged[0].out_table)
+        published_columns = warehouse.table_columns(schema, table)
         for partition in staged:
             _check_columns(warehouse, spec, partition, published_columns)
-            columns = ", ".join(warehouse.quote(name) for name in published_columns)
-            source = warehouse.qualified(AUDIT_SCHEMA, partition.out_table)
-            _delete_scope(warehouse, spec, target, source, partition.window)
-            warehouse.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {source}")
+            _delete_scope(warehouse, spec, partition)
+            warehouse.insert_from(schema, table, AUDIT_SCHEMA, partition.out_table, published_columns)
             entry = partition.ledger_entry
             forget_superseded_dead_letters(warehouse, entry.pipeline, entry.partition_key, entry.run_tag)
         for partition in staged:
             record(warehouse, partition.ledger_entry)
 
 
-def _delete_scope(warehouse: Warehouse, spec: Pipeline, target: str, source: str, window: Window) -> None:
+def _delete_scope(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition) -> None:
     """Remove exactly what the new rows replace: the partition, the matching keys, or everything."""
+    schema, table = spec.destination.schema_name, spec.destination.table
     if spec.load.mode == "full_replace":
-        warehouse.execute(f"DELETE FROM {target}")
+        warehouse.delete_all(schema, table)
     elif spec.load.mode == "merge":
-        matches = " AND ".join(f"s.{warehouse.quote(key)} = t.{warehouse.quote(key)}" for key in spec.load.key)
-        warehouse.execute(f"DELETE FROM {target} AS t WHERE EXISTS (SELECT 1 FROM {source} AS s WHERE {matches})")
+        warehouse.delete_matching_keys(schema, table, AUDIT_SCHEMA, partition.out_table, spec.load.key)
     else:
-        column = warehouse.quote(spec.partition.column)
-        warehouse.execute(
-            f"DELETE FROM {target} WHERE {column} >= ? AND {column} < ?", list(window_bounds(spec, window))
-        )
+        start, end = window_bounds(spec, partition.window)
+        warehouse.delete_range(schema, table, spec.partition.column, start, end)
 
 
 def _check_columns(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition, published: list[str]) -> None:

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
-
 from infra.local.server import free_port, prefect_cli, server_environment, spawn, start_server, stop_process_group
 from infra.local.worker import start_worker, wait_for_worker
+from shipshape.errors import TransientError
 from shipshape.settings import PACKAGE_ROOT
+from shipshape.warehouses import open_warehouse
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432"
 EXAMPLE_DAYS = 14
@@ -144,14 +144,15 @@ class LocalPlatform:
 
 
 def _ensure_database(name: str, extension: str | None = None) -> None:
+    """Through the warehouse adapter (statements run outside a transaction, as CREATE DATABASE needs)."""
     try:
-        with psycopg.connect(f"{POSTGRES_ADMIN}/postgres", autocommit=True, connect_timeout=5) as admin:
-            if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-                admin.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as error:
+        with open_warehouse(f"{POSTGRES_ADMIN}/postgres?connect_timeout=5") as admin:
+            if not admin.fetch_all("SELECT 1 FROM pg_database WHERE datname = ?", [name]):
+                admin.execute(f"CREATE DATABASE {admin.quote(name)}")
+    except TransientError as error:
         raise SystemExit(f"PostgreSQL is not reachable at {POSTGRES_ADMIN} ({error}); start it and retry") from None
     if extension:
-        with psycopg.connect(f"{POSTGRES_ADMIN}/{name}", autocommit=True) as database:
+        with open_warehouse(f"{POSTGRES_ADMIN}/{name}") as database:
             database.execute(f"CREATE EXTENSION IF NOT EXISTS {extension}")
 
 

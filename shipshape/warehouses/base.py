@@ -2,37 +2,48 @@
 
 Callers branch on `capabilities`, never on an engine name, and never see driver exceptions:
 adapters translate them into `TransientError` (retry) or `WarehouseError` (stop).
-SQL in this module uses `?` placeholders; adapters translate to their driver's style.
+SQL in this module uses `?` placeholders; adapters translate to their driver's style. The SQL here is the
+portable default (DuckDB and PostgreSQL both run it); an adapter overrides a method only where its dialect differs.
+What every adapter must do is pinned by `tests/integration/test_warehouse_conformance.py`.
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import pyarrow as pa
 
 from shipshape.column_types import ColumnType
+from shipshape.warehouses.capabilities import Capabilities
+from shipshape.warehouses.roles import RoleStatements
+
+if TYPE_CHECKING:
+    from shipshape.audit import SodaTarget
 
 AUDIT_SCHEMA = "audit"
 PLATFORM_SCHEMA = "platform"
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    supports_unlogged_tables: bool
-
-
-class Warehouse(ABC):
+class Warehouse(RoleStatements, ABC):
     """One connection to one warehouse; not shared between threads."""
 
     capabilities: ClassVar[Capabilities]
     _process_locks: ClassVar[dict[str, threading.Lock]] = {}
     _process_locks_guard: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str) -> Self:
+        """Connect to the warehouse a URL of one of this adapter's schemes names (see `shipshape.warehouses`)."""
+
+    @classmethod
+    @abstractmethod
+    def connection_url(cls, host: str, port: int, database: str, user: str, password: str) -> str:
+        """The URL `from_url` accepts for a connection block's fields; only ever handed to drivers, never logged."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -57,15 +68,18 @@ class Warehouse(ABC):
     def ddl_type(self, column_type: ColumnType) -> str: ...
 
     @abstractmethod
-    def soda_target(self) -> Any:
-        """What `shipshape.audit.verify_contract` needs to reach this warehouse."""
+    def soda_target(self) -> SodaTarget:
+        """What `shipshape.audit.verify_contract` needs to reach this warehouse (the engine's Soda data source)."""
 
-    @abstractmethod
     def _try_cross_process_lock(self, name: str) -> bool:
-        """Take a lock that other processes see and that dies with this connection; False if taken."""
+        """Take a lock that other processes see and that dies with this connection; False if taken.
 
-    @abstractmethod
-    def _release_cross_process_lock(self, name: str) -> None: ...
+        Called only when `capabilities.supports_advisory_locks`; such an engine overrides this and the release.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares supports_advisory_locks without implementing them")
+
+    def _release_cross_process_lock(self, name: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} declares supports_advisory_locks without implementing them")
 
     # --- shared logic -------------------------------------------------------------------------
 
@@ -129,36 +143,104 @@ class Warehouse(ABC):
     def row_count(self, schema: str, table: str) -> int:
         return int(self.fetch_all(f"SELECT count(*) FROM {self.qualified(schema, table)}")[0][0])
 
+    # --- publish DML: what replacing a partition, merging keys or replacing everything is made of ---------------
+
+    def create_table_like(self, schema: str, table: str, source_schema: str, source_table: str) -> None:
+        """Create `schema.table` empty with the source's columns and types, unless it exists (first publish)."""
+        self.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.qualified(schema, table)} AS "
+            f"SELECT * FROM {self.qualified(source_schema, source_table)} WHERE 1 = 0"
+        )
+
+    def delete_range(self, schema: str, table: str, column: str, start: object, end: object) -> None:
+        """Delete the rows whose `column` lies in [start, end): one partition's window."""
+        quoted = self.quote(column)
+        self.execute(f"DELETE FROM {self.qualified(schema, table)} WHERE {quoted} >= ? AND {quoted} < ?", [start, end])
+
+    def delete_matching_keys(
+        self, schema: str, table: str, source_schema: str, source_table: str, keys: Sequence[str]
+    ) -> None:
+        """Delete the rows whose `keys` match a row of the source: the rows a merge replaces."""
+        matches = " AND ".join(f"s.{self.quote(key)} = t.{self.quote(key)}" for key in keys)
+        self.execute(
+            f"DELETE FROM {self.qualified(schema, table)} AS t WHERE EXISTS "
+            f"(SELECT 1 FROM {self.qualified(source_schema, source_table)} AS s WHERE {matches})"
+        )
+
+    def delete_all(self, schema: str, table: str) -> None:
+        """Empty the table inside the caller's transaction (unlike TRUNCATE on some engines, DELETE is MVCC-safe)."""
+        self.execute(f"DELETE FROM {self.qualified(schema, table)}")
+
+    def insert_from(
+        self, schema: str, table: str, source_schema: str, source_table: str, columns: Sequence[str]
+    ) -> None:
+        """Copy every row of the source into the table, matching columns by name (their order may differ)."""
+        listed = ", ".join(self.quote(column) for column in columns)
+        self.execute(
+            f"INSERT INTO {self.qualified(schema, table)} ({listed}) "
+            f"SELECT {listed} FROM {self.qualified(source_schema, source_table)}"
+        )
+
+    def conditional_update(
+        self, schema: str, table: str, key: Mapping[str, object], values: Mapping[str, object], compared: Sequence[str]
+    ) -> bool:
+        """Set `values` on the row matching `key` if any `compared` column differs from its new value.
+
+        Returns whether a row changed. One statement, so of two sessions making the same change at the same moment
+        exactly one is told it did (the other's row no longer differs once the first commits). Uses RETURNING
+        (`capabilities.supports_returning`); an engine without it overrides this method.
+        """
+        assignments = ", ".join(f"{self.quote(column)} = ?" for column in values)
+        matches = " AND ".join(f"{self.quote(column)} = ?" for column in key)
+        differs = " OR ".join(f"{self.quote(column)} IS DISTINCT FROM ?" for column in compared)
+        changed = self.fetch_all(
+            f"UPDATE {self.qualified(schema, table)} SET {assignments} WHERE {matches} AND ({differs}) RETURNING 1",
+            [*values.values(), *key.values(), *(values[column] for column in compared)],
+        )
+        return bool(changed)
+
     @contextmanager
     def exclusive(self, names: Sequence[str]) -> Iterator[bool]:
         """Hold named locks for the block; yields False (holding none) if any is already held elsewhere.
 
+        A refused caller gives back the locks it took before yielding, so while it reports the refusal another
+        run can already take them.
+
         Locks are taken in sorted order so two runs over overlapping ranges cannot deadlock.
-        Within a process a thread lock guards each name; across processes the engine's own
-        lock does, and it is released by the engine if this process dies (SIGKILL included).
+        Within a process a thread lock guards each name; across processes the engine's own advisory
+        lock does (`capabilities.supports_advisory_locks`), and the engine releases it if this process
+        dies (SIGKILL included). An engine without advisory locks must keep other processes out itself
+        (DuckDB: one process per file).
         """
         held: list[str] = []
+        acquired = True
         try:
             for name in sorted(set(names)):
                 if not self._take(name):
-                    yield False
-                    return
+                    acquired = False
+                    self._release_all(held)
+                    break
                 held.append(name)
-            yield True
+            yield acquired
         finally:
-            for name in reversed(held):
-                self._release(name)
+            self._release_all(held)
+
+    def _release_all(self, held: list[str]) -> None:
+        """Release in reverse order and forget them, so a second call releases nothing twice."""
+        while held:
+            self._release(held.pop())
 
     def _take(self, name: str) -> bool:
         with self._process_locks_guard:
             lock = self._process_locks.setdefault(name, threading.Lock())
         if not lock.acquire(blocking=False):
             return False
-        if not self._try_cross_process_lock(name):
+        if self.capabilities.supports_advisory_locks and not self._try_cross_process_lock(name):
             lock.release()
             return False
         return True
 
     def _release(self, name: str) -> None:
-        self._release_cross_process_lock(name)
+        if self.capabilities.supports_advisory_locks:
+            self._release_cross_process_lock(name)
         self._process_locks[name].release()

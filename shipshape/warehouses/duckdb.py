@@ -12,11 +12,34 @@ import pyarrow as pa
 
 from shipshape.column_types import ColumnType
 from shipshape.errors import TransientError, WarehouseError
-from shipshape.warehouses.base import Capabilities, Warehouse
+from shipshape.warehouses.base import Warehouse
+from shipshape.warehouses.capabilities import Capabilities
+from shipshape.warehouses.duckdb_soda import DuckDBTarget
+
+URL_PREFIX = "duckdb:///"
 
 
 class DuckDBWarehouse(Warehouse):
-    capabilities = Capabilities(supports_unlogged_tables=False)
+    capabilities = Capabilities(
+        supports_unlogged_tables=False,
+        supports_transactional_ddl=True,
+        # One process per file (the file lock), so threads of that process are all there is to exclude.
+        supports_advisory_locks=False,
+        supports_roles=False,
+        supports_returning=True,
+        supports_merge=True,
+        supports_partition_exchange=False,
+    )
+
+    @classmethod
+    def from_url(cls, url: str) -> DuckDBWarehouse:
+        """`duckdb:///<path to the file>`: relative after the third slash, absolute with a fourth."""
+        return cls(Path(url.removeprefix(URL_PREFIX)))
+
+    @classmethod
+    def connection_url(cls, host: str, port: int, database: str, user: str, password: str) -> str:
+        """DuckDB is a file, so `database` is its path; it has no server and no logins, so the rest is unused."""
+        return f"{URL_PREFIX}{database}"
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,17 +86,8 @@ class DuckDBWarehouse(Warehouse):
     def ddl_type(self, column_type: ColumnType) -> str:
         return str(column_type).upper()
 
-    def soda_target(self) -> Any:
-        from shipshape.audit import DuckDBTarget
-
+    def soda_target(self) -> DuckDBTarget:
         return DuckDBTarget(self._connection)
-
-    def _try_cross_process_lock(self, name: str) -> bool:
-        """Nothing to do: DuckDB locks the database file itself, so no other process can write to it."""
-        return True
-
-    def _release_cross_process_lock(self, name: str) -> None:
-        """Nothing to release: see `_try_cross_process_lock`."""
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""PostgreSQL: psycopg 3 for statements, ADBC (Arrow → binary COPY) for bulk loads.
+"""PostgreSQL: psycopg 3 for statements, ADBC (Arrow → binary COPY) for bulk loads; roles in `postgres_roles`.
 
 ADBC was the fastest client-side load path measured here (about 1.1x `psql \\copy`), and it streams
 a RecordBatchReader in one COPY, so memory stays bounded by the batch size.
@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import adbc_driver_postgresql.dbapi as adbc
 import psycopg
@@ -18,7 +19,9 @@ import pyarrow as pa
 
 from shipshape.column_types import ColumnType
 from shipshape.errors import TransientError, WarehouseError
-from shipshape.warehouses.base import Capabilities, Warehouse
+from shipshape.warehouses.capabilities import Capabilities
+from shipshape.warehouses.postgres_roles import PostgresRoles
+from shipshape.warehouses.postgres_soda import PostgresTarget
 
 # SQLSTATE classes worth retrying: connection, resources, operator intervention, serialization/deadlock.
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57", "40")
@@ -28,8 +31,26 @@ _REFUSED_LOGIN = re.compile(
 )
 
 
-class PostgresWarehouse(Warehouse):
-    capabilities = Capabilities(supports_unlogged_tables=True)
+class PostgresWarehouse(PostgresRoles):
+    capabilities = Capabilities(
+        supports_unlogged_tables=True,
+        supports_transactional_ddl=True,
+        supports_advisory_locks=True,
+        supports_roles=True,
+        supports_returning=True,
+        supports_merge=True,  # MERGE since PostgreSQL 15 (CI and compose run 16)
+        supports_partition_exchange=False,
+    )
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresWarehouse:
+        return cls(url)
+
+    @classmethod
+    def connection_url(cls, host: str, port: int, database: str, user: str, password: str) -> str:
+        """A libpq URL, every part percent-encoded (a password may hold `@`, `:` or `/`)."""
+        credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+        return f"postgresql://{credentials}@{host}:{port}/{quote(database, safe='')}"
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -63,9 +84,7 @@ class PostgresWarehouse(Warehouse):
             return f"numeric({column_type.precision},{column_type.scale})"
         return {"double": "double precision"}.get(column_type.name, column_type.name)
 
-    def soda_target(self) -> Any:
-        from shipshape.audit import PostgresTarget
-
+    def soda_target(self) -> PostgresTarget:
         return PostgresTarget.from_url(self.url)
 
     def _try_cross_process_lock(self, name: str) -> bool:

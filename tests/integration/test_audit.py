@@ -16,8 +16,10 @@ import duckdb
 import psycopg
 import pytest
 
-from shipshape.audit import AuditResult, CheckOutcome, DuckDBTarget, PostgresTarget, check_contract, verify_contract
+from shipshape.audit import AuditResult, CheckOutcome, check_contract, verify_contract
 from shipshape.errors import ConfigurationError, DeclarationError
+from shipshape.warehouses.duckdb_soda import DuckDBTarget
+from shipshape.warehouses.postgres_soda import PostgresTarget
 
 # Soda warns about its own use of its own internal helpers (raw SQL, UNION ALL) on every run.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")

@@ -1,0 +1,112 @@
+"""PostgreSQL's roles, grants and default privileges, read from and written to its own catalogs.
+
+Passwords are compared with and set as SCRAM-SHA-256 verifiers computed here, so no plain password ever
+reaches a statement (and the server's statement log), and an unchanged password is recognised as unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+
+from shipshape.warehouses.base import Warehouse
+from shipshape.warehouses.roles import DefaultPrivilege, Grant
+
+# PostgreSQL's own defaults for new SCRAM verifiers (SCRAM_DEFAULT_SALT_LEN, scram_iterations).
+_SCRAM_SALT_BYTES = 16
+_SCRAM_ITERATIONS = 4096
+_SCRAM_VERIFIER = re.compile(r"SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+")
+
+# The oid of the object a grant is on, from its name parts (`Grant.path`).
+_OBJECT_OID = {
+    "database": "(SELECT oid FROM pg_database WHERE datname = ?)",
+    "schema": "(SELECT oid FROM pg_namespace WHERE nspname = ?)",
+    "table": "(SELECT c.oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = ? AND c.relname = ?)",
+}
+
+
+class PostgresRoles(Warehouse):
+    """The role statements of `PostgresWarehouse`, kept apart so the adapter module stays about connections."""
+
+    def current_database(self) -> str:
+        return str(self.fetch_all("SELECT current_database()")[0][0])
+
+    def role_exists(self, role: str) -> bool:
+        return bool(self.fetch_all("SELECT 1 FROM pg_roles WHERE rolname = ?", [role]))
+
+    def password_matches(self, role: str, password: str) -> bool:
+        stored = self.fetch_all("SELECT rolpassword FROM pg_authid WHERE rolname = ?", [role])
+        return bool(stored) and _verifies(stored[0][0], password)
+
+    def create_login_role(self, role: str, password: str) -> None:
+        self.execute(f"CREATE ROLE {self.quote(role)} LOGIN PASSWORD '{_new_verifier(password)}'")
+
+    def set_password(self, role: str, password: str) -> None:
+        self.execute(f"ALTER ROLE {self.quote(role)} PASSWORD '{_new_verifier(password)}'")
+
+    def missing_privileges(self, grant: Grant) -> list[str]:
+        """Asked by oid: has_*_privilege then answers NULL instead of raising for a role or an object that
+        does not exist yet, so a plan on an empty database lists every privilege apply will grant.
+        """
+        lacking = self.fetch_all(
+            "SELECT privilege FROM unnest(?::text[]) AS privilege "
+            f"WHERE NOT coalesce(has_{grant.on}_privilege((SELECT oid FROM pg_roles WHERE rolname = ?), "
+            f"{_OBJECT_OID[grant.on]}, privilege), false)",
+            [list(grant.privileges), grant.role, *grant.path],
+        )
+        return [privilege for privilege in grant.privileges if (privilege,) in lacking]
+
+    def grant_privileges(self, grant: Grant) -> None:
+        quoted = ".".join(self.quote(part) for part in grant.path)
+        self.execute(f"GRANT {', '.join(grant.privileges)} ON {grant.on.upper()} {quoted} TO {self.quote(grant.role)}")
+
+    def missing_default_privileges(self, default: DefaultPrivilege) -> list[str]:
+        held = self.fetch_all(
+            "SELECT acl.privilege_type FROM pg_default_acl AS d "
+            "JOIN pg_namespace AS n ON n.oid = d.defaclnamespace "
+            "JOIN pg_roles AS owner ON owner.oid = d.defaclrole "
+            "CROSS JOIN LATERAL aclexplode(d.defaclacl) AS acl "
+            "JOIN pg_roles AS grantee ON grantee.oid = acl.grantee "
+            "WHERE d.defaclobjtype = 'r' AND owner.rolname = ? AND n.nspname = ? AND grantee.rolname = ?",
+            [default.owner, default.schema, default.grantee],
+        )
+        return [privilege for privilege in default.privileges if (privilege,) not in held]
+
+    def grant_default_privileges(self, default: DefaultPrivilege) -> None:
+        self.execute(
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {self.quote(default.owner)} IN SCHEMA {self.quote(default.schema)} "
+            f"GRANT {', '.join(default.privileges)} ON TABLES TO {self.quote(default.grantee)}"
+        )
+
+
+def _verifies(stored: str | None, password: str) -> bool:
+    """Whether PostgreSQL's stored SCRAM-SHA-256 verifier is this password's (recomputed with its salt and count)."""
+    match = _SCRAM_VERIFIER.fullmatch(stored or "")
+    if not match:
+        return False  # no password, or an md5 one: set a SCRAM verifier
+    return hmac.compare_digest(_scram_verifier(password, base64.b64decode(match[2]), int(match[1])), match[0])
+
+
+def _new_verifier(password: str) -> str:
+    """A fresh verifier: the server stores it as is, so the plain password never appears in its statement log.
+
+    It is base64 and `$:` only, so it goes into a SQL literal without escaping.
+    """
+    return _scram_verifier(password, os.urandom(_SCRAM_SALT_BYTES), _SCRAM_ITERATIONS)
+
+
+def _scram_verifier(password: str, salt: bytes, iterations: int) -> str:
+    """RFC 5802/7677 in PostgreSQL's format: SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>.
+
+    PostgreSQL SASLprep-normalises non-ASCII passwords first; they would compare as different and be
+    rewritten on each apply (still correct, just never reported unchanged).
+    """
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    encoded = [base64.b64encode(part).decode() for part in (salt, stored_key, server_key)]
+    return f"SCRAM-SHA-256${iterations}:{encoded[0]}${encoded[1]}:{encoded[2]}"

@@ -1,0 +1,75 @@
+"""Login roles, grants and default privileges: the statements behind `infra.warehouse`'s access policy.
+
+The policy (which role may do what) is the platform's and lives in `infra.warehouse`; how an engine stores roles,
+password verifiers and privileges is the adapter's. An engine without roles keeps these defaults, which refuse:
+callers consult `capabilities.supports_roles` first, so reaching one is a bug, said as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from shipshape.errors import WarehouseError
+
+GrantTarget = Literal["database", "schema", "table"]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """`privileges` that `role` must hold on one database, schema or table (`path`: its name parts)."""
+
+    on: GrantTarget
+    path: tuple[str, ...]
+    role: str
+    privileges: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DefaultPrivilege:
+    """`privileges` that `grantee` gets on every table `owner` creates in `schema` from now on."""
+
+    owner: str
+    schema: str
+    grantee: str
+    privileges: tuple[str, ...]
+
+
+class RoleStatements:
+    """The role and privilege operations of a warehouse; every one refuses unless an engine overrides it."""
+
+    def current_database(self) -> str:
+        """The database this connection is in: the object database-level grants are on."""
+        raise self._no_roles()
+
+    def role_exists(self, role: str) -> bool:
+        raise self._no_roles()
+
+    def password_matches(self, role: str, password: str) -> bool:
+        """Whether `role` logs in with exactly `password` (compared with what the engine stores, never logged)."""
+        raise self._no_roles()
+
+    def create_login_role(self, role: str, password: str) -> None:
+        raise self._no_roles()
+
+    def set_password(self, role: str, password: str) -> None:
+        raise self._no_roles()
+
+    def missing_privileges(self, grant: Grant) -> list[str]:
+        """The grant's privileges the role does not hold yet, in the grant's order (all of them if nothing exists)."""
+        raise self._no_roles()
+
+    def grant_privileges(self, grant: Grant) -> None:
+        raise self._no_roles()
+
+    def missing_default_privileges(self, default: DefaultPrivilege) -> list[str]:
+        raise self._no_roles()
+
+    def grant_default_privileges(self, default: DefaultPrivilege) -> None:
+        raise self._no_roles()
+
+    def _no_roles(self) -> WarehouseError:
+        return WarehouseError(
+            f"{type(self).__name__} has no roles or grants (capabilities.supports_roles is False); "
+            "check the capability before managing access"
+        )
