@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from pydantic import SecretStr
-from shipshape.blocks import WarehouseConnection
 
+from runtime.blocks import WarehouseConnection
 from shipshape.errors import ConfigurationError
 from shipshape.warehouses import KINDS, adapter, open_warehouse
 
