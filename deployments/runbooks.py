@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, metadata
 from deployments.environments import ENVIRONMENTS
 from deployments.runbook_text import ALERT_STEPS, PROCEDURES
 from shipshape.catalog import DeclaredPipeline
-from shipshape.declaration import FileSource, HttpSource, Pipeline
+from shipshape.declaration import Pipeline
 from shipshape.errors import ConfigurationError
 from shipshape.slo import format_duration, format_percent
 
@@ -182,7 +182,7 @@ def _context(spec: Pipeline) -> dict[str, str]:
 
 def _what_it_does(spec: Pipeline, context: dict[str, str]) -> str:
     rows = [
-        ("Source", _source(spec)),
+        ("Source", spec.source.describe()),
         ("Destination", f"`{context['destination']}`"),
         ("Partitions", _partitions(spec)),
         ("Load mode", f"`{spec.load.mode}`: a re-run {context['replaces']}"),
@@ -226,16 +226,6 @@ def _alert_section(alert: Alert, context: dict[str, str]) -> str:
 
 def _two_columns(rows: list[tuple[str, str]]) -> str:
     return "| | |\n|---|---|\n" + "".join(f"| {label} | {value} |\n" for label, value in rows)
-
-
-def _source(spec: Pipeline) -> str:
-    source = spec.source
-    if isinstance(source, FileSource):
-        return f"{source.format} files `{source.path}`"
-    if isinstance(source, HttpSource):
-        return f"HTTP JSON API `{source.url}`"
-    cursor = f", windowed on `{source.cursor_column}`" if source.cursor_column else ""
-    return f"SQL table `{source.table}`{cursor}"
 
 
 def _bounds(spec: Pipeline) -> str:

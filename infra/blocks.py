@@ -17,8 +17,8 @@ from infra.changes import Change
 from infra.variables import required
 from shipshape.blocks import WarehouseConnection
 from shipshape.catalog import load_all
-from shipshape.declaration import SecretRef
-from shipshape.secrets import secret_variable
+from shipshape.declaration_base import SecretRef
+from shipshape.secrets import secret_refs, secret_variable
 
 
 def desired_blocks(env: Environment) -> dict[str, Block]:
@@ -80,9 +80,8 @@ def _secret_refs() -> list[SecretRef]:
     """Every Secret block the declarations reference (the PII key by default), once."""
     refs: dict[str, SecretRef] = {}
     for declared in load_all():
-        spec = declared.spec
-        for ref in (getattr(spec.source, "url", None), getattr(spec.source, "token", None), spec.pii and spec.pii.key):
-            if isinstance(ref, SecretRef) and ref.block:
+        for ref in secret_refs(declared.spec):
+            if ref.block:
                 refs[ref.block] = ref
     return list(refs.values())
 

@@ -11,10 +11,12 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import NoneType, UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from shipshape.declaration import Pipeline
 from shipshape.errors import DeclarationError
@@ -60,7 +62,8 @@ def load_pipeline(file: Path, project_dir: Path | None = None) -> DeclaredPipeli
     try:
         spec = Pipeline.model_validate(raw)
     except ValidationError as error:
-        raise DeclarationError(shown, [_describe(item, raw) for item in error.errors()]) from None
+        tags = union_tags(Pipeline)
+        raise DeclarationError(shown, [_describe(item, raw, tags) for item in error.errors()]) from None
     problems = _file_problems(spec, project_dir)
     if spec.name != file.stem:
         problems.append(f"field 'name': got {spec.name!r}; expected the file name {file.stem!r}")
@@ -115,9 +118,64 @@ def _file_problems(spec: Pipeline, project_dir: Path) -> list[str]:
     return problems
 
 
-def _describe(item: dict[str, Any], raw: dict[str, Any]) -> str:
-    """One line for one pydantic error: field, value found, what is expected."""
-    location = [part for part in item["loc"] if not _is_union_tag(part, item)]
+def union_tags(model: type[BaseModel]) -> frozenset[str]:
+    """The labels pydantic adds to error locations inside unions, found by walking `model`'s annotations.
+
+    A discriminated union adds the tag of the member it chose (`source.sql.table`), a plain `X | Y` the name
+    of each member it tried (`source.url.str`). Derived, not listed, so a new source kind (or any new union
+    in a declaration model) never shows its tag in an error message.
+    """
+    tags: set[str] = set()
+    _collect_model_tags(model, tags, set())
+    return frozenset(tags)
+
+
+def _collect_model_tags(model: type[BaseModel], tags: set[str], seen: set[type[BaseModel]]) -> None:
+    if model in seen:
+        return
+    seen.add(model)
+    for field in model.model_fields.values():
+        discriminator = field.discriminator if isinstance(field.discriminator, str) else None
+        _collect_tags(field.annotation, discriminator, tags, seen)
+
+
+def _collect_tags(annotation: Any, discriminator: str | None, tags: set[str], seen: set[type[BaseModel]]) -> None:
+    """Tags of the unions in `annotation` and in every model it reaches (`discriminator`: of this union, if any)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        field = next((meta for meta in args[1:] if isinstance(meta, FieldInfo)), None)
+        own = field.discriminator if field is not None and isinstance(field.discriminator, str) else None
+        _collect_tags(args[0], own or discriminator, tags, seen)
+        return
+    if origin in (Union, UnionType):
+        members = [member for member in args if member is not NoneType]
+        if len(members) > 1:  # `X | None` alone is no union to pydantic: no tag
+            for member in members:
+                tags.update(_member_tags(member, discriminator))
+        for member in members:
+            _collect_tags(member, None, tags, seen)
+        return
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        _collect_model_tags(annotation, tags, seen)
+        return
+    for arg in args:  # list[...], dict[..., ...], tuple[...]
+        _collect_tags(arg, None, tags, seen)
+
+
+def _member_tags(member: Any, discriminator: str | None) -> list[str]:
+    """A discriminated member's tag values (its Literal discriminator field); otherwise its type's name."""
+    if get_origin(member) is Annotated:
+        member = get_args(member)[0]
+    if discriminator is not None and isinstance(member, type) and issubclass(member, BaseModel):
+        tag_field = member.model_fields[discriminator]
+        if get_origin(tag_field.annotation) is Literal:
+            return [str(value) for value in get_args(tag_field.annotation)]
+    return [getattr(member, "__name__", str(member))]
+
+
+def _describe(item: dict[str, Any], raw: dict[str, Any], tags: frozenset[str]) -> str:
+    """One line for one pydantic error: field, value found, what is expected (without pydantic's union tags)."""
+    location = [part for part in item["loc"] if not (isinstance(part, str) and part in tags)]
     field = ".".join(str(part) for part in location) or "(top level)"
     if item["type"] == "extra_forbidden":
         parent, key = location[:-1], location[-1]
@@ -129,20 +187,6 @@ def _describe(item: dict[str, Any], raw: dict[str, Any]) -> str:
         return f"field {field!r} is required"
     message = item["msg"].removeprefix("Value error, ")
     return f"field {field!r}: got {item.get('input')!r}; {message}"
-
-
-def _is_union_tag(part: object, item: dict[str, Any]) -> bool:
-    """Pydantic adds the discriminator value (e.g. 'sql') to locations inside tagged unions."""
-    return isinstance(part, str) and part in {
-        "sql",
-        "file",
-        "http",
-        "cursor",
-        "page_number",
-        "link_header",
-        "str",
-        "SecretRef",
-    }
 
 
 def _allowed_keys(parent: list[Any], raw: dict[str, Any]) -> list[str]:
@@ -161,8 +205,6 @@ def _allowed_keys(parent: list[Any], raw: dict[str, Any]) -> list[str]:
 
 def _model_for(annotation: Any, node: Any) -> type[BaseModel] | None:
     """The declaration model a nested mapping is checked against (choosing union members by their tag)."""
-    from typing import get_args
-
     candidates = [annotation, *get_args(annotation)]
     for nested in list(candidates):
         candidates.extend(get_args(nested))

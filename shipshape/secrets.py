@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
-from shipshape.declaration import SecretRef
+from pydantic import BaseModel
+
+from shipshape.declaration_base import SecretRef
 from shipshape.errors import ConfigurationError
 from shipshape.settings import environment_name
 
@@ -36,3 +39,27 @@ def secret_variable(ref: SecretRef) -> str:
     """Where `make apply` reads a Secret block's value: `pii-hash-key-{env}` → SHIPSHAPE_SECRET_PII_HASH_KEY."""
     stem = (ref.block or "").replace("{env}", "").strip("-")
     return "SHIPSHAPE_SECRET_" + stem.upper().replace("-", "_")
+
+
+def secret_refs(declaration: BaseModel) -> list[SecretRef]:
+    """Every `SecretRef` a validated declaration holds, wherever it sits, in field order, each distinct one once.
+
+    Found by walking the values rather than by field name, so a new source kind's secret field (or any
+    other) is provisioned by `make apply` without anyone listing it. References without a block (variable
+    only) are kept: callers decide what they need.
+    """
+    return list(dict.fromkeys(_walk(declaration)))
+
+
+def _walk(value: object) -> Iterator[SecretRef]:
+    if isinstance(value, SecretRef):
+        yield value
+    elif isinstance(value, BaseModel):
+        for field in type(value).model_fields:
+            yield from _walk(getattr(value, field))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _walk(item)

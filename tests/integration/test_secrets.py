@@ -7,7 +7,7 @@ import uuid
 import pytest
 from prefect.blocks.system import Secret
 
-from shipshape.declaration import SecretRef
+from shipshape.declaration_base import SecretRef
 from shipshape.errors import ConfigurationError
 from shipshape.secrets import resolve_secret
 

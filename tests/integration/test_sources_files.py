@@ -10,12 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shipshape.declaration import FileSource
 from shipshape.errors import SchemaDriftError, SourceError
 from shipshape.partitions import FULL_REFRESH, Window
 from shipshape.sources.base import CHUNK_ROWS
 from shipshape.sources.factory import check_drift, open_source
-from shipshape.sources.files import CSV_BLOCK_BYTES, PartitionFileSource
+from shipshape.sources.files import CSV_BLOCK_BYTES, FileSource, PartitionFileSource
 
 JAN_1 = Window("2024-01-01", datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC))
 JAN_2 = Window("2024-01-02", datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC))

@@ -12,12 +12,12 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from shipshape.declaration import HttpSource, SecretRef
+from shipshape.declaration_base import SecretRef
 from shipshape.errors import SchemaDriftError, SourceError, TransientError
 from shipshape.partitions import FULL_REFRESH, Window
 from shipshape.sources.base import CHUNK_ROWS
 from shipshape.sources.factory import check_drift
-from shipshape.sources.http import MAX_RETRY_AFTER_SECONDS, HttpJsonSource
+from shipshape.sources.http import MAX_RETRY_AFTER_SECONDS, HttpJsonSource, HttpSource
 from tests.support.http_api import JsonApi, refused_url, serve_json_api
 
 JAN_2 = Window("2024-01-02", datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC))

@@ -13,11 +13,11 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from shipshape.declaration import SecretRef, SqlSource
+from shipshape.declaration_base import SecretRef
 from shipshape.errors import SourceError, TransientError
 from shipshape.partitions import FULL_REFRESH, Window
 from shipshape.sources.base import CHUNK_ROWS
-from shipshape.sources.sql import SqlTableSource
+from shipshape.sources.sql import SqlSource, SqlTableSource
 
 JAN_2 = Window("2024-01-02", datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC))
 COLUMNS = {"id": "bigint", "created_at": "timestamptz", "amount": "decimal(12,2)", "discount": "double"}

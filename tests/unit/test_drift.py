@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 
 from shipshape.column_types import ColumnType
-from shipshape.declaration import FileSource, HttpSource, SqlSource
 from shipshape.errors import SchemaDriftError
 from shipshape.sources.factory import check_drift, open_source
-from shipshape.sources.files import PartitionFileSource
-from shipshape.sources.http import HttpJsonSource
-from shipshape.sources.sql import SqlTableSource
+from shipshape.sources.files import FileSource, PartitionFileSource
+from shipshape.sources.http import HttpJsonSource, HttpSource
+from shipshape.sources.sql import SqlSource, SqlTableSource
 
 DECLARED = {name: ColumnType.parse(text) for name, text in
             {"id": "bigint", "amount": "decimal(12,2)", "created_at": "timestamptz", "note": "text"}.items()}
