@@ -11,16 +11,15 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from types import NoneType, UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
 
 from shipshape.declaration import Pipeline
 from shipshape.errors import DeclarationError
 from shipshape.settings import load_settings
+from shipshape.unions import member_for, union_tags
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 BUILTIN_PLACEHOLDERS = frozenset({"raw", "this"})
@@ -118,61 +117,6 @@ def _file_problems(spec: Pipeline, project_dir: Path) -> list[str]:
     return problems
 
 
-def union_tags(model: type[BaseModel]) -> frozenset[str]:
-    """The labels pydantic adds to error locations inside unions, found by walking `model`'s annotations.
-
-    A discriminated union adds the tag of the member it chose (`source.sql.table`), a plain `X | Y` the name
-    of each member it tried (`source.url.str`). Derived, not listed, so a new source kind (or any new union
-    in a declaration model) never shows its tag in an error message.
-    """
-    tags: set[str] = set()
-    _collect_model_tags(model, tags, set())
-    return frozenset(tags)
-
-
-def _collect_model_tags(model: type[BaseModel], tags: set[str], seen: set[type[BaseModel]]) -> None:
-    if model in seen:
-        return
-    seen.add(model)
-    for field in model.model_fields.values():
-        discriminator = field.discriminator if isinstance(field.discriminator, str) else None
-        _collect_tags(field.annotation, discriminator, tags, seen)
-
-
-def _collect_tags(annotation: Any, discriminator: str | None, tags: set[str], seen: set[type[BaseModel]]) -> None:
-    """Tags of the unions in `annotation` and in every model it reaches (`discriminator`: of this union, if any)."""
-    origin, args = get_origin(annotation), get_args(annotation)
-    if origin is Annotated:
-        field = next((meta for meta in args[1:] if isinstance(meta, FieldInfo)), None)
-        own = field.discriminator if field is not None and isinstance(field.discriminator, str) else None
-        _collect_tags(args[0], own or discriminator, tags, seen)
-        return
-    if origin in (Union, UnionType):
-        members = [member for member in args if member is not NoneType]
-        if len(members) > 1:  # `X | None` alone is no union to pydantic: no tag
-            for member in members:
-                tags.update(_member_tags(member, discriminator))
-        for member in members:
-            _collect_tags(member, None, tags, seen)
-        return
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        _collect_model_tags(annotation, tags, seen)
-        return
-    for arg in args:  # list[...], dict[..., ...], tuple[...]
-        _collect_tags(arg, None, tags, seen)
-
-
-def _member_tags(member: Any, discriminator: str | None) -> list[str]:
-    """A discriminated member's tag values (its Literal discriminator field); otherwise its type's name."""
-    if get_origin(member) is Annotated:
-        member = get_args(member)[0]
-    if discriminator is not None and isinstance(member, type) and issubclass(member, BaseModel):
-        tag_field = member.model_fields[discriminator]
-        if get_origin(tag_field.annotation) is Literal:
-            return [str(value) for value in get_args(tag_field.annotation)]
-    return [getattr(member, "__name__", str(member))]
-
-
 def _describe(item: dict[str, Any], raw: dict[str, Any], tags: frozenset[str]) -> str:
     """One line for one pydantic error: field, value found, what is expected (without pydantic's union tags)."""
     location = [part for part in item["loc"] if not (isinstance(part, str) and part in tags)]
@@ -197,25 +141,10 @@ def _allowed_keys(parent: list[Any], raw: dict[str, Any]) -> list[str]:
         field = model.model_fields.get(str(part))
         if field is None:
             return []
-        model = _model_for(field.annotation, node)
+        model = member_for(field, node)
         if model is None:
             return []
     return [field.alias or name for name, field in model.model_fields.items()]
-
-
-def _model_for(annotation: Any, node: Any) -> type[BaseModel] | None:
-    """The declaration model a nested mapping is checked against (choosing union members by their tag)."""
-    candidates = [annotation, *get_args(annotation)]
-    for nested in list(candidates):
-        candidates.extend(get_args(nested))
-    models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-    for model in models:
-        tag_field = model.model_fields.get("kind") or model.model_fields.get("type")
-        if tag_field is None or (
-            isinstance(node, dict) and node.get("kind", node.get("type")) in get_args(tag_field.annotation)
-        ):
-            return model
-    return models[0] if models else None
 
 
 def _display_path(file: Path, project_dir: Path) -> str:

@@ -8,12 +8,13 @@ conditional UPDATE, so two runs that see the same breach at the same moment open
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypeAlias
 
 from shipshape.alerts import Transition, incident_triggers
 from shipshape.ledger import INCIDENT_TABLE
 from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
 
-Kind = str
+Kind: TypeAlias = str
 """An incident kind: the anchor of an alert kind with an `IncidentTrigger` (`shipshape.alerts`)."""
 
 
