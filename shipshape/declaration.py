@@ -244,7 +244,11 @@ class Pipeline(StrictModel):
 
 
 def accept_registered_sources() -> None:
-    """Rebuild `Pipeline` so its `source:` accepts exactly the kinds registered now (one was added or removed)."""
+    """Rebuild `Pipeline` so its `source:` accepts exactly the kinds registered now (one was added or removed).
+
+    Pydantic fixes a model's fields when its class is created, so a kind registered later (a plugin, a test)
+    needs the field replaced and the schema rebuilt; the kinds of `SOURCE_KINDS` are in from the start.
+    """
     Pipeline.model_fields["source"] = FieldInfo.from_annotation(_source_union())
     Pipeline.model_rebuild(force=True)
 
