@@ -51,13 +51,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _check_live(declared: DeclaredPipeline, partition_day: date) -> None:
     """Compare the live source's columns with the declaration (for CI), without loading anything."""
+    from runtime.secrets import prefect_secret
     from shipshape.partitions import plan_windows
     from shipshape.settings import load_settings
     from shipshape.sources.factory import check_drift, open_source
 
     spec = declared.spec
     window = plan_windows(spec.grain, partition_day, partition_day)[0]
-    source = open_source(spec.source, load_settings().data_dir)
+    source = open_source(spec.source, load_settings().data_dir, prefect_secret)
     new_columns = check_drift(
         spec.column_types,
         source.observed_columns(window),

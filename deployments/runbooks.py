@@ -1,21 +1,21 @@
 """Renders `runbooks/<pipeline>.md`: a generated part from the declaration, and the owners' own sections.
 
 The generated part sits between two marker comments and says what the pipeline does, its service levels, and
-for every alert what it means and what to do, with this project's real commands. Everything outside the
-markers is hand-written and kept byte for byte when `python -m deployments.generate` rewrites the file.
-Every alert links to its section: `runbook_url(pipeline, alert)`.
+for every alert kind (`shipshape.alerts`) what it means and what to do, with this project's real commands.
+Everything outside the markers is hand-written and kept byte for byte when `python -m deployments.generate`
+rewrites the file. Every alert links to its section: `runbook_url(pipeline, alert)`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import PackageNotFoundError, metadata
 
 from deployments.environments import ENVIRONMENTS
-from deployments.runbook_text import ALERT_STEPS, PROCEDURES
+from deployments.runbook_text import PROCEDURES
+from shipshape.alerts import ALERT_KINDS, AlertKind
 from shipshape.catalog import DeclaredPipeline
-from shipshape.declaration import FileSource, HttpSource, Pipeline
+from shipshape.declaration import Pipeline
 from shipshape.errors import ConfigurationError
 from shipshape.slo import format_duration, format_percent
 
@@ -31,63 +31,6 @@ declaration cannot say — quirks of the source, who to ask upstream, past incid
 DEFAULT_BRANCH = "main"
 
 
-@dataclass(frozen=True)
-class Alert:
-    """An alert a pipeline can raise. `title` is its runbook heading, whose GitHub anchor is `anchor`."""
-
-    anchor: str
-    title: str
-    means: str
-
-
-RUN_FAILED = "run-failed"
-AUDIT_BLOCKED = "audit-blocked"
-FRESHNESS_BREACH = "freshness-breach"
-VOLUME_ANOMALY = "volume-anomaly"
-FAST_BURN = "fast-burn"
-RECOVERED = "recovered"
-ALERTS: dict[str, Alert] = {
-    alert.anchor: alert
-    for alert in (
-        Alert(
-            RUN_FAILED,
-            "Run failed",
-            "A run of `{name}-<env>` ended Failed, Crashed or TimedOut (retries of transient errors used up). "
-            "Nothing of that run was published; the ledger has a `failed` row for the partition it stopped on.",
-        ),
-        Alert(
-            AUDIT_BLOCKED,
-            "Audit blocked",
-            "The contract `{contract}` (or the volume bounds) failed for a partition: nothing was published, "
-            "`{destination}` is unchanged, and the partition's audit tables are quarantined for inspection.",
-        ),
-        Alert(
-            FRESHNESS_BREACH,
-            "Freshness breach",
-            "The latest publish of `{destination}` is older than the freshness SLA ({sla}): consumers read stale "
-            "data.",
-        ),
-        Alert(
-            VOLUME_ANOMALY,
-            "Volume anomaly",
-            "A partition was published, but its row count is outside the band of its recent partitions "
-            "({anomaly}). A warning only: the data is published.",
-        ),
-        Alert(
-            FAST_BURN,
-            "Fast burn",
-            "Over the last {fast_burn_window} an SLO's error budget burnt at {fast_burn_rate}x the sustainable "
-            "rate or faster: at that pace the {window} budget is gone in {budget_gone_in}.",
-        ),
-        Alert(
-            RECOVERED,
-            "Recovered",
-            "What alerted is over: a later run completed and the pipeline is within its SLA again.",
-        ),
-    )
-}
-
-
 def runbook_path(pipeline: str) -> str:
     """The runbook's path in the repository."""
     return f"runbooks/{pipeline}.md"
@@ -96,15 +39,15 @@ def runbook_path(pipeline: str) -> str:
 def runbook_url(pipeline: str, alert: str | None = None) -> str:
     """Link to a pipeline's runbook on the repository's default branch, at `alert`'s section if given.
 
-    `alert` is a key of `ALERTS` (e.g. `FAST_BURN`); the repository is `[project.urls] Repository` of the
+    `alert` is a key of `ALERT_KINDS` (e.g. `FAST_BURN`); the repository is `[project.urls] Repository` of the
     installed package, so the link follows the project wherever it is hosted.
     """
     url = f"{repository_url()}/blob/{DEFAULT_BRANCH}/{runbook_path(pipeline)}"
     if alert is None:
         return url
-    if alert not in ALERTS:
-        raise ValueError(f"unknown alert {alert!r}; expected one of {', '.join(ALERTS)}")
-    return f"{url}#{ALERTS[alert].anchor}"
+    if alert not in ALERT_KINDS:
+        raise ValueError(f"unknown alert {alert!r}; expected one of {', '.join(ALERT_KINDS)}")
+    return f"{url}#{ALERT_KINDS[alert].anchor}"
 
 
 @cache
@@ -148,7 +91,7 @@ def _generated(spec: Pipeline) -> str:
         _owner(spec),
         _service_levels(spec, context),
         "## Alerts\n\nEvery alert links to its section here.\n",
-        *(_alert_section(alert, context) for alert in ALERTS.values()),
+        *(_alert_section(alert, context) for alert in ALERT_KINDS.values()),
         PROCEDURES.format(**context),
     ]
     return "\n".join(sections)
@@ -182,7 +125,7 @@ def _context(spec: Pipeline) -> dict[str, str]:
 
 def _what_it_does(spec: Pipeline, context: dict[str, str]) -> str:
     rows = [
-        ("Source", _source(spec)),
+        ("Source", spec.source.describe()),
         ("Destination", f"`{context['destination']}`"),
         ("Partitions", _partitions(spec)),
         ("Load mode", f"`{spec.load.mode}`: a re-run {context['replaces']}"),
@@ -219,23 +162,13 @@ def _service_levels(spec: Pipeline, context: dict[str, str]) -> str:
     return "## Service levels\n\n" + _two_columns(rows) + "\n" + current
 
 
-def _alert_section(alert: Alert, context: dict[str, str]) -> str:
-    steps = "\n".join(f"{number}. {step}" for number, step in enumerate(ALERT_STEPS[alert.anchor], start=1))
+def _alert_section(alert: AlertKind, context: dict[str, str]) -> str:
+    steps = "\n".join(f"{number}. {step}" for number, step in enumerate(alert.steps, start=1))
     return f"### {alert.title}\n\n{alert.means.format(**context)}\n\nWhat to do:\n\n{steps.format(**context)}\n"
 
 
 def _two_columns(rows: list[tuple[str, str]]) -> str:
     return "| | |\n|---|---|\n" + "".join(f"| {label} | {value} |\n" for label, value in rows)
-
-
-def _source(spec: Pipeline) -> str:
-    source = spec.source
-    if isinstance(source, FileSource):
-        return f"{source.format} files `{source.path}`"
-    if isinstance(source, HttpSource):
-        return f"HTTP JSON API `{source.url}`"
-    cursor = f", windowed on `{source.cursor_column}`" if source.cursor_column else ""
-    return f"SQL table `{source.table}`{cursor}"
 
 
 def _bounds(spec: Pipeline) -> str:

@@ -13,13 +13,13 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from runtime.connections import connect
+from runtime.incidents import announce
 from runtime.slo_sources import slo_reports
 from shipshape.catalog import find_pipeline
 from shipshape.incidents import transition
 from shipshape.ledger import ensure_platform_tables
 from shipshape.monitoring import observations
 from shipshape.settings import environment_name
-from tasks.incidents import announce
 
 
 @flow(name="monitor")

@@ -2,11 +2,10 @@
 
 Per pipeline, to its owner's channel (`owner.slack_channel`), each message naming the pipeline, the
 partition (the run name), the owner, what happened, the run and the runbook section to follow:
-- `run-failed`: a run of the pipeline's deployment Failed, Crashed or TimedOut;
-- `audit-blocked`: the audit gate blocked the publish (the run's own `AuditFailed` state), with the checks;
-- `recovered`: the first Completed run after any of those;
-- `incidents`: freshness breaches, volume anomalies and fast error-budget burns, opened and resolved by
-  the monitors (tasks/incidents.py), as `shipshape.incident.*` events.
+- one automation per run-state alert kind of `shipshape.alerts` (run failed, audit blocked, recovered),
+  named after its anchor;
+- `incidents`: the incident alert kinds (freshness breach, volume anomaly, fast burn), opened and resolved
+  by the monitors (runtime/incidents.py), as `shipshape.incident.*` events.
 Plus, to the environment's channel, failures of the platform's own flows (backfill, monitor).
 
 One message per incident, not per failed run: `run-failed` and `audit-blocked` are armed by a Completed run
@@ -17,8 +16,8 @@ not armed: the freshness monitor reports it instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
+from typing import get_args
 from uuid import UUID
 
 from prefect.automations import Automation, EventTrigger, Posture, ResourceSpecification, SendNotification
@@ -28,50 +27,16 @@ from prefect_slack import SlackWebhook
 from deployments.environments import Environment
 from deployments.runbooks import runbook_url
 from infra.changes import Change
+from runtime.blocks import load_block
+from shipshape import names
+from shipshape.alerts import ALERT_KINDS, ENDED_BADLY, Transition, incident_triggers, run_state_alerts
 from shipshape.catalog import DeclaredPipeline, load_all
-from shipshape.errors import AUDIT_FAILED_STATE
-from shipshape.names import PLATFORM_TAG
-from shipshape.names import deployment_name as pipeline_deployment
-from tasks.incidents import INCIDENT_EVENT_PREFIX, pipeline_resource_id
+from shipshape.names import INCIDENT_EVENT_PREFIX, PLATFORM_TAG, pipeline_resource_id
 
-COMPLETED = {"prefect.flow-run.Completed"}
-RUN_FAILED = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
-BLOCKED = {f"prefect.flow-run.{AUDIT_FAILED_STATE}"}
 # How long a Completed run keeps a failure alert armed. Prefect sweeps older buckets; the next Completed
 # run re-arms, so only a failure in the one run after a year of uninterrupted success would go unannounced.
 ARMED_FOR = timedelta(days=365)
 RUN_LINK = "Run: {{ flow_run|ui_url }}"
-
-
-@dataclass(frozen=True)
-class RunAlert:
-    """An alert on the state of a pipeline's runs, armed by `after` and fired by the next `expect` event."""
-
-    anchor: str  # its runbook section, and its automation's name suffix
-    when: str
-    after: set[str]
-    expect: set[str]
-    subject: str
-    what: str
-    detail: str = ""
-
-
-RUN_ALERTS = (
-    RunAlert(
-        "run-failed", "a run failed, crashed or timed out", COMPLETED, RUN_FAILED,
-        "run {{ flow_run.state.name }}", "the run ended {{ flow_run.state.name }}.",
-        "Error: {{ flow_run.state.message | truncate(600) }}",
-    ),
-    RunAlert(
-        "audit-blocked", "the audit gate blocked a publish", COMPLETED, BLOCKED,
-        "audit gate blocked the publish", "the contract failed, nothing was published.",
-        "Failed checks: {{ flow_run.state.message | truncate(1500) }}",
-    ),
-    RunAlert(
-        "recovered", "the first completed run after a failure", RUN_FAILED | BLOCKED, COMPLETED,
-        "recovered", "completed and published after a failure.",
-    ),
-)
 
 
 def desired_automations(env: Environment) -> list[Automation]:
@@ -83,7 +48,7 @@ def desired_automations(env: Environment) -> list[Automation]:
 
 def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
     """Create, update or delete this environment's automations (`shipshape-<env>-*`) to match the declarations."""
-    prefix = f"shipshape-{env.name}-"
+    prefix = names.automation_prefix(env.name)
     with get_client(sync_client=True) as client:
         existing = {automation.name: automation for automation in client.read_automations()}
     changes: list[Change] = []
@@ -111,33 +76,33 @@ def _pipeline_alerts(env: Environment, declared: DeclaredPipeline) -> list[Autom
     spec = declared.spec
     name, owner = spec.name, spec.owner
     channel = _block_id(env.channel_block(owner.channel_slug))
-    deployment = pipeline_deployment(name, env.name)
+    deployment = names.deployment_name(name, env.name)
     runs = ResourceSpecification({"prefect.resource.role": "deployment", "prefect.resource.name": deployment})
     contact = f"Owner: {owner.team}" + (f" ({owner.person})" if owner.person else "") + f" · {owner.slack_channel}"
     prefix = f"[shipshape {env.name}] {name}"
     partition = f"{{{{ flow_run.name | replace('{name} ', '') }}}}"  # run names are `<pipeline> <partition(s)>`
+    incident_titles = ", ".join(ALERT_KINDS[anchor].title.lower() for anchor in incident_triggers())
     return [
         *(
             Automation(
-                name=f"shipshape-{env.name}-{name}-{alert.anchor}",
-                description=f"{name}: {alert.when} ({deployment}) → {owner.slack_channel}",
-                trigger=_armed_by(alert.after, alert.expect, runs),
-                actions=[_notify(channel, f"{prefix}: {alert.subject}", "\n".join(line for line in (
-                    f"Pipeline {name}, partition {partition}: {alert.what}",
-                    alert.detail,
+                name=names.automation_name(env.name, name, alert.anchor),
+                description=f"{name}: {trigger.when} ({deployment}) → {owner.slack_channel}",
+                trigger=_armed_by(trigger.armed_by, trigger.fired_by, runs),
+                actions=[_notify(channel, f"{prefix}: {trigger.subject}", "\n".join(line for line in (
+                    f"Pipeline {name}, partition {partition}: {trigger.what}",
+                    trigger.detail,
                     RUN_LINK,
                     contact,
                     f"Runbook: {runbook_url(name, alert.anchor)}",
                 ) if line))],
             )
-            for alert in RUN_ALERTS
+            for alert, trigger in run_state_alerts()
         ),
         Automation(
-            name=f"shipshape-{env.name}-{name}-incidents",
-            description=f"{name}: freshness, volume and error-budget incidents opened or resolved → "
-            f"{owner.slack_channel}",
+            name=names.automation_name(env.name, name, "incidents"),
+            description=f"{name}: incidents ({incident_titles}) opened or resolved → {owner.slack_channel}",
             trigger=EventTrigger(
-                expect={f"{INCIDENT_EVENT_PREFIX}.opened", f"{INCIDENT_EVENT_PREFIX}.resolved"},
+                expect={f"{INCIDENT_EVENT_PREFIX}.{change}" for change in get_args(Transition)},
                 match=ResourceSpecification({"prefect.resource.id": pipeline_resource_id(env.name, name)}),
                 posture=Posture.Reactive,
                 threshold=1,
@@ -153,11 +118,11 @@ def _pipeline_alerts(env: Environment, declared: DeclaredPipeline) -> list[Autom
 def _platform_failed(env: Environment) -> Automation:
     """Backfill and monitor runs are the platform's, not a pipeline owner's: they go to the environment's channel."""
     return Automation(
-        name=f"shipshape-{env.name}-platform-failed",
+        name=names.automation_name(env.name, "platform", "failed"),
         description=f"A backfill or monitor run in {env.name} failed or crashed → block {env.slack_block}",
         trigger=EventTrigger(
-            expect=RUN_FAILED,
-            match_related=[_tag(f"env:{env.name}"), _tag(PLATFORM_TAG)],
+            expect=set(ENDED_BADLY),
+            match_related=[_tag(names.env_tag(env.name)), _tag(PLATFORM_TAG)],
             posture=Posture.Reactive,
             threshold=1,
         ),
@@ -173,11 +138,11 @@ def _tag(tag: str) -> ResourceSpecification:
     return ResourceSpecification({"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{tag}"})
 
 
-def _armed_by(after: set[str], expect: set[str], runs: ResourceSpecification) -> EventTrigger:
+def _armed_by(after: frozenset[str], expect: frozenset[str], runs: ResourceSpecification) -> EventTrigger:
     """Fires on the first `expect` event after an `after` event of the same deployment, then waits to be re-armed."""
     return EventTrigger(
-        after=after,
-        expect=expect,
+        after=set(after),
+        expect=set(expect),
         match_related=runs,
         for_each={"related:deployment:prefect.resource.id"},
         posture=Posture.Reactive,
@@ -194,7 +159,7 @@ def _block_id(name: str) -> UUID:
     """The Slack block's document id. Before the first apply there is none (apply saves blocks first): a plan
     then shows every automation as a create, and the nil id never reaches the server."""
     try:
-        return SlackWebhook.load(name)._block_document_id
+        return load_block(SlackWebhook, name)._block_document_id
     except ValueError:
         return UUID(int=0)
 

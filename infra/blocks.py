@@ -15,10 +15,11 @@ from prefect_slack import SlackWebhook
 from deployments.environments import Environment
 from infra.changes import Change
 from infra.variables import required
-from runtime.blocks import WarehouseConnection
+from runtime.blocks import WarehouseConnection, load_block
 from shipshape.catalog import load_all
-from shipshape.declaration import SecretRef
-from shipshape.secrets import secret_variable
+from shipshape.declaration_base import SecretRef
+from shipshape.names import channel_webhook_variable, secret_block_variable
+from shipshape.secrets import secret_refs
 
 
 def desired_blocks(env: Environment) -> dict[str, Block]:
@@ -41,7 +42,7 @@ def desired_blocks(env: Environment) -> dict[str, Block]:
         blocks[env.channel_block(slug)] = SlackWebhook(url=_channel_webhook(env, slug))
     for ref in _secret_refs():
         name = ref.block_name(env.name) or ""
-        blocks[name] = Secret(value=required(secret_variable(ref), f"Secret block {name}"))
+        blocks[name] = Secret(value=required(secret_block_variable(ref.block or ""), f"Secret block {name}"))
     return blocks
 
 
@@ -50,7 +51,7 @@ def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
     for name, block in desired_blocks(env).items():
         kind = f"block {block.get_block_type_slug()}"
         try:
-            current = type(block).load(name)
+            current = load_block(type(block), name)
         except ValueError:
             action = "create"
         else:
@@ -61,11 +62,6 @@ def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
             block.save(name, overwrite=True)
         changes.append(Change(kind, name, action))
     return changes
-
-
-def channel_webhook_variable(channel_slug: str) -> str:
-    """`#commerce-data` → SHIPSHAPE_SLACK_WEBHOOK_COMMERCE_DATA: an incoming webhook posts to one channel."""
-    return "SHIPSHAPE_SLACK_WEBHOOK_" + channel_slug.upper().replace("-", "_").replace(".", "_")
 
 
 def _channel_webhook(env: Environment, channel_slug: str) -> str:
@@ -80,9 +76,8 @@ def _secret_refs() -> list[SecretRef]:
     """Every Secret block the declarations reference (the PII key by default), once."""
     refs: dict[str, SecretRef] = {}
     for declared in load_all():
-        spec = declared.spec
-        for ref in (getattr(spec.source, "url", None), getattr(spec.source, "token", None), spec.pii and spec.pii.key):
-            if isinstance(ref, SecretRef) and ref.block:
+        for ref in secret_refs(declared.spec):
+            if ref.block:
                 refs[ref.block] = ref
     return list(refs.values())
 

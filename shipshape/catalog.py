@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from shipshape.declaration import Pipeline
 from shipshape.errors import DeclarationError
 from shipshape.settings import load_settings
+from shipshape.unions import member_for, union_tags
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 BUILTIN_PLACEHOLDERS = frozenset({"raw", "this"})
@@ -60,7 +61,8 @@ def load_pipeline(file: Path, project_dir: Path | None = None) -> DeclaredPipeli
     try:
         spec = Pipeline.model_validate(raw)
     except ValidationError as error:
-        raise DeclarationError(shown, [_describe(item, raw) for item in error.errors()]) from None
+        tags = union_tags(Pipeline)
+        raise DeclarationError(shown, [_describe(item, raw, tags) for item in error.errors()]) from None
     problems = _file_problems(spec, project_dir)
     if spec.name != file.stem:
         problems.append(f"field 'name': got {spec.name!r}; expected the file name {file.stem!r}")
@@ -115,9 +117,9 @@ def _file_problems(spec: Pipeline, project_dir: Path) -> list[str]:
     return problems
 
 
-def _describe(item: dict[str, Any], raw: dict[str, Any]) -> str:
-    """One line for one pydantic error: field, value found, what is expected."""
-    location = [part for part in item["loc"] if not _is_union_tag(part, item)]
+def _describe(item: dict[str, Any], raw: dict[str, Any], tags: frozenset[str]) -> str:
+    """One line for one pydantic error: field, value found, what is expected (without pydantic's union tags)."""
+    location = [part for part in item["loc"] if not (isinstance(part, str) and part in tags)]
     field = ".".join(str(part) for part in location) or "(top level)"
     if item["type"] == "extra_forbidden":
         parent, key = location[:-1], location[-1]
@@ -131,20 +133,6 @@ def _describe(item: dict[str, Any], raw: dict[str, Any]) -> str:
     return f"field {field!r}: got {item.get('input')!r}; {message}"
 
 
-def _is_union_tag(part: object, item: dict[str, Any]) -> bool:
-    """Pydantic adds the discriminator value (e.g. 'sql') to locations inside tagged unions."""
-    return isinstance(part, str) and part in {
-        "sql",
-        "file",
-        "http",
-        "cursor",
-        "page_number",
-        "link_header",
-        "str",
-        "SecretRef",
-    }
-
-
 def _allowed_keys(parent: list[Any], raw: dict[str, Any]) -> list[str]:
     model: type[BaseModel] = Pipeline
     node: Any = raw
@@ -153,27 +141,10 @@ def _allowed_keys(parent: list[Any], raw: dict[str, Any]) -> list[str]:
         field = model.model_fields.get(str(part))
         if field is None:
             return []
-        model = _model_for(field.annotation, node)
+        model = member_for(field, node)
         if model is None:
             return []
     return [field.alias or name for name, field in model.model_fields.items()]
-
-
-def _model_for(annotation: Any, node: Any) -> type[BaseModel] | None:
-    """The declaration model a nested mapping is checked against (choosing union members by their tag)."""
-    from typing import get_args
-
-    candidates = [annotation, *get_args(annotation)]
-    for nested in list(candidates):
-        candidates.extend(get_args(nested))
-    models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-    for model in models:
-        tag_field = model.model_fields.get("kind") or model.model_fields.get("type")
-        if tag_field is None or (
-            isinstance(node, dict) and node.get("kind", node.get("type")) in get_args(tag_field.annotation)
-        ):
-            return model
-    return models[0] if models else None
 
 
 def _display_path(file: Path, project_dir: Path) -> str:

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from functools import reduce
+from operator import or_
+from typing import TYPE_CHECKING, Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
+from pydantic.fields import FieldInfo
 
 from shipshape.column_types import ColumnType
+from shipshape.declaration_base import IDENTIFIER, SecretRef, StrictModel
 from shipshape.partitions import Grain
+from shipshape.sources.kind import SourceBase
+from shipshape.sources.registry import SOURCE_KINDS
 
-IDENTIFIER = r"^[a-z_][a-z0-9_]*$"
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # The nicknames Prefect's scheduler accepts, as the five fields they stand for.
@@ -47,32 +52,6 @@ def to_timedelta(duration: str) -> timedelta:
     if match is None:
         raise ValueError(f"not a duration: {duration!r}")
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-
-
-class StrictModel(BaseModel):
-    """Base for declaration models: unknown keys are rejected, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretRef(StrictModel):
-    """Where a secret comes from: an environment variable, a Prefect Secret block, or both — never the repo.
-
-    With both, a set variable wins (local runs, CI) and deployed runs read the block. `{env}` in a block
-    name is the run's environment (SHIPSHAPE_ENV), so one declaration serves dev, staging and prod.
-    """
-
-    env: str | None = None
-    block: Annotated[str, Field(pattern=r"^[a-z0-9-]*(\{env\})?[a-z0-9-]*$")] | None = None
-
-    @model_validator(mode="after")
-    def _somewhere(self) -> SecretRef:
-        if self.env is None and self.block is None:
-            raise ValueError("give 'env' (variable name), 'block' (Prefect Secret block name) or both")
-        return self
-
-    def block_name(self, environment: str) -> str | None:
-        return self.block.replace("{env}", environment) if self.block else None
 
 
 class Owner(StrictModel):
@@ -105,68 +84,16 @@ class Owner(StrictModel):
         return re.sub(r"[^a-z0-9-]", "-", self.slack_channel.removeprefix("#"))
 
 
-class SourceBase(StrictModel):
-    columns: dict[str, str] = Field(min_length=1, description="Declared columns: name → portable type.")
-
-    @field_validator("columns")
-    @classmethod
-    def _valid_columns(cls, columns: dict[str, str]) -> dict[str, str]:
-        for name, type_text in columns.items():
-            if not re.match(IDENTIFIER, name):
-                raise ValueError(f"column name {name!r} must match {IDENTIFIER}")
-            ColumnType.parse(type_text)
-        return columns
-
-    def column_types(self) -> dict[str, ColumnType]:
-        return {name: ColumnType.parse(text) for name, text in self.columns.items()}
+def _source_union() -> object:
+    """`source:` is one of the registered kinds, the one its `kind:` names."""
+    members = reduce(or_, (kind.model for kind in SOURCE_KINDS.values()))
+    return Annotated[members, Field(discriminator="kind")]
 
 
-class SqlSource(SourceBase):
-    kind: Literal["sql"]
-    url: str | SecretRef = Field(
-        description="SQLAlchemy URL; `{data_dir}` is replaced. Use a SecretRef when it holds a password."
-    )
-    table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")]
-    cursor_column: str | None = Field(None, description="Column the query is windowed on for each partition.")
-
-
-class FileSource(SourceBase):
-    kind: Literal["file"]
-    path: str = Field(description="Path template: `{data_dir}`, `{start:%Y-%m-%d}`, `{end:...}` are replaced.")
-    format: Literal["csv", "parquet"]
-
-
-class CursorPagination(StrictModel):
-    type: Literal["cursor"]
-    cursor_field: str = Field(description="Dotted path of the next cursor in the response body.")
-    cursor_param: str = "cursor"
-
-
-class PageNumberPagination(StrictModel):
-    type: Literal["page_number"]
-    page_param: str = "page"
-    first_page: int = 1
-
-
-class LinkHeaderPagination(StrictModel):
-    type: Literal["link_header"]
-
-
-Pagination = Annotated[CursorPagination | PageNumberPagination | LinkHeaderPagination, Field(discriminator="type")]
-
-
-class HttpSource(SourceBase):
-    kind: Literal["http"]
-    url: str = Field(description="Endpoint URL; `{start}` and `{end}` (ISO) may appear in it or in params.")
-    params: dict[str, str] = Field(default_factory=dict)
-    records_path: str = Field("", description="Dotted path to the list of records in the body; empty = the body.")
-    pagination: Pagination | None = None
-    token: SecretRef | None = None
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
-    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
-
-
-Source = Annotated[SqlSource | FileSource | HttpSource, Field(discriminator="kind")]
+if TYPE_CHECKING:
+    Source = SourceBase  # whichever kind: callers use what every kind has
+else:
+    Source = _source_union()
 
 
 class Destination(StrictModel):
@@ -316,10 +243,7 @@ class Pipeline(StrictModel):
             )
         if self.load.mode == "merge" and not self.load.key:
             raise ValueError("load.mode 'merge' needs 'load.key' (the columns that identify a row)")
-        if isinstance(self.source, SqlSource) and self.partition is not None and self.source.cursor_column is None:
-            raise ValueError("a partitioned sql source needs 'source.cursor_column' to window the query")
-        if isinstance(self.source, SqlSource) and self.source.cursor_column not in (None, *declared):
-            raise ValueError(f"source.cursor_column {self.source.cursor_column!r} is not a declared column")
+        self.source.check_in_pipeline(partitioned=self.partition is not None)
         if self.pii is not None:
             unknown = sorted(set(self.pii.columns) - declared)
             if unknown:
@@ -334,6 +258,16 @@ class Pipeline(StrictModel):
     def grain(self) -> Grain | None:
         """The partition grain; None for a full-refresh pipeline (one partition: the whole table)."""
         return self.partition.grain if self.partition else None
+
+
+def accept_registered_sources() -> None:
+    """Rebuild `Pipeline` so its `source:` accepts exactly the kinds registered now (one was added or removed).
+
+    Pydantic fixes a model's fields when its class is created, so a kind registered later (a plugin, a test)
+    needs the field replaced and the schema rebuilt; the kinds of `SOURCE_KINDS` are in from the start.
+    """
+    Pipeline.model_fields["source"] = FieldInfo.from_annotation(_source_union())
+    Pipeline.model_rebuild(force=True)
 
 
 def _first_line(error: Exception) -> str:

@@ -9,17 +9,26 @@ open it once.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TypeAlias
 
+from shipshape.alerts import Transition, incident_triggers
 from shipshape.ledger import INCIDENT_TABLE
 from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
 
-Kind = Literal["freshness-breach", "volume-anomaly", "fast-burn"]
-Transition = Literal["opened", "resolved"]
+Kind: TypeAlias = str
+"""An incident kind: the anchor of an alert kind with an `IncidentTrigger` (`shipshape.alerts`)."""
+
+
+def check_kind(kind: str) -> None:
+    """A `ValueError` naming the registered incident kinds for any other: no row for an alert nobody can send."""
+    known = incident_triggers()
+    if kind not in known:
+        raise ValueError(f"unknown incident kind {kind!r}; registered in shipshape/alerts.py: {', '.join(known)}")
 
 
 def transition(warehouse: Warehouse, pipeline: str, kind: Kind, breached: bool, detail: str) -> Transition | None:
     """Record the latest observation; returns "opened"/"resolved" when it changed the state, else None."""
+    check_kind(kind)
     table = warehouse.qualified(PLATFORM_SCHEMA, INCIDENT_TABLE)
     warehouse.execute(
         f"INSERT INTO {table} (pipeline, kind, is_open, changed_at, detail) SELECT ?, ?, false, ?, '' "

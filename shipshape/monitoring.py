@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shipshape.alerts import FAST_BURN, FRESHNESS_BREACH
 from shipshape.incidents import Kind
 from shipshape.slo import SloReport, format_duration
 
@@ -22,12 +23,12 @@ def observations(report: SloReport) -> list[Observation]:
 def _freshness(report: SloReport) -> Observation:
     sla = format_duration(report.sla)
     if report.last_published_at is None:
-        return Observation("freshness-breach", True, f"never published (freshness SLA {sla})")
+        return Observation(FRESHNESS_BREACH, True, f"never published (freshness SLA {sla})")
     last = report.last_published_at.strftime("%Y-%m-%d %H:%M UTC")
     age = format_duration(report.evaluated_at - report.last_published_at)
     if report.fresh:
-        return Observation("freshness-breach", False, f"fresh again: last publish {last}, {age} ago (SLA {sla})")
-    return Observation("freshness-breach", True, f"no publish for {age} (SLA {sla}); last publish {last}")
+        return Observation(FRESHNESS_BREACH, False, f"fresh again: last publish {last}, {age} ago (SLA {sla})")
+    return Observation(FRESHNESS_BREACH, True, f"no publish for {age} (SLA {sla}); last publish {last}")
 
 
 def _burn(report: SloReport) -> Observation:
@@ -38,10 +39,10 @@ def _burn(report: SloReport) -> Observation:
         f"over {format_duration(report.window)}"
     )
     if not report.fast_burn:
-        return Observation("fast-burn", False, f"burn rate back to {rate:.1f}x over {window}; {budgets}")
+        return Observation(FAST_BURN, False, f"burn rate back to {rate:.1f}x over {window}; {budgets}")
     exhausted = format_duration(report.window / rate)
     return Observation(
-        "fast-burn",
+        FAST_BURN,
         True,
         f"error budget burning {rate:.1f}x over the last {window} (alert at {report.fast_burn_rate:g}x): "
         f"at this rate the {format_duration(report.window)} budget lasts {exhausted}; {budgets}",

@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from runtime.connections import connect
+from runtime.secrets import prefect_secret
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
 from shipshape.convert import BatchConverter, RejectedRow
@@ -16,7 +17,6 @@ from shipshape.ledger import write_dead_letters
 from shipshape.outcomes import LoadReport
 from shipshape.pii import PiiMasker
 from shipshape.rejects import early_stop_limit, enforce_threshold
-from shipshape.secrets import resolve_secret
 from shipshape.settings import load_settings
 from shipshape.sources.factory import check_drift, open_source
 from shipshape.warehouses import AUDIT_SCHEMA
@@ -28,7 +28,7 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
     logger = get_run_logger()
     spec = declared.spec
     settings = load_settings()
-    source = open_source(spec.source, settings.data_dir)
+    source = open_source(spec.source, settings.data_dir, prefect_secret)
     undeclared = check_drift(
         spec.column_types,
         source.observed_columns(run.window),
@@ -39,7 +39,7 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
             "Ignoring undeclared source columns %s; declare them in %s to load them", undeclared, declared.file.name
         )
     masker = (
-        PiiMasker(spec.pii.columns, resolve_secret(spec.pii.key, f"pipeline {spec.name} PII hash key"))
+        PiiMasker(spec.pii.columns, prefect_secret(spec.pii.key, f"pipeline {spec.name} PII hash key"))
         if spec.pii
         else None
     )

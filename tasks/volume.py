@@ -6,12 +6,13 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from runtime.connections import connect
+from runtime.incidents import announce
+from shipshape.alerts import VOLUME_ANOMALY
 from shipshape.catalog import DeclaredPipeline
 from shipshape.incidents import transition
 from shipshape.ledger import published_row_counts_before
 from shipshape.partitions import Window
 from shipshape.volume import VolumeVerdict, judge
-from tasks.incidents import announce
 
 
 @task(name="check-volume", cache_policy=NO_CACHE)
@@ -38,7 +39,7 @@ def check_volume(declared: DeclaredPipeline, published: list[tuple[Window, int]]
         if not verdicts:
             return verdicts
         latest = (anomalies or list(verdicts.values()))[-1]
-        change = transition(warehouse, declared.name, "volume-anomaly", bool(anomalies), latest.describe())
+        change = transition(warehouse, declared.name, VOLUME_ANOMALY, bool(anomalies), latest.describe())
     if change is not None:
-        announce(declared, "volume-anomaly", change, latest.describe())
+        announce(declared, VOLUME_ANOMALY, change, latest.describe())
     return verdicts

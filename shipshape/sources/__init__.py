@@ -1,1 +1,1 @@
-"""Extract implementations: each reads one kind of source in bounded chunks of raw values."""
+"""Source kinds: each module holds one kind's declaration model and its reader; `registry.py` lists the kinds."""

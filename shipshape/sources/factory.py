@@ -9,24 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from shipshape.column_types import ColumnType
-from shipshape.declaration import FileSource, HttpSource, SqlSource
 from shipshape.errors import SchemaDriftError
+from shipshape.secrets import SecretResolver
 from shipshape.sources.base import Source
-from shipshape.sources.files import PartitionFileSource
-from shipshape.sources.http import HttpJsonSource
-from shipshape.sources.sql import SqlTableSource
+from shipshape.sources.kind import SourceBase
+from shipshape.sources.registry import source_kind
 
 # Families that carry no type information: CSV text, JSON strings, all-null Parquet columns.
 _UNTYPED = {None, "null"}
 
 
-def open_source(spec: SqlSource | FileSource | HttpSource, data_dir: Path) -> Source:
-    """The reader for `spec.kind`; `data_dir` fills `{data_dir}` in SQL URLs and file paths."""
-    if isinstance(spec, SqlSource):
-        return SqlTableSource(spec, data_dir)
-    if isinstance(spec, FileSource):
-        return PartitionFileSource(spec, data_dir)
-    return HttpJsonSource(spec)
+def open_source(spec: SourceBase, data_dir: Path, secrets: SecretResolver) -> Source:
+    """The reader of the registered kind `spec.kind`; `data_dir` fills `{data_dir}` in SQL URLs and file paths."""
+    return source_kind(spec).open(spec, data_dir, secrets)
 
 
 def check_drift(declared: dict[str, ColumnType], observed: dict[str, str | None], where: str) -> list[str]:

@@ -10,20 +10,34 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from pydantic import Field
 
 from shipshape.column_types import family_of_arrow
-from shipshape.declaration import FileSource
 from shipshape.errors import SourceError
 from shipshape.partitions import Window
+from shipshape.secrets import SecretResolver
 from shipshape.sources.base import CHUNK_ROWS
+from shipshape.sources.kind import SourceBase, SourceKind
 
 CSV_BLOCK_BYTES = 1024 * 1024
 """CSV bytes parsed at a time; must exceed the longest row. Arrow reads up to 32 blocks ahead in the
 background, so this — not the file size — bounds the reader's memory (~32 MiB)."""
+
+
+class FileSource(SourceBase):
+    """`kind: file` in a declaration: one landed CSV or Parquet file per partition."""
+
+    kind: Literal["file"]
+    path: str = Field(description="Path template: `{data_dir}`, `{start:%Y-%m-%d}`, `{end:...}` are replaced.")
+    format: Literal["csv", "parquet"]
+
+    def describe(self) -> str:
+        return f"{self.format} files `{self.path}`"
 
 
 class PartitionFileSource:
@@ -124,3 +138,11 @@ def _read_errors(path: Path) -> Iterator[None]:
         yield
     except (pa.ArrowException, OSError) as error:
         raise SourceError(f"file source: cannot read {path}: {error}") from error
+
+
+def _open(spec: FileSource, data_dir: Path, secrets: SecretResolver) -> PartitionFileSource:
+    """Files are read from the data folder; no secret is involved."""
+    return PartitionFileSource(spec, data_dir)
+
+
+FILE = SourceKind(FileSource, _open)

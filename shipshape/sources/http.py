@@ -17,16 +17,19 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
 
 import httpx
 import pyarrow as pa
+from pydantic import Field
 
-from shipshape.declaration import CursorPagination, HttpSource, LinkHeaderPagination, PageNumberPagination
+from shipshape.declaration_base import SecretRef, StrictModel
 from shipshape.errors import SourceError, TransientError
 from shipshape.partitions import Window
-from shipshape.secrets import resolve_secret
+from shipshape.secrets import SecretResolver
 from shipshape.sources.base import CHUNK_ROWS, rows_to_batch
+from shipshape.sources.kind import SourceBase, SourceKind
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,40 @@ _FIX_HINTS = {
 }
 
 
+class CursorPagination(StrictModel):
+    type: Literal["cursor"]
+    cursor_field: str = Field(description="Dotted path of the next cursor in the response body.")
+    cursor_param: str = "cursor"
+
+
+class PageNumberPagination(StrictModel):
+    type: Literal["page_number"]
+    page_param: str = "page"
+    first_page: int = 1
+
+
+class LinkHeaderPagination(StrictModel):
+    type: Literal["link_header"]
+
+
+Pagination = Annotated[CursorPagination | PageNumberPagination | LinkHeaderPagination, Field(discriminator="type")]
+
+
+class HttpSource(SourceBase):
+    """`kind: http` in a declaration: JSON records from an HTTP API, page by page."""
+
+    kind: Literal["http"]
+    url: str = Field(description="Endpoint URL; `{start}` and `{end}` (ISO) may appear in it or in params.")
+    params: dict[str, str] = Field(default_factory=dict)
+    records_path: str = Field("", description="Dotted path to the list of records in the body; empty = the body.")
+    pagination: Pagination | None = None
+    token: SecretRef | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+    def describe(self) -> str:
+        return f"HTTP JSON API `{self.url}`"
+
 
 class _Page(NamedTuple):
     records: list[dict[str, Any]]
@@ -59,6 +96,7 @@ class HttpJsonSource:
     def __init__(
         self,
         spec: HttpSource,
+        secrets: SecretResolver,
         *,
         chunk_rows: int = CHUNK_ROWS,
         base_delay: float = 0.5,
@@ -67,6 +105,7 @@ class HttpJsonSource:
         rng: random.Random | None = None,
     ) -> None:
         self._spec = spec
+        self._secrets = secrets
         self._chunk_rows = chunk_rows
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -137,7 +176,7 @@ class HttpJsonSource:
     def _client(self) -> httpx.Client:
         headers = {"Accept": "application/json"}
         if self._spec.token is not None:
-            headers["Authorization"] = f"Bearer {resolve_secret(self._spec.token, 'http source token')}"
+            headers["Authorization"] = f"Bearer {self._secrets(self._spec.token, 'http source token')}"
         return httpx.Client(headers=headers, timeout=self._spec.timeout_seconds, follow_redirects=True)
 
     def _get_page(self, client: httpx.Client, url: httpx.URL) -> _Page:
@@ -245,3 +284,11 @@ def _snippet(response: httpx.Response) -> str:
 
 def _json_family(value: Any) -> str | None:
     return next((family for kind, family in _JSON_FAMILIES if isinstance(value, kind)), None)
+
+
+def _open(spec: HttpSource, data_dir: Path, secrets: SecretResolver) -> HttpJsonSource:
+    """An API has no files, so the data folder plays no part."""
+    return HttpJsonSource(spec, secrets)
+
+
+HTTP = SourceKind(HttpSource, _open)

@@ -12,17 +12,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 import sqlalchemy as sa
+from pydantic import Field
 from sqlalchemy.engine import Connection, Engine
 
-from shipshape.declaration import SqlSource
+from shipshape.declaration_base import SecretRef
 from shipshape.errors import ShipshapeError, SourceError, TransientError
 from shipshape.partitions import Window
-from shipshape.secrets import resolve_secret
+from shipshape.secrets import SecretResolver
 from shipshape.sources.base import CHUNK_ROWS, rows_to_batch
+from shipshape.sources.kind import SourceBase, SourceKind
 
 # Ordered: the first matching SQLAlchemy type wins (Boolean before Integer, Float is a Numeric).
 _TYPE_FAMILIES: list[tuple[type[sa.types.TypeEngine], str]] = [
@@ -37,12 +39,36 @@ _SQLITE_TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _SQLITE_RETRYABLE = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 
+class SqlSource(SourceBase):
+    """`kind: sql` in a declaration: one table of a database SQLAlchemy can reach."""
+
+    kind: Literal["sql"]
+    url: str | SecretRef = Field(
+        description="SQLAlchemy URL; `{data_dir}` is replaced. Use a SecretRef when it holds a password."
+    )
+    table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")]
+    cursor_column: str | None = Field(None, description="Column the query is windowed on for each partition.")
+
+    def describe(self) -> str:
+        cursor = f", windowed on `{self.cursor_column}`" if self.cursor_column else ""
+        return f"SQL table `{self.table}`{cursor}"
+
+    def check_in_pipeline(self, partitioned: bool) -> None:
+        """Each partition reads only its window of the table, which needs a declared column to window on."""
+        if partitioned and self.cursor_column is None:
+            raise ValueError("a partitioned sql source needs 'source.cursor_column' to window the query")
+        if self.cursor_column not in (None, *self.columns):
+            raise ValueError(f"source.cursor_column {self.cursor_column!r} is not a declared column")
+
+
 class SqlTableSource:
     """A `Source` over one table: `spec.cursor_column` windows the rows, `spec.columns` picks the columns."""
 
-    def __init__(self, spec: SqlSource, data_dir: Path, *, chunk_rows: int = CHUNK_ROWS) -> None:
+    def __init__(
+        self, spec: SqlSource, data_dir: Path, secrets: SecretResolver, *, chunk_rows: int = CHUNK_ROWS
+    ) -> None:
         self._spec = spec
-        self._url = _engine_url(spec, data_dir)
+        self._url = _engine_url(spec, data_dir, secrets)
         self._chunk_rows = chunk_rows
         self._schema, _, self._table = spec.table.rpartition(".")
 
@@ -97,7 +123,7 @@ class SqlTableSource:
             engine.dispose()
 
 
-def _engine_url(spec: SqlSource, data_dir: Path) -> sa.URL:
+def _engine_url(spec: SqlSource, data_dir: Path, secrets: SecretResolver) -> sa.URL:
     """The URL with `{data_dir}` filled in and `postgresql://` pointed at psycopg 3 (the installed driver).
 
     A `sqlalchemy.URL` prints with its password masked, so it is safe to put in error messages.
@@ -105,7 +131,7 @@ def _engine_url(spec: SqlSource, data_dir: Path) -> sa.URL:
     if isinstance(spec.url, str):
         text = spec.url.replace("{data_dir}", str(data_dir))
     else:
-        text = resolve_secret(spec.url, f"sql source {spec.table!r} url")
+        text = secrets(spec.url, f"sql source {spec.table!r} url")
     url = sa.make_url(text)
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
@@ -144,3 +170,6 @@ def _translate(error: sa.exc.DBAPIError, table: str, url: sa.URL) -> ShipshapeEr
     if retryable:
         return TransientError(f"{where}: {detail} (will retry; check the database is reachable)")
     return SourceError(f"{where}: {detail}. Check source.table and source.columns against the database.")
+
+
+SQL = SourceKind(SqlSource, SqlTableSource)

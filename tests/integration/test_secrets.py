@@ -7,20 +7,20 @@ import uuid
 import pytest
 from prefect.blocks.system import Secret
 
-from shipshape.declaration import SecretRef
+from runtime.secrets import prefect_secret
+from shipshape.declaration_base import SecretRef
 from shipshape.errors import ConfigurationError
-from shipshape.secrets import resolve_secret
 
 
 def test_a_secret_block_is_read_from_the_prefect_api(prefect_api: str) -> None:
     name = f"orders-api-token-{uuid.uuid4().hex[:8]}"
     Secret(value="s3cr3t-token").save(name)
-    assert resolve_secret(SecretRef(block=name), "http source token") == "s3cr3t-token"
+    assert prefect_secret(SecretRef(block=name), "http source token") == "s3cr3t-token"
 
 
 def test_a_missing_block_names_it_and_how_to_create_it(prefect_api: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        resolve_secret(SecretRef(block="no-such-block"), "pipeline shop_orders PII hash key")
+        prefect_secret(SecretRef(block="no-such-block"), "pipeline shop_orders PII hash key")
     message = str(caught.value)
     assert "pipeline shop_orders PII hash key: Prefect Secret block 'no-such-block' was not found" in message
     assert "Secret(value=...).save('no-such-block')" in message
@@ -28,13 +28,13 @@ def test_a_missing_block_names_it_and_how_to_create_it(prefect_api: str) -> None
 
 def test_an_environment_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORDERS_API_TOKEN", "from-env")
-    assert resolve_secret(SecretRef(env="ORDERS_API_TOKEN"), "token") == "from-env"
+    assert prefect_secret(SecretRef(env="ORDERS_API_TOKEN"), "token") == "from-env"
 
 
 def test_an_unset_variable_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ORDERS_API_TOKEN", raising=False)
     with pytest.raises(ConfigurationError, match="environment variable ORDERS_API_TOKEN is not set"):
-        resolve_secret(SecretRef(env="ORDERS_API_TOKEN"), "token")
+        prefect_secret(SecretRef(env="ORDERS_API_TOKEN"), "token")
 
 
 def test_a_reference_needs_a_place() -> None:
@@ -44,7 +44,7 @@ def test_a_reference_needs_a_place() -> None:
 
 def test_a_set_variable_wins_over_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORDERS_API_TOKEN", "from-env")
-    assert resolve_secret(SecretRef(env="ORDERS_API_TOKEN", block="no-such-block"), "token") == "from-env"
+    assert prefect_secret(SecretRef(env="ORDERS_API_TOKEN", block="no-such-block"), "token") == "from-env"
 
 
 def test_the_block_of_the_runs_environment_is_read(prefect_api: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,7 +52,7 @@ def test_the_block_of_the_runs_environment_is_read(prefect_api: str, monkeypatch
     Secret(value="staging-key").save(f"pii-hash-key-{suffix}")
     monkeypatch.setenv("SHIPSHAPE_ENV", suffix)
     monkeypatch.delenv("PII_HASH_KEY", raising=False)
-    assert resolve_secret(SecretRef(env="PII_HASH_KEY", block="pii-hash-key-{env}"), "PII key") == "staging-key"
+    assert prefect_secret(SecretRef(env="PII_HASH_KEY", block="pii-hash-key-{env}"), "PII key") == "staging-key"
 
 
 def test_a_missing_environment_block_names_the_block_the_variable_and_the_fix(
@@ -61,7 +61,7 @@ def test_a_missing_environment_block_names_the_block_the_variable_and_the_fix(
     monkeypatch.setenv("SHIPSHAPE_ENV", "staging")
     monkeypatch.delenv("PII_HASH_KEY", raising=False)
     with pytest.raises(ConfigurationError) as caught:
-        resolve_secret(SecretRef(env="PII_HASH_KEY", block="pii-hash-key-{env}"), "pipeline shop_orders PII hash key")
+        prefect_secret(SecretRef(env="PII_HASH_KEY", block="pii-hash-key-{env}"), "pipeline shop_orders PII hash key")
     assert str(caught.value) == (
         "pipeline shop_orders PII hash key: Prefect Secret block 'pii-hash-key-staging' was not found and "
         "environment variable PII_HASH_KEY is not set; create it with `make apply ENV=staging` "

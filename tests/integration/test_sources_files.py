@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shipshape.declaration import FileSource
+from runtime.secrets import prefect_secret
 from shipshape.errors import SchemaDriftError, SourceError
 from shipshape.partitions import FULL_REFRESH, Window
 from shipshape.sources.base import CHUNK_ROWS
 from shipshape.sources.factory import check_drift, open_source
-from shipshape.sources.files import CSV_BLOCK_BYTES, PartitionFileSource
+from shipshape.sources.files import CSV_BLOCK_BYTES, FileSource, PartitionFileSource
 
 JAN_1 = Window("2024-01-01", datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC))
 JAN_2 = Window("2024-01-02", datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC))
@@ -196,7 +196,7 @@ def test_parquet_observed_columns_carry_type_families(tmp_path: Path) -> None:
 def _drift(data_dir: Path, file_format: str) -> list[str]:
     """What the pipeline does before extracting: open the declared source and compare its live columns."""
     spec = _spec(file_format)
-    observed = open_source(spec, data_dir).observed_columns(JAN_2)
+    observed = open_source(spec, data_dir, prefect_secret).observed_columns(JAN_2)
     return check_drift(spec.column_types(), observed, f"orders {file_format}")
 
 

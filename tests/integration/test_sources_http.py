@@ -12,12 +12,13 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from shipshape.declaration import HttpSource, SecretRef
+from runtime.secrets import prefect_secret
+from shipshape.declaration_base import SecretRef
 from shipshape.errors import SchemaDriftError, SourceError, TransientError
 from shipshape.partitions import FULL_REFRESH, Window
 from shipshape.sources.base import CHUNK_ROWS
 from shipshape.sources.factory import check_drift
-from shipshape.sources.http import MAX_RETRY_AFTER_SECONDS, HttpJsonSource
+from shipshape.sources.http import MAX_RETRY_AFTER_SECONDS, HttpJsonSource, HttpSource
 from tests.support.http_api import JsonApi, refused_url, serve_json_api
 
 JAN_2 = Window("2024-01-02", datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC))
@@ -63,7 +64,8 @@ def _spec(api: JsonApi, style: str = "none", **fields: Any) -> HttpSource:
 
 def _source(spec: HttpSource, delays: list[float], *, chunk_rows: int = CHUNK_ROWS, **options: Any) -> HttpJsonSource:
     return HttpJsonSource(
-        spec, chunk_rows=chunk_rows, base_delay=BASE_DELAY, sleep=delays.append, rng=_CeilingJitter(), **options
+        spec, prefect_secret, chunk_rows=chunk_rows, base_delay=BASE_DELAY, sleep=delays.append,
+        rng=_CeilingJitter(), **options,
     )
 
 
@@ -217,7 +219,7 @@ def test_backoff_jitter_stays_within_the_doubling_ceiling(api: JsonApi, delays: 
     api.fail_next(5, 503)
     spec = _spec(api)
 
-    _read(HttpJsonSource(spec, base_delay=1.0, sleep=delays.append))
+    _read(HttpJsonSource(spec, prefect_secret, base_delay=1.0, sleep=delays.append))
 
     assert len(delays) == 5
     assert all(0 <= delay <= 2**attempt for attempt, delay in enumerate(delays))

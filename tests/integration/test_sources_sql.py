@@ -13,11 +13,12 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from shipshape.declaration import SecretRef, SqlSource
+from runtime.secrets import prefect_secret
+from shipshape.declaration_base import SecretRef
 from shipshape.errors import SourceError, TransientError
 from shipshape.partitions import FULL_REFRESH, Window
 from shipshape.sources.base import CHUNK_ROWS
-from shipshape.sources.sql import SqlTableSource
+from shipshape.sources.sql import SqlSource, SqlTableSource
 
 JAN_2 = Window("2024-01-02", datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC))
 COLUMNS = {"id": "bigint", "created_at": "timestamptz", "amount": "decimal(12,2)", "discount": "double"}
@@ -86,7 +87,7 @@ def _source(
 ) -> SqlTableSource:
     url, data_dir = database
     spec = SqlSource(kind="sql", url=url, table=table, cursor_column="created_at", columns=columns)
-    return SqlTableSource(spec, data_dir, chunk_rows=chunk_rows)
+    return SqlTableSource(spec, data_dir, prefect_secret, chunk_rows=chunk_rows)
 
 
 def _read(source: SqlTableSource, window: Window) -> pa.Table:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from runtime.secrets import prefect_secret
 from shipshape.column_types import ColumnType
-from shipshape.declaration import FileSource, HttpSource, SqlSource
 from shipshape.errors import SchemaDriftError
 from shipshape.sources.factory import check_drift, open_source
-from shipshape.sources.files import PartitionFileSource
-from shipshape.sources.http import HttpJsonSource
-from shipshape.sources.sql import SqlTableSource
+from shipshape.sources.files import FileSource, PartitionFileSource
+from shipshape.sources.http import HttpJsonSource, HttpSource
+from shipshape.sources.sql import SqlSource, SqlTableSource
 
 DECLARED = {name: ColumnType.parse(text) for name, text in
             {"id": "bigint", "amount": "decimal(12,2)", "created_at": "timestamptz", "note": "text"}.items()}
@@ -96,4 +96,4 @@ def test_incompatible_families_fail(declared: str, observed: str) -> None:
     ],
 )
 def test_open_source_picks_the_reader_for_the_kind(spec: SqlSource | FileSource | HttpSource, reader: type) -> None:
-    assert isinstance(open_source(spec, Path("/data")), reader)
+    assert isinstance(open_source(spec, Path("/data"), prefect_secret), reader)

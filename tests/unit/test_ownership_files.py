@@ -14,10 +14,12 @@ import yaml
 
 from deployments import codeowners, runbooks
 from deployments.generate import generated_files, main, stale_files
+from shipshape.alerts import ALERT_KINDS, FAST_BURN
 from shipshape.catalog import DeclaredPipeline, load_all, load_pipeline
 from shipshape.declaration import Owner
 from shipshape.errors import ConfigurationError, DeclarationError
 from shipshape.settings import PACKAGE_ROOT
+from tests.support.markdown import github_anchors
 
 EXAMPLE_FILES = ["pipelines/shop_orders.yaml", "pipelines/shop_orders/fct_orders.sql", "checks/fct_orders.yaml"]
 RUNBOOK = "runbooks/shop_orders.md"
@@ -39,12 +41,6 @@ def edit_declaration(project: Path, change) -> None:
     data = yaml.safe_load(file.read_text())
     change(data)
     file.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def github_anchors(markdown: str) -> list[str]:
-    """Heading anchors as GitHub makes them: lower case, punctuation dropped, spaces to hyphens."""
-    headings = re.findall(r"^#{1,6} (.+)$", markdown, flags=re.MULTILINE)
-    return [re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings]
 
 
 def test_codeowners_names_every_file_of_a_pipeline(project: Path) -> None:
@@ -97,7 +93,7 @@ def test_a_runbook_without_its_markers_is_an_error_not_a_silent_overwrite(projec
 def test_every_alert_has_its_anchor_in_the_committed_runbook() -> None:
     text = (PACKAGE_ROOT / RUNBOOK).read_text()
     anchors = github_anchors(text)
-    for alert in runbooks.ALERTS.values():
+    for alert in ALERT_KINDS.values():
         assert anchors.count(alert.anchor) == 1, alert.anchor
     links = re.findall(r"\]\(#([^)]+)\)", text)
     assert set(links) <= set(anchors), "every in-page link leads to a heading"
@@ -109,7 +105,7 @@ def test_the_committed_runbook_keeps_a_hand_written_section() -> None:
 
 
 def test_runbook_url_points_at_the_alert_section() -> None:
-    assert runbooks.runbook_url("shop_orders", runbooks.FAST_BURN) == (
+    assert runbooks.runbook_url("shop_orders", FAST_BURN) == (
         "https://github.com/example-org/shipshape/blob/main/runbooks/shop_orders.md#fast-burn"
     )
     assert runbooks.runbook_url("shop_orders").endswith("/runbooks/shop_orders.md")

@@ -8,28 +8,18 @@ from __future__ import annotations
 
 from prefect.events import emit_event
 
+from shipshape.alerts import RECOVERED, Transition, incident_triggers
 from shipshape.catalog import DeclaredPipeline
-from shipshape.incidents import Kind, Transition
+from shipshape.incidents import Kind
+from shipshape.names import INCIDENT_EVENT_PREFIX, pipeline_resource_id
 from shipshape.settings import environment_name
-
-INCIDENT_EVENT_PREFIX = "shipshape.incident"
-HEADLINES: dict[tuple[Kind, Transition], str] = {
-    ("freshness-breach", "opened"): "Freshness SLA breached",
-    ("freshness-breach", "resolved"): "Fresh again",
-    ("volume-anomaly", "opened"): "Volume anomaly (warning)",
-    ("volume-anomaly", "resolved"): "Volume back to normal",
-    ("fast-burn", "opened"): "Error budget burning fast",
-    ("fast-burn", "resolved"): "Error budget burn back to normal",
-}
-
-
-def pipeline_resource_id(environment: str, pipeline: str) -> str:
-    """The event resource of a pipeline in an environment; automations match on it."""
-    return f"shipshape.pipeline.{environment}.{pipeline}"
 
 
 def announce(declared: DeclaredPipeline, kind: Kind, change: Transition, summary: str) -> None:
-    """Emit `shipshape.incident.opened|resolved` for the pipeline; payload carries the message parts."""
+    """Emit `shipshape.incident.opened|resolved` for the pipeline; payload carries the message parts.
+
+    The headline is the alert kind's (`shipshape.alerts`); a resolved incident links to the Recovered section.
+    """
     environment = environment_name()
     emit_event(
         event=f"{INCIDENT_EVENT_PREFIX}.{change}",
@@ -40,8 +30,8 @@ def announce(declared: DeclaredPipeline, kind: Kind, change: Transition, summary
         },
         payload={
             "kind": kind,
-            "headline": HEADLINES[kind, change],
+            "headline": incident_triggers()[kind].headline(change),
             "summary": summary,
-            "anchor": kind if change == "opened" else "recovered",
+            "anchor": kind if change == "opened" else RECOVERED,
         },
     )
