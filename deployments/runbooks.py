@@ -56,7 +56,7 @@ def repository_url() -> str:
     fix = "add `Repository = \"https://github.com/<org>/shipshape\"` under [project.urls] in pyproject.toml and " \
         "reinstall (`pip install --no-deps -e .`, part of `make install`)"
     try:
-        urls = metadata("shipshape").get_all("Project-URL") or []
+        urls: list[str] = metadata("shipshape").get_all("Project-URL") or []
     except PackageNotFoundError:
         raise ConfigurationError(
             f"the shipshape package is not installed, so its repository URL is unknown; {fix}"

@@ -23,6 +23,7 @@ from uuid import UUID
 from prefect.automations import Automation, EventTrigger, Posture, ResourceSpecification, SendNotification
 from prefect.client.orchestration import get_client
 from prefect_slack import SlackWebhook
+from pydantic import BaseModel
 
 from deployments.environments import Environment
 from deployments.runbooks import runbook_url
@@ -67,7 +68,8 @@ def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
     for name in sorted(set(existing) - {automation.name for automation in desired}):
         if name.startswith(prefix):
             if not dry_run:
-                Automation.read(id=existing[name].id).delete()
+                with get_client(sync_client=True) as client:
+                    client.delete_automation(existing[name].id)
             changes.append(Change("automation", name, "delete"))
     return changes
 
@@ -159,11 +161,12 @@ def _block_id(name: str) -> UUID:
     """The Slack block's document id. Before the first apply there is none (apply saves blocks first): a plan
     then shows every automation as a create, and the nil id never reaches the server."""
     try:
-        return load_block(SlackWebhook, name)._block_document_id
+        block_id: UUID = load_block(SlackWebhook, name)._block_document_id
     except ValueError:
         return UUID(int=0)
+    return block_id
 
 
-def _comparable(automation: Automation) -> dict[str, object]:
+def _comparable(automation: BaseModel) -> dict[str, object]:
     """Python mode keeps `expect` a set: as JSON its order follows string hashing, which differs per process."""
     return automation.model_dump(mode="python", include={"name", "description", "enabled", "trigger", "actions"})

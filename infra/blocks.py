@@ -13,7 +13,7 @@ from prefect.blocks.system import Secret
 from prefect_slack import SlackWebhook
 
 from deployments.environments import Environment
-from infra.changes import Change
+from infra.changes import Action, Change
 from infra.variables import required
 from runtime.blocks import WarehouseConnection, load_block
 from shipshape.catalog import load_all
@@ -47,13 +47,13 @@ def desired_blocks(env: Environment) -> dict[str, Block]:
 
 
 def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
-    changes = []
+    changes: list[Change] = []
     for name, block in desired_blocks(env).items():
         kind = f"block {block.get_block_type_slug()}"
         try:
             current = load_block(type(block), name)
         except ValueError:
-            action = "create"
+            action: Action = "create"
         else:
             if _values(current) == _values(block):
                 continue

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from shipshape.declaration import Pipeline
 from shipshape.errors import DeclarationError
@@ -117,7 +118,7 @@ def _file_problems(spec: Pipeline, project_dir: Path) -> list[str]:
     return problems
 
 
-def _describe(item: dict[str, Any], raw: dict[str, Any], tags: frozenset[str]) -> str:
+def _describe(item: ErrorDetails, raw: dict[str, Any], tags: frozenset[str]) -> str:
     """One line for one pydantic error: field, value found, what is expected (without pydantic's union tags)."""
     location = [part for part in item["loc"] if not (isinstance(part, str) and part in tags)]
     field = ".".join(str(part) for part in location) or "(top level)"
@@ -141,9 +142,10 @@ def _allowed_keys(parent: list[Any], raw: dict[str, Any]) -> list[str]:
         field = model.model_fields.get(str(part))
         if field is None:
             return []
-        model = member_for(field, node)
-        if model is None:
+        member = member_for(field, node)
+        if member is None:
             return []
+        model = member
     return [field.alias or name for name, field in model.model_fields.items()]
 
 

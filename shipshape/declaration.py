@@ -10,7 +10,7 @@ import re
 from datetime import datetime, timedelta
 from functools import reduce
 from operator import or_
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -84,7 +84,7 @@ class Owner(StrictModel):
         return re.sub(r"[^a-z0-9-]", "-", self.slack_channel.removeprefix("#"))
 
 
-def _source_union() -> object:
+def _source_union() -> Any:
     """`source:` is one of the registered kinds, the one its `kind:` names."""
     members = reduce(or_, (kind.model for kind in SOURCE_KINDS.values()))
     return Annotated[members, Field(discriminator="kind")]

@@ -49,9 +49,11 @@ def _delete_scope(warehouse: Warehouse, spec: Pipeline, partition: StagedPartiti
         warehouse.delete_all(schema, table)
     elif spec.load.mode == "merge":
         warehouse.delete_matching_keys(schema, table, AUDIT_SCHEMA, partition.out_table, spec.load.key)
-    else:
+    elif spec.partition is not None:
         start, end = window_bounds(spec, partition.window)
         warehouse.delete_range(schema, table, spec.partition.column, start, end)
+    else:  # `Pipeline` refuses replace_partition without a partition; never fall back to replacing everything
+        raise PublishError(f"pipeline {spec.name}: load.mode {spec.load.mode!r} needs a partition to replace")
 
 
 def _check_columns(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition, published: list[str]) -> None:

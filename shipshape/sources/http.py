@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -141,7 +141,7 @@ class HttpJsonSource:
         if rows:
             yield rows_to_batch(names, rows)
 
-    def _pages(self, window: Window) -> Iterator[_Page]:
+    def _pages(self, window: Window) -> Generator[_Page, None, None]:
         """Each page's records, following the declared pagination until it says there is nothing more."""
         pagination = self._spec.pagination
         url = httpx.URL(_fill(self._spec.url, window))
@@ -215,8 +215,8 @@ class HttpJsonSource:
                         f"{_snippet(response)} — {hint} (not retried)"
                     )
                 problem = f"HTTP {status} {response.reason_phrase}"
-                delay = _retry_after(response) if status == 429 else None
-                delay = self._backoff(attempt) if delay is None else delay
+                retry_after = _retry_after(response) if status == 429 else None
+                delay = self._backoff(attempt) if retry_after is None else retry_after
             if attempt == self._spec.max_attempts:
                 break
             logger.warning(

@@ -27,7 +27,7 @@ from shipshape.sources.base import CHUNK_ROWS, rows_to_batch
 from shipshape.sources.kind import SourceBase, SourceKind
 
 # Ordered: the first matching SQLAlchemy type wins (Boolean before Integer, Float is a Numeric).
-_TYPE_FAMILIES: list[tuple[type[sa.types.TypeEngine], str]] = [
+_TYPE_FAMILIES: list[tuple[type[sa.types.TypeEngine[Any]], str]] = [
     (sa.Boolean, "boolean"),
     (sa.Integer, "integer"),
     (sa.Numeric, "number"),
@@ -96,13 +96,13 @@ class SqlTableSource:
             for rows in streaming.execute(query, params).partitions():
                 yield rows_to_batch(names, rows)
 
-    def _query(self, window: Window, dialect: str) -> tuple[sa.Select, dict[str, Any]]:
+    def _query(self, window: Window, dialect: str) -> tuple[sa.Select[Any], dict[str, Any]]:
         """SELECT <declared columns> FROM <table> [WHERE cursor >= :start AND cursor < :end], with bound values."""
         table = sa.table(self._table, *(sa.column(name) for name in self._spec.columns), schema=self._schema or None)
         query = sa.select(*table.c)
         if window.start is None or window.end is None or self._spec.cursor_column is None:
             return query, {}
-        cursor = sa.column(self._spec.cursor_column)
+        cursor: sa.ColumnClause[Any] = sa.column(self._spec.cursor_column)
         query = query.where(cursor >= sa.bindparam("start"), cursor < sa.bindparam("end"))
         return query, {"start": _bound(window.start, dialect), "end": _bound(window.end, dialect)}
 
@@ -152,7 +152,7 @@ def _bound(moment: datetime, dialect: str) -> datetime | str:
     return moment
 
 
-def _family(column_type: sa.types.TypeEngine, sqlite: bool) -> str | None:
+def _family(column_type: sa.types.TypeEngine[Any], sqlite: bool) -> str | None:
     """The `ColumnType.family` of a reflected type; SQLite text is untyped because SQLite keeps dates as text."""
     family = next((name for kind, name in _TYPE_FAMILIES if isinstance(column_type, kind)), None)
     return None if sqlite and family == "text" else family
