@@ -15,7 +15,7 @@ from demo.shop_app import generate, inject_bad_orders
 from shipshape.connections import connect
 from shipshape.errors import AuditFailedError
 from shipshape.ledger import entries
-from shipshape.settings import load_settings
+from shipshape.settings import allow_slow_temporary_api_start, load_settings
 
 FIRST_DAY = date(2026, 11, 1)
 DAYS = 7
@@ -26,6 +26,7 @@ PUBLISHED = "analytics.fct_orders"
 def main() -> None:
     settings = load_settings()
     _ensure_demo_pii_key(settings.data_dir)
+    allow_slow_temporary_api_start()  # a first run on a fresh Prefect home migrates its database before answering
     from flows.run_pipeline import run_pipeline
 
     orders = generate(settings.data_dir / "shop.db", FIRST_DAY, DAYS)
