@@ -1,5 +1,7 @@
 """Where things are: project folder, data folder, environment name — from the environment, with embedded defaults.
 
+Also the one Prefect setting a first local run needs a different default for (the temporary API's start limit).
+
 The defaults make `make demo` work on a bare machine (DuckDB file in the data folder); every
 deployment overrides them through environment variables, never by editing code.
 """

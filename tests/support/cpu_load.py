@@ -10,11 +10,9 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def busy_cores(count: int | None = None) -> Iterator[None]:
-    """One pure-Python spin loop per core (or `count`), started before the block and killed by PID after it."""
-    spinners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count or os.cpu_count() or 1)
-    ]
+def busy_cores() -> Iterator[None]:
+    """One pure-Python spin loop per core, started before the block and killed by PID after it."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
     try:
         yield
     finally:
