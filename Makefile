@@ -41,8 +41,10 @@ validate: install
 generate: install
 	$(BIN)/python -m deployments.generate
 
+# Full size by default (1M rows, 3 repeats, a few minutes); e.g. BENCH_ARGS="--rows 20000 --repeat 1" for a quick run.
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 # Environments (deployments/environments.py): ENV=dev|staging|prod. Values come from the environment
 # (see README "Environments"); PREFECT_API_URL names the environment's Prefect API.

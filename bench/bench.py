@@ -1,12 +1,15 @@
 """`make bench`: how the project's load path and a full write-audit-publish run compare with the usual ways.
 
 On one deterministic 1M-row orders table, in a database of its own on the local PostgreSQL, it times
-  - the project's load path (`PostgresWarehouse.append_arrow`), `psql \\copy` (the practical ceiling) and
+  - the project's load path (`Warehouse.append_arrow`: ADBC on PostgreSQL), `psql \\copy` (the practical ceiling) and
     pandas `to_sql` (the common default), each from in-memory data to commit;
   - `shipshape run` of a one-day Parquet pipeline (extract, load, audit with a 7-check contract, publish),
     against a Prefect server started once, so the timing excludes a temporary server's start;
   - the peak RSS of that run over 1M and 5M rows (memory should not grow with the partition's size).
 The last line of output is `bench: ...` with the ratios the targets are stated in.
+
+`--rows 20000 --repeat 1` runs every part at a small size in well under a minute (the tests do, so the benchmark
+cannot rot unnoticed); `--database-url` points it at an existing empty database instead of its own.
 """
 
 from __future__ import annotations
@@ -21,14 +24,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
 import pyarrow as pa
 from load_methods import SCHEMA, load_project, load_psql_copy, load_to_sql
 from orders_data import orders, write_csv, write_parquet
 from wap_run import DESTINATION_SCHEMA, DESTINATION_TABLE, CliRun, WapRunError, landing_path, run_cli, write_project
 
 from infra.local.server import prefect_server
-from shipshape.warehouses.postgres import PostgresWarehouse
+from shipshape.warehouses import open_warehouse
 
 DATABASE = "shipshape_bench"
 RSS_SCALE = 5
@@ -55,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as cleanup:
         workdir = Path(tempfile.mkdtemp(prefix="shipshape-bench-"))
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
-        url = _create_database(args.server)
-        cleanup.callback(_drop_database, args.server)
+        url = args.database_url or _own_database(args.server, cleanup)
 
         _progress(f"generating {args.rows:,} orders, writing CSV and Parquet once")
         table = orders(args.rows)
@@ -65,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = workdir / "data"
         write_parquet([table], landing_path(data_dir))
 
-        with PostgresWarehouse(url) as warehouse:
-            _measure_loads(results, warehouse, table, csv_path, args.repeat, with_others=args.only != "wap")
+        _measure_loads(results, url, table, csv_path, args.repeat, with_others=args.only != "wap")
+        with open_warehouse(url) as warehouse:
             # Left in place, these tables' autovacuum would compete with the pipeline runs for the CPUs.
             warehouse.execute(f"DROP SCHEMA {warehouse.quote(SCHEMA)} CASCADE")
         if args.only != "load":
@@ -86,8 +87,14 @@ def _parser() -> argparse.ArgumentParser:
         "--only", choices=["load", "wap"],
         help="load: the three load methods only; wap: the pipeline runs and memory (with \\copy as the baseline)",
     )
-    parser.add_argument(
-        "--server", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server URL, without a database"
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--server",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help=f"PostgreSQL server URL, without a database: the benchmark creates {DATABASE} there and drops it after",
+    )
+    where.add_argument(
+        "--database-url", help="an existing, empty PostgreSQL database to use (and leave in place) instead"
     )
     return parser
 
@@ -99,30 +106,31 @@ def _positive(text: str) -> int:
     return value
 
 
-def _create_database(server: str) -> str:
-    """Drop and recreate the benchmark's database (a crashed earlier run may have left it); returns its URL."""
+def _own_database(server: str, cleanup: ExitStack) -> str:
+    """(Re)create the benchmark's database (a crashed earlier run may have left it), dropped on the way out."""
     _drop_database(server)
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{DATABASE}"')
+    with open_warehouse(f"{server}/postgres") as admin:
+        admin.execute(f"CREATE DATABASE {admin.quote(DATABASE)}")
+    cleanup.callback(_drop_database, server)
     return f"{server}/{DATABASE}"
 
 
 def _drop_database(server: str) -> None:
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    with open_warehouse(f"{server}/postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {admin.quote(DATABASE)} WITH (FORCE)")
 
 
 def _measure_loads(
-    results: Results, warehouse: PostgresWarehouse, table: pa.Table, csv_path: Path, repeat: int, *, with_others: bool
+    results: Results, url: str, table: pa.Table, csv_path: Path, repeat: int, *, with_others: bool
 ) -> None:
     """Project and \\copy alternate, so a slow phase of the machine hits both; to_sql (~15 s) runs once."""
     for attempt in range(1, repeat + 1):
         if with_others:
-            results.project_runs.append(_logged(f"project load {attempt}/{repeat}", load_project(warehouse, table)))
-        copy_seconds = load_psql_copy(warehouse, csv_path, len(table))
+            results.project_runs.append(_logged(f"project load {attempt}/{repeat}", load_project(url, table)))
+        copy_seconds = load_psql_copy(url, csv_path, len(table))
         results.copy_runs.append(_logged(f"psql \\copy {attempt}/{repeat}", copy_seconds))
     if with_others:
-        results.to_sql_seconds = _logged("pandas to_sql (one run)", load_to_sql(warehouse, table.to_pandas()))
+        results.to_sql_seconds = _logged("pandas to_sql (one run)", load_to_sql(url, table.to_pandas()))
 
 
 def _measure_wap(results: Results, workdir: Path, data_dir: Path, url: str) -> None:
@@ -157,7 +165,7 @@ def _pipeline_run(label: str, env: dict[str, str], api_url: str, workdir: Path, 
     run = run_cli(env, api_url, workdir / f"{label.replace(' ', '-')}.log")
     seconds = f"run {run.run_seconds:.2f} s, process {run.wall_seconds:.2f} s, in flow {run.flow_seconds:.2f} s"
     _progress(f"{label}: {seconds}, peak RSS {run.peak_rss_mib:.0f} MiB")
-    with PostgresWarehouse(url) as warehouse:
+    with open_warehouse(url) as warehouse:
         published = warehouse.row_count(DESTINATION_SCHEMA, DESTINATION_TABLE)
     if published != rows:
         target = f"{DESTINATION_SCHEMA}.{DESTINATION_TABLE}"

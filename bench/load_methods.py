@@ -2,13 +2,16 @@
 
 Every method gets a fresh table with the same DDL (the project's `create_table` plus a primary key on
 order_id) and starts after a CHECKPOINT, so no method pays for the dirty pages another one left behind.
-Each includes opening its own connection, as a user running it once would.
+Each includes opening its own connection, as a user running it once would. Tables are prepared and checked
+through the generic `Warehouse` interface (`open_warehouse` picks the adapter from the URL), outside the timing.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +19,7 @@ import pyarrow as pa
 import sqlalchemy
 from orders_data import COLUMN_TYPES
 
-from shipshape.warehouses.postgres import PostgresWarehouse
+from shipshape.warehouses import Warehouse, open_warehouse
 
 SCHEMA = "bench"
 BATCH_ROWS = 100_000
@@ -24,61 +27,57 @@ TO_SQL_CHUNK_ROWS = 10_000
 """pandas' usual setting; `method=None` is one INSERT per row, sent by executemany."""
 
 
-def _fresh_table(warehouse: PostgresWarehouse, table: str) -> None:
-    warehouse.ensure_schema(SCHEMA)
-    warehouse.create_table(SCHEMA, table, COLUMN_TYPES)
-    warehouse.execute(f"ALTER TABLE {warehouse.qualified(SCHEMA, table)} ADD PRIMARY KEY (order_id)")
-    warehouse.execute("CHECKPOINT")
+@contextmanager
+def _fresh_table(url: str, table: str, rows: int) -> Iterator[Warehouse]:
+    """An empty `SCHEMA.table` for the block to load; afterwards, a check that it holds exactly `rows` rows."""
+    with open_warehouse(url) as warehouse:
+        warehouse.ensure_schema(SCHEMA)
+        warehouse.create_table(SCHEMA, table, COLUMN_TYPES)
+        warehouse.execute(f"ALTER TABLE {warehouse.qualified(SCHEMA, table)} ADD PRIMARY KEY (order_id)")
+        warehouse.execute("CHECKPOINT")
+        yield warehouse
+        # A fast load that lost rows would be a wrong result, not a good one.
+        loaded = warehouse.row_count(SCHEMA, table)
+        if loaded != rows:
+            raise AssertionError(f"{SCHEMA}.{table}: {loaded} rows loaded, expected {rows}")
 
 
-def load_project(warehouse: PostgresWarehouse, orders: pa.Table) -> float:
+def load_project(url: str, orders: pa.Table) -> float:
     """The project's load path: `append_arrow` over a RecordBatchReader of 100k-row batches."""
     table = "orders_project"
-    _fresh_table(warehouse, table)
-    started = time.perf_counter()
-    reader = pa.RecordBatchReader.from_batches(orders.schema, orders.to_batches(max_chunksize=BATCH_ROWS))
-    warehouse.append_arrow(SCHEMA, table, reader)
-    seconds = time.perf_counter() - started
-    _check_loaded(warehouse, table, orders.num_rows)
-    return seconds
+    with _fresh_table(url, table, orders.num_rows) as warehouse:
+        started = time.perf_counter()
+        reader = pa.RecordBatchReader.from_batches(orders.schema, orders.to_batches(max_chunksize=BATCH_ROWS))
+        warehouse.append_arrow(SCHEMA, table, reader)
+        return time.perf_counter() - started
 
 
-def load_psql_copy(warehouse: PostgresWarehouse, csv_path: Path, rows: int) -> float:
+def load_psql_copy(url: str, csv_path: Path, rows: int) -> float:
     """`psql \\copy` from a CSV written beforehand: the practical ceiling, psql startup and connect included."""
     table = "orders_copy"
-    _fresh_table(warehouse, table)
     command = f"\\copy {SCHEMA}.{table} FROM '{csv_path}' WITH (FORMAT csv, HEADER)"
-    started = time.perf_counter()
-    subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", warehouse.url, "-c", command],
-        check=True, capture_output=True, text=True,
-    )
-    seconds = time.perf_counter() - started
-    _check_loaded(warehouse, table, rows)
-    return seconds
+    with _fresh_table(url, table, rows):
+        started = time.perf_counter()
+        subprocess.run(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", command],
+            check=True, capture_output=True, text=True,
+        )
+        return time.perf_counter() - started
 
 
-def load_to_sql(warehouse: PostgresWarehouse, frame: pd.DataFrame) -> float:
+def load_to_sql(url: str, frame: pd.DataFrame) -> float:
     """pandas `to_sql` through SQLAlchemy + psycopg, starting from a DataFrame (its conversion is not timed)."""
     table = "orders_to_sql"
-    _fresh_table(warehouse, table)
-    engine = sqlalchemy.create_engine(warehouse.url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
-        started = time.perf_counter()
-        frame.to_sql(
-            table, engine, schema=SCHEMA, if_exists="append", index=False, method=None, chunksize=TO_SQL_CHUNK_ROWS,
-            # Decimal objects would otherwise be bound as VARCHAR, which PostgreSQL refuses for a numeric column.
-            dtype={"amount": sqlalchemy.Numeric(12, 2)},
-        )
-        seconds = time.perf_counter() - started
+        with _fresh_table(url, table, len(frame)):
+            started = time.perf_counter()
+            frame.to_sql(
+                table, engine, schema=SCHEMA, if_exists="append", index=False, method=None,
+                chunksize=TO_SQL_CHUNK_ROWS,
+                # Decimal objects would otherwise be bound as VARCHAR, which PostgreSQL refuses for a numeric column.
+                dtype={"amount": sqlalchemy.Numeric(12, 2)},
+            )
+            return time.perf_counter() - started
     finally:
         engine.dispose()
-    _check_loaded(warehouse, table, len(frame))
-    return seconds
-
-
-def _check_loaded(warehouse: PostgresWarehouse, table: str, rows: int) -> None:
-    """A fast load that lost rows would be a wrong result, not a good one."""
-    loaded = warehouse.row_count(SCHEMA, table)
-    if loaded != rows:
-        raise AssertionError(f"{SCHEMA}.{table}: {loaded} rows loaded, expected {rows}")

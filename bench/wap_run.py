@@ -91,7 +91,7 @@ def write_project(project_dir: Path) -> None:
     declaration = {
         "name": PIPELINE,
         "description": "Benchmark: one day of generated orders from a landed Parquet file.",
-        "owner": {"team": "platform", "slack_channel": "#platform-bench"},
+        "owner": {"team": "platform", "github": "@example-org/platform", "slack_channel": "#platform-bench"},
         "source": {"kind": "file", "format": "parquet", "path": PATH_TEMPLATE, "columns": COLUMNS},
         "destination": {"table": DESTINATION_TABLE, "schema": DESTINATION_SCHEMA},
         "partition": {"column": "order_date", "grain": "day"},

@@ -69,11 +69,13 @@ def _check_live(declared: DeclaredPipeline, partition_day: date) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from runtime.temporary_api import allow_slow_temporary_api_start
     from shipshape.catalog import find_pipeline
     from shipshape.names import run_tags
     from shipshape.settings import environment_name
 
     find_pipeline(args.pipeline)  # a bad name or declaration fails here, before any server starts
+    allow_slow_temporary_api_start()
     from prefect import tags
 
     from flows.run_pipeline import run_pipeline

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from demo.shop_app import generate, inject_bad_orders
 from runtime.connections import connect
+from runtime.temporary_api import allow_slow_temporary_api_start
 from shipshape.errors import AuditFailedError
 from shipshape.ledger import LedgerEntry, entries
 from shipshape.settings import load_settings
@@ -26,6 +27,7 @@ PUBLISHED = "analytics.fct_orders"
 def main() -> None:
     settings = load_settings()
     _ensure_demo_pii_key(settings.data_dir)
+    allow_slow_temporary_api_start()  # a first run on a fresh Prefect home migrates its database before answering
     from flows.run_pipeline import run_pipeline
 
     orders = generate(settings.data_dir / "shop.db", FIRST_DAY, DAYS)
