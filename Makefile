@@ -24,8 +24,8 @@ $(STAMP): requirements-dev.lock pyproject.toml
 demo: install
 	$(BIN)/python -m demo
 
-test: install
-	$(BIN)/ruff check .
+# Static checks first (seconds): style, the layer contracts in pyproject.toml, strict types of the product code.
+test: lint
 	$(BIN)/pytest
 
 test-fast: install
@@ -33,6 +33,8 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 validate: install
 	$(BIN)/shipshape validate

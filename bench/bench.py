@@ -191,11 +191,11 @@ def _report(results: Results, repeat: int) -> None:
             (f"project append_arrow (ADBC), median of {repeat}", results.rows, project_seconds),
             (f"psql \\copy from CSV, median of {repeat}", results.rows, copy_seconds),
             ("pandas to_sql (chunksize 10k), 1 run", results.rows, results.to_sql_seconds),
-            ("WAP run 1, creates the table: run", results.rows, first and first.run_seconds),
-            ("WAP run 2, re-run (headline): run", results.rows, rerun and rerun.run_seconds),
-            ("WAP run 2, whole process (+start, imports)", results.rows, rerun and rerun.wall_seconds),
-            ("WAP run 2, Prefect's flow run time", results.rows, rerun and rerun.flow_seconds),
-            (f"WAP re-run at {RSS_SCALE}x rows: run", RSS_SCALE * results.rows, scaled and scaled.run_seconds),
+            ("WAP run 1, creates the table: run", results.rows, first.run_seconds if first else None),
+            ("WAP run 2, re-run (headline): run", results.rows, rerun.run_seconds if rerun else None),
+            ("WAP run 2, whole process (+start, imports)", results.rows, rerun.wall_seconds if rerun else None),
+            ("WAP run 2, Prefect's flow run time", results.rows, rerun.flow_seconds if rerun else None),
+            (f"WAP re-run at {RSS_SCALE}x rows: run", RSS_SCALE * results.rows, scaled.run_seconds if scaled else None),
         ],
         copy_rate=results.rows / copy_seconds,
     )
@@ -206,8 +206,8 @@ def _report(results: Results, repeat: int) -> None:
     for label, runs in (("project", results.project_runs), ("\\copy", results.copy_runs)):
         if runs:
             print(f"single runs of {label} (s): " + " ".join(f"{seconds:.2f}" for seconds in runs))
-    rss = rerun and rerun.peak_rss_mib
-    rss_scaled = scaled and scaled.peak_rss_mib
+    rss = rerun.peak_rss_mib if rerun else None
+    rss_scaled = scaled.peak_rss_mib if scaled else None
     if rss is not None:
         shown = "n/a" if rss_scaled is None else f"{rss_scaled:.0f} MiB"
         print(f"peak RSS of `shipshape run`: {results.rows:,} rows {rss:.0f} MiB, {RSS_SCALE}x rows {shown}")
@@ -216,7 +216,7 @@ def _report(results: Results, repeat: int) -> None:
     ratios = {
         "load_vs_copy": _ratio(copy_seconds, project_seconds),
         "load_vs_to_sql": _ratio(results.to_sql_seconds, project_seconds),
-        "wap_vs_copy": _ratio(rerun and rerun.run_seconds, copy_seconds),
+        "wap_vs_copy": _ratio(rerun.run_seconds if rerun else None, copy_seconds),
         "rss_5m_vs_1m": _ratio(rss_scaled, rss),
     }
     print("targets: load_vs_copy >= 0.90, load_vs_to_sql >= 8, wap_vs_copy <= 3, rss_5m_vs_1m <= 1.2")

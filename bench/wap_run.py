@@ -13,6 +13,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from orders_data import COLUMNS, DAY
@@ -140,13 +141,14 @@ def _latest_flow_run_durations(api_url: str) -> tuple[float, dict[str, float]]:
     of_flow_run = {"flow_runs": {"id": {"any_": [flow_run["id"]]}}}
     task_runs = _post(api_url, "/task_runs/filter", {**of_flow_run, "sort": "EXPECTED_START_TIME_ASC"})
     # Task run names are "<task name>-<3 random characters>".
-    tasks = {task_run["name"].rsplit("-", 1)[0]: task_run["total_run_time"] for task_run in task_runs}
-    return flow_run["total_run_time"], tasks
+    tasks = {str(task_run["name"]).rsplit("-", 1)[0]: float(task_run["total_run_time"]) for task_run in task_runs}
+    return float(flow_run["total_run_time"]), tasks
 
 
-def _post(api_url: str, path: str, body: dict[str, object]) -> list[dict[str, object]]:
+def _post(api_url: str, path: str, body: dict[str, object]) -> list[dict[str, Any]]:
     request = urllib.request.Request(
         f"{api_url}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+        runs: list[dict[str, Any]] = json.loads(response.read())
+    return runs
