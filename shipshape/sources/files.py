@@ -2,7 +2,9 @@
 
 Only the declared columns are read. CSV values all arrive as text — type conversion, not the
 reader's guesswork, decides what a value means — and Parquet keeps its own types. Neither format
-is ever read whole: CSV is parsed block by block, Parquet batch by batch.
+is ever read whole: CSV is parsed block by block (transcoded as it streams when it is not UTF-8),
+Parquet batch by batch. How a CSV file is written (delimiter, encoding, NULL markers, header) is
+declared under `csv:` (`shipshape.sources.csv_options`).
 """
 
 from __future__ import annotations
@@ -15,18 +17,20 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from shipshape.column_types import family_of_arrow
 from shipshape.errors import SourceError
 from shipshape.partitions import Window
 from shipshape.secrets import SecretResolver
 from shipshape.sources.base import CHUNK_ROWS
+from shipshape.sources.csv_options import CsvOptions
 from shipshape.sources.kind import SourceBase, SourceKind
 
 CSV_BLOCK_BYTES = 1024 * 1024
 """CSV bytes parsed at a time; must exceed the longest row. Arrow reads up to 32 blocks ahead in the
 background, so this — not the file size — bounds the reader's memory (~32 MiB)."""
+_ENCODING_HINT = " — the file is not UTF-8: declare its encoding as source.csv.encoding (latin-1 or cp1252)"
 
 
 class FileSource(SourceBase):
@@ -35,6 +39,15 @@ class FileSource(SourceBase):
     kind: Literal["file"]
     path: str = Field(description="Path template: `{data_dir}`, `{start:%Y-%m-%d}`, `{end:...}` are replaced.")
     format: Literal["csv", "parquet"]
+    csv: CsvOptions = Field(default_factory=CsvOptions, description="How a CSV file is written; `format: csv` only.")
+
+    @field_validator("csv")
+    @classmethod
+    def _only_for_csv(cls, options: CsvOptions, info: ValidationInfo) -> CsvOptions:
+        file_format = info.data.get("format")
+        if file_format not in ("csv", None):  # None: format itself is wrong, and reported
+            raise ValueError(f"csv options apply only to format: csv (this source is {file_format}); remove them")
+        return options
 
     def describe(self) -> str:
         return f"{self.format} files `{self.path}`"
@@ -58,8 +71,7 @@ class PartitionFileSource:
             if self._spec.format == "parquet":
                 schema = pq.read_schema(path)
                 return {field.name: family_of_arrow(field.type) for field in schema}
-            with pa_csv.open_csv(path, read_options=self._csv_read_options()) as reader:
-                return dict.fromkeys(reader.schema.names)
+            return dict.fromkeys(self._csv_column_names(path))
 
     def batches(self, window: Window) -> Iterator[pa.RecordBatch]:
         """The window's file as RecordBatches of at most `chunk_rows` rows, declared columns in declared order."""
@@ -86,17 +98,31 @@ class PartitionFileSource:
         return path
 
     def _csv_batches(self, path: Path) -> Iterator[pa.RecordBatch]:
-        declared = list(self._spec.columns)
-        convert = pa_csv.ConvertOptions(
-            include_columns=declared,
-            column_types=dict.fromkeys(declared, pa.string()),
-            # Only an empty unquoted field is NULL: "NA" or "null" may be real text, "" is an empty string.
-            null_values=[""],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        )
-        with pa_csv.open_csv(path, read_options=self._csv_read_options(), convert_options=convert) as reader:
+        options = self._spec.csv
+        names = None if options.header else self._csv_column_names(path)
+        with pa_csv.open_csv(
+            path,
+            read_options=options.read_options(self._block_bytes, names),
+            parse_options=options.parse_options(),
+            convert_options=options.convert_options(list(self._spec.columns)),
+        ) as reader:
             yield from _rechunk(reader, self._chunk_rows)
+
+    def _csv_column_names(self, path: Path) -> list[str]:
+        """The header's names; without a header, declared names by position and `(column N)` for any beyond them.
+
+        A header-less file's extra trailing columns are thus new, undeclared columns (ignored, as in any source)
+        and a shorter row of columns leaves the last declared ones missing — both seen by the drift check.
+        """
+        options = self._spec.csv
+        read_options = options.read_options(self._block_bytes)
+        read_options.autogenerate_column_names = not options.header
+        with pa_csv.open_csv(path, read_options=read_options, parse_options=options.parse_options()) as reader:
+            names: list[str] = reader.schema.names
+        if options.header:
+            return names
+        declared = list(self._spec.columns)
+        return [declared[i] if i < len(declared) else f"(column {i + 1})" for i in range(len(names))]
 
     def _parquet_batches(self, path: Path) -> Iterator[pa.RecordBatch]:
         declared = list(self._spec.columns)
@@ -111,9 +137,6 @@ class PartitionFileSource:
                 )
             for batch in parquet.iter_batches(batch_size=self._chunk_rows, columns=declared):
                 yield batch.select(declared)
-
-    def _csv_read_options(self) -> pa_csv.ReadOptions:
-        return pa_csv.ReadOptions(block_size=self._block_bytes)
 
 
 def _rechunk(blocks: Iterable[pa.RecordBatch], chunk_rows: int) -> Iterator[pa.RecordBatch]:
@@ -137,7 +160,8 @@ def _read_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except (pa.ArrowException, OSError) as error:
-        raise SourceError(f"file source: cannot read {path}: {error}") from error
+        hint = _ENCODING_HINT if "invalid UTF8" in str(error) else ""
+        raise SourceError(f"file source: cannot read {path}: {error}{hint}") from error
 
 
 def _open(spec: FileSource, data_dir: Path, secrets: SecretResolver) -> PartitionFileSource:
