@@ -46,7 +46,7 @@ class FileSource(SourceBase):
     def _only_for_csv(cls, options: CsvOptions, info: ValidationInfo) -> CsvOptions:
         file_format = info.data.get("format")
         if file_format not in ("csv", None):  # None: format itself is wrong, and reported
-            raise ValueError(f"csv options apply only to format: csv (this source is {file_format}); remove them")
+            raise ValueError(f"csv options apply only to format: csv (this source is {file_format}); remove source.csv")
         return options
 
     def describe(self) -> str:

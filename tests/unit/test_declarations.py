@@ -101,3 +101,57 @@ def test_invalid_yaml(tmp_path: Path) -> None:
     file.write_text("name: [unclosed")
     with pytest.raises(DeclarationError, match=r"pipelines/broken.yaml: not valid YAML"):
         load_pipeline(file, tmp_path)
+
+
+def _csv_source(file_format: str = "csv", **csv: object):
+    """A change turning the example's source into a landed file with `csv:` options."""
+
+    def change(data: dict) -> None:
+        path = "{data_dir}/landing/{start:%Y-%m-%d}." + file_format
+        data["source"] = {"kind": "file", "path": path, "format": file_format, "columns": data["source"]["columns"]}
+        data["source"]["csv"] = csv
+
+    return change
+
+
+def test_csv_options_load_with_any_spelling_of_a_supported_encoding(tmp_path: Path) -> None:
+    file = _write_variant(tmp_path, _csv_source(delimiter="\t", encoding="Windows-1252", null_markers=["", "NA"]))
+    options = load_pipeline(file, tmp_path).spec.source.csv
+    assert (options.delimiter, options.quote, options.encoding, options.null_markers, options.header) == (
+        "\t", '"', "cp1252", ["", "NA"], True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("csv", "expected"),
+    [
+        (
+            {"delimiter": ";;"},
+            "field 'source.csv.delimiter': got ';;'; must be exactly one character other than a line break",
+        ),
+        ({"quote": ""}, "field 'source.csv.quote': got ''; must be exactly one character other than a line break"),
+        (
+            {"encoding": "utf-16"},
+            "field 'source.csv.encoding': got 'utf-16'; unsupported encoding; expected one of cp1252, latin-1, utf-8",
+        ),
+        ({"null_markers": "NA"}, "field 'source.csv.null_markers': got 'NA'; Input should be a valid list"),
+        ({"header": "maybe"}, "field 'source.csv.header': got 'maybe'; Input should be a valid boolean"),
+        ({"delimiter": '"'}, "field 'source.csv': got {'delimiter': '\"'}; delimiter and quote are both '\"'"),
+        (
+            {"delimiter": ";", "null_markers": ["n;a"]},
+            "null marker 'n;a' holds the delimiter or quote; an unquoted field's text cannot match it",
+        ),
+        ({"delimitr": ";"}, "unknown key 'source.csv.delimitr'; did you mean 'delimiter'?"),
+    ],
+)
+def test_invalid_csv_option_is_one_line_naming_the_field(tmp_path: Path, csv: dict, expected: str) -> None:
+    message = _error_for(tmp_path, _csv_source(**csv))
+    assert message.startswith("pipelines/shop_orders.yaml: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_csv_options_on_a_parquet_source_are_rejected(tmp_path: Path) -> None:
+    message = _error_for(tmp_path, _csv_source("parquet", delimiter=";"))
+    assert "field 'source.csv': got {'delimiter': ';'}; csv options apply only to format: csv" in message
+    assert "(this source is parquet); remove source.csv" in message
