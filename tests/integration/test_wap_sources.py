@@ -14,12 +14,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas
 import pytest
 import yaml
 
 from flows.run_pipeline import run_pipeline
 from shipshape.errors import SourceError
 from shipshape.ledger import entries
+from shipshape.pii import PiiMasker
 from shipshape.settings import PACKAGE_ROOT
 from shipshape.warehouses import PLATFORM_SCHEMA, open_warehouse
 from tests.support.http_api import JsonApi, serve_json_api
@@ -194,20 +196,28 @@ def test_http_source_rejected_token_fails_at_once_and_publishes_nothing(
 # --- files ----------------------------------------------------------------------------------------------------
 
 
-def use_csv_source(project: Project, max_rejects: int) -> None:
+def use_csv_source(project: Project, max_rejects: int, **csv: Any) -> None:
+    """The example pipeline reading the landed CSV of each day instead, with `csv` as its `csv:` options."""
+
     def change(data: dict[str, Any]) -> None:
         columns = data["source"]["columns"]
         path = "{data_dir}/landing/orders/{start:%Y-%m-%d}.csv"
         data["source"] = {"kind": "file", "path": path, "format": "csv", "columns": columns}
+        if csv:
+            data["source"]["csv"] = csv
         data["rejects"] = {"max_rows": max_rejects}
 
     project.edit_declaration(change)
 
 
-def land_csv(project: Project, day: date, records: list[dict[str, Any]]) -> None:
+def landing_file(project: Project, day: date) -> Path:
     folder = project.data_dir / "landing" / "orders"
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / f"{day}.csv").open("w", newline="") as file:
+    return folder / f"{day}.csv"
+
+
+def land_csv(project: Project, day: date, records: list[dict[str, Any]]) -> None:
+    with landing_file(project, day).open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(records)
@@ -240,3 +250,61 @@ def test_csv_source_sends_an_unconvertible_value_to_dead_letters_and_publishes_t
     assert (raw["order_id"], raw["amount"]) == (str(bad_id), "12,50")
     latest = ledger(project, "shop_orders")[0]
     assert (latest["status"], latest["rejected_rows"]) == ("published", 1)
+
+
+def published_orders(project: Project) -> dict[int, tuple[Any, ...]]:
+    """order_id → (amount, status, customer_email_hash, updated_at) as published."""
+    with open_warehouse(project.warehouse_url) as warehouse:
+        rows = warehouse.fetch_all(
+            "SELECT order_id, amount, status, customer_email_hash, updated_at "
+            f"FROM {warehouse.qualified('analytics', 'fct_orders')} ORDER BY order_id"
+        )
+    return {order_id: rest for order_id, *rest in rows}
+
+
+def email_hash(project: Project, email: str) -> str:
+    """The published digest of `email`: the pipeline's keyed hash, with the project's key."""
+    (digest,) = PiiMasker({"email": "hash"}, project.env()["PII_HASH_KEY"]).mask_record({"email": email}).values()
+    return str(digest)
+
+
+def test_csv_written_by_pandas_with_na_publishes_nulls_where_na_was(project: Project) -> None:
+    use_csv_source(project, max_rejects=0, null_markers=["", "NA"])
+    records = day_orders(project, DAY)
+    for index, column in [(2, "status"), (4, "email"), (6, "updated_at")]:
+        records[index][column] = None
+    # Written by pandas itself, as a data team's export job would: each None becomes a bare NA.
+    pandas.DataFrame.from_records(records, columns=COLUMNS).to_csv(landing_file(project, DAY), index=False, na_rep="NA")
+    assert landing_file(project, DAY).read_text().count(",NA") == 3
+
+    run_day("shop_orders")
+
+    published = published_orders(project)
+    assert sorted(published) == [record["order_id"] for record in records]
+    for index, record in enumerate(records):
+        amount, status, email_digest, updated_at = published[record["order_id"]]
+        assert float(amount) == record["amount"]
+        assert status == (None if index == 2 else record["status"])
+        assert email_digest == (None if index == 4 else email_hash(project, record["email"]))
+        assert (updated_at is None) == (index == 6)
+    latest = ledger(project, "shop_orders")[0]
+    assert (latest["status"], latest["rejected_rows"]) == ("published", 0)
+
+
+def test_spreadsheet_export_in_cp1252_with_semicolons_publishes_accented_text_intact(project: Project) -> None:
+    use_csv_source(project, max_rejects=0, delimiter=";", encoding="cp1252")
+    records = day_orders(project, DAY)
+    for record in records:
+        local, domain = record["email"].split("@")
+        record["email"] = f"{local}.josé-€@{domain}"
+    lines = [";".join(COLUMNS)] + [";".join(f"{record[column]}" for column in COLUMNS) for record in records]
+    landing_file(project, DAY).write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
+
+    run_day("shop_orders")
+
+    published = published_orders(project)
+    assert list(published) == [record["order_id"] for record in records]
+    for record in records:
+        amount, status, email_digest, _ = published[record["order_id"]]
+        expected = (record["amount"], record["status"], email_hash(project, record["email"]))
+        assert (float(amount), status, email_digest) == expected
