@@ -226,7 +226,7 @@ class HttpJsonSource:
             self._sleep(delay)
         raise TransientError(
             f"http source: GET {url} failed {self._spec.max_attempts} times; last: {problem}. "
-            "The API is unavailable or rate limiting; the run will be retried."
+            "The API is unavailable or rate limiting: transient, retried within the pipeline's retries.attempts"
         )
 
     def _backoff(self, attempt: int) -> float:

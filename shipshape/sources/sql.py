@@ -168,7 +168,10 @@ def _translate(error: sa.exc.DBAPIError, table: str, url: sa.URL) -> ShipshapeEr
         retryable = error.connection_invalidated or isinstance(error, sa.exc.OperationalError)
     where = f"sql source: table {table!r} at {url}"
     if retryable:
-        return TransientError(f"{where}: {detail} (will retry; check the database is reachable)")
+        return TransientError(
+            f"{where}: {detail} (transient, retried within the pipeline's retries.attempts; "
+            "check the database is reachable)"
+        )
     return SourceError(f"{where}: {detail}. Check source.table and source.columns against the database.")
 
 

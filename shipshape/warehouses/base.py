@@ -61,8 +61,8 @@ class Warehouse(RoleStatements, ABC):
         """All statements inside commit together or not at all."""
 
     @abstractmethod
-    def append_arrow(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
-        """Bulk-load a stream of batches into an existing table (never row-by-row)."""
+    def _load_batches(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
+        """Bulk-load the batches into an existing table (never row-by-row); `append_arrow` is how callers reach it."""
 
     @abstractmethod
     def ddl_type(self, column_type: ColumnType) -> str: ...
@@ -95,6 +95,31 @@ class Warehouse(RoleStatements, ABC):
 
     def qualified(self, schema: str, table: str) -> str:
         return f"{self.quote(schema)}.{self.quote(table)}"
+
+    def append_arrow(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
+        """Bulk-load a stream of batches into an existing table; if the stream itself fails, raise its error as is.
+
+        The stream is produced while the load runs (a source read page by page), so a source fault — an API
+        answering 503 after its client's own retries, a lost connection, a 4xx — is raised inside the driver.
+        Each driver reports it as one of its own errors, its class gone and a Python traceback pasted into its
+        text, which the adapter would then translate into a terminal `WarehouseError`: a transient source fault
+        would never be retried. The original exception is kept here, where the stream is handed over, rather than
+        in each adapter's error translation, because only this seam can tell "the stream failed" from "the
+        warehouse refused" without parsing driver messages, and so every adapter behaves alike.
+
+        A load that ends without error over a stream that failed raises the stream's error too: the table does
+        not hold everything the stream was meant to deliver.
+        """
+        stream = _FailureKeepingStream(batches)
+        try:
+            self._load_batches(schema, table, stream.reader)
+        except Exception:
+            if stream.failure is None:
+                raise
+        if stream.failure is not None:
+            # Raised outside the `except`, so it is the source's error with its own cause, not chained to the
+            # driver's restatement of it.
+            raise stream.failure
 
     def schema_exists(self, schema: str) -> bool:
         return bool(self.fetch_all("SELECT 1 FROM information_schema.schemata WHERE schema_name = ?", [schema]))
@@ -244,3 +269,18 @@ class Warehouse(RoleStatements, ABC):
         if self.capabilities.supports_advisory_locks:
             self._release_cross_process_lock(name)
         self._process_locks[name].release()
+
+
+class _FailureKeepingStream:
+    """A reader over the same batches that remembers the first exception reading them raised."""
+
+    def __init__(self, batches: pa.RecordBatchReader) -> None:
+        self.failure: Exception | None = None
+        self.reader = pa.RecordBatchReader.from_batches(batches.schema, self._batches(batches))
+
+    def _batches(self, batches: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from batches
+        except Exception as error:  # GeneratorExit (the driver stopping early) is not a failure of the stream
+            self.failure = error
+            raise

@@ -74,7 +74,7 @@ class DuckDBWarehouse(Warehouse):
             raise
         self.execute("COMMIT")
 
-    def append_arrow(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
+    def _load_batches(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
         view = "_shipshape_batches"  # one connection is never shared between threads
         with _translated(f"bulk load into {schema}.{table}"):
             self._connection.register(view, batches)

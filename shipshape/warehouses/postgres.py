@@ -73,7 +73,7 @@ class PostgresWarehouse(PostgresRoles):
         with _translated("transaction"), self._connection.transaction():
             yield
 
-    def append_arrow(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
+    def _load_batches(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
         with _translated(f"bulk load into {schema}.{table}"), adbc.connect(self.url) as connection:
             with connection.cursor() as cursor:
                 cursor.adbc_ingest(table, batches, mode="append", db_schema_name=schema)

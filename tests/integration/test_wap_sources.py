@@ -17,9 +17,11 @@ from typing import Any
 import pandas
 import pytest
 import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.run_pipeline import run_pipeline
-from shipshape.errors import SourceError
+from shipshape.errors import SourceError, TransientError
 from shipshape.ledger import entries
 from shipshape.pii import PiiMasker
 from shipshape.settings import PACKAGE_ROOT
@@ -191,6 +193,67 @@ def test_http_source_rejected_token_fails_at_once_and_publishes_nothing(
     assert len(api.requests) == 1
     assert published(project, API_TABLE) == []
     assert ledger(project, API_PIPELINE)[0]["status"] == "failed"
+
+
+def declare_fast_retries(project: Project, source_attempts: int, task_retries: int) -> None:
+    """Small retry budgets without delays, so a failure exhausts the source's own retries and reaches the task."""
+
+    def change(data: dict[str, Any]) -> None:
+        data["source"]["max_attempts"] = source_attempts
+        data["retries"] = {"attempts": task_retries, "delay_seconds": 0}
+
+    project.edit_declaration(change, API_PIPELINE)
+
+
+def extract_attempts(flow_run_id: Any) -> list[int]:
+    """How many times each extract task run of the flow run ran, as the Prefect API recorded it."""
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return [task_run.run_count for task_run in task_runs if task_run.name.startswith("extract-to-audit")]
+
+
+SECOND_PAGE = {"cursor": f"after-{PAGE_SIZE}"}
+
+
+def test_http_source_failing_mid_load_is_retried_by_the_task_and_published_once(
+    project: Project, api: JsonApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_VARIABLE, API_TOKEN)
+    declare_fast_retries(project, source_attempts=2, task_retries=2)
+    api.fail_page("/cursor", SECOND_PAGE, 503, times=3)  # the first load gives up on page 2, the second gets it
+
+    state = run_pipeline(API_PIPELINE, start_date=DAY, end_date=DAY, return_state=True)
+
+    assert state.is_completed(), state.message
+    assert extract_attempts(state.state_details.flow_run_id) == [2]
+    expected = [record["order_id"] for record in api.records]
+    assert len(expected) > 2 * PAGE_SIZE  # page 2 is in the middle of the read
+    assert [order_id for order_id, _ in published(project, API_TABLE)] == expected
+    assert [(entry["status"], entry["row_count"]) for entry in ledger(project, API_PIPELINE)] == [
+        ("published", len(expected))
+    ]
+
+
+def test_http_source_down_mid_load_fails_after_retries_with_one_line_and_publishes_nothing(
+    project: Project, api: JsonApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_VARIABLE, API_TOKEN)
+    declare_fast_retries(project, source_attempts=2, task_retries=2)
+    api.fail_page("/cursor", SECOND_PAGE, 503)
+
+    state = run_pipeline(API_PIPELINE, start_date=DAY, end_date=DAY, return_state=True)
+
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, TransientError), repr(error)
+    assert extract_attempts(state.state_details.flow_run_id) == [3]
+    (entry,) = ledger(project, API_PIPELINE)
+    assert entry["status"] == "failed"
+    for message in (str(error), entry["message"], state.message or ""):
+        assert f"http source: GET {api.url('/cursor')}" in message, message
+        assert f"cursor={SECOND_PAGE['cursor']} failed 2 times; last: HTTP 503" in message, message
+        assert "Traceback" not in message and "\n" not in message.strip(), message
+    assert published(project, API_TABLE) == []
 
 
 # --- files ----------------------------------------------------------------------------------------------------

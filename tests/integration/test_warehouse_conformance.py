@@ -27,7 +27,7 @@ import pytest
 
 from shipshape.audit import verify_contract
 from shipshape.column_types import SIMPLE_TYPES, ColumnType
-from shipshape.errors import WarehouseError
+from shipshape.errors import SourceError, TransientError, WarehouseError
 from shipshape.warehouses import AUDIT_SCHEMA, KINDS, Warehouse, open_warehouse
 from shipshape.warehouses.roles import DefaultPrivilege, Grant
 
@@ -219,6 +219,23 @@ def test_append_arrow_round_trips_every_portable_type_with_nulls_and_time_zones(
     instant = loaded[0][list(EVERY_TYPE).index("timestamptz")]
     assert instant.utcoffset() == timedelta(0), "sessions read time zones in UTC"
     assert instant == datetime(2026, 11, 1, 21, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("fault", [TransientError("API answered 503"), SourceError("API answered 404")])
+def test_append_arrow_raises_the_streams_own_error_and_keeps_no_rows(warehouse: Warehouse, fault: Exception) -> None:
+    warehouse.create_table(AUDIT_SCHEMA, "streamed", {"id": ColumnType("bigint")})
+    schema = pa.schema([("id", pa.int64())])
+
+    def failing_midway() -> Iterator[pa.RecordBatch]:
+        yield pa.record_batch([pa.array([1, 2])], schema=schema)
+        raise fault
+
+    with pytest.raises(type(fault)) as raised:
+        warehouse.append_arrow(AUDIT_SCHEMA, "streamed", pa.RecordBatchReader.from_batches(schema, failing_midway()))
+
+    assert raised.value is fault, "the source's error, not the driver's restatement of it"
+    assert raised.value.__context__ is None
+    assert warehouse.row_count(AUDIT_SCHEMA, "streamed") == 0
 
 
 def test_a_scratch_table_holds_rows_and_is_unlogged_exactly_when_supported(warehouse: Warehouse) -> None:

@@ -46,6 +46,24 @@ class Fault:
     body: str = ""
 
 
+@dataclass
+class _PageFault:
+    """A fault answered to one page's requests; `remaining` None means every time."""
+
+    path: str
+    query: dict[str, str]
+    fault: Fault
+    remaining: int | None
+
+    def matches(self, path: str, query: dict[str, str]) -> bool:
+        return path == self.path and self.query.items() <= query.items() and self.remaining != 0
+
+    def take(self) -> Fault:
+        if self.remaining is not None:
+            self.remaining -= 1
+        return self.fault
+
+
 class JsonApi:
     """The server's state: records served, scripted faults still to answer, requests received."""
 
@@ -55,6 +73,7 @@ class JsonApi:
         self.token = token
         self.base_url = ""
         self._faults: deque[Fault] = deque()
+        self._page_faults: list[_PageFault] = []
         self._requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self.stopping = threading.Event()
@@ -76,12 +95,24 @@ class JsonApi:
             self._faults.extend(Fault(status, headers, body or json.dumps({"error": f"scripted {status}"}))
                                 for _ in range(times))
 
+    def fail_page(self, path: str, query: dict[str, str], status: int, *, times: int | None = None) -> None:
+        """Answer requests for one page (`path` with every item of `query`) with `status`: the first `times`, or all.
+
+        Unlike `fail_next`, other pages are served as usual, so a failure can strike in the middle of a read.
+        """
+        body = json.dumps({"error": f"scripted {status}"})
+        with self._lock:
+            self._page_faults.append(_PageFault(path, query, Fault(status, body=body), times))
+
     def answer(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Fault | tuple[Any, dict[str, str]]:
         """Record the request, then pick its answer: a scripted fault, an auth failure, or a page of records."""
         with self._lock:
             self._requests.append(ReceivedRequest(path, query, headers))
             if self._faults:
                 return self._faults.popleft()
+            for page_fault in self._page_faults:
+                if page_fault.matches(path, query):
+                    return page_fault.take()
         if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
             return Fault(401, body=json.dumps({"error": "missing or invalid bearer token"}))
         return self._route(path, query)
