@@ -18,7 +18,7 @@ from shipshape.errors import AUDIT_FAILED_STATE, AuditFailedError, PartitionBusy
 from shipshape.ledger import ensure_platform_tables, recorded_run_tags
 from shipshape.names import PIPELINE_FLOW, partition_lock
 from shipshape.outcomes import PartitionOutcome, RunContext
-from shipshape.partitions import windows_for
+from shipshape.partitions import Grain, Window, partition_instant, windows_for
 from shipshape.publish import StagedPartition
 from shipshape.volume import VolumeVerdict
 from shipshape.warehouses import AUDIT_SCHEMA
@@ -34,10 +34,16 @@ def _run_name() -> str:
     """`shop_orders 2026-11-05` (or a range): the partition shows in the UI and in every alert about the run."""
     parameters = runtime.flow_run.parameters
     pipeline, start, end = parameters["pipeline"], parameters.get("start_date"), parameters.get("end_date")
-    spec = find_pipeline(pipeline).spec
-    windows = windows_for(spec.grain, start, end, datetime.now(UTC))
+    windows = _windows(find_pipeline(pipeline).spec.grain, start, end)
     keys = windows[0].key if len(windows) == 1 else f"{windows[0].key}..{windows[-1].key}"
     return f"{pipeline} {keys}"
+
+
+def _windows(grain: Grain | None, start_date: date | None, end_date: date | None) -> list[Window]:
+    """The run's partitions; without dates, the latest complete one at the run's scheduled start (see
+    `partition_instant`). The run name and the body both come here, so they name the same partition."""
+    instant = partition_instant(runtime.flow_run.scheduled_start_time, datetime.now(UTC))
+    return windows_for(grain, start_date, end_date, instant)
 
 
 @flow(name=PIPELINE_FLOW, flow_run_name=_run_name)
@@ -48,13 +54,14 @@ def run_pipeline(
 
     Args:
         pipeline: Name of a declaration in pipelines/.
-        start_date: First partition day; with neither date, the latest complete partition.
+        start_date: First partition day; with neither date, the latest complete partition at the run's
+            scheduled start (a late scheduled run still processes the partition it was scheduled for).
         end_date: Last partition day (included); defaults to start_date.
         reuse_raw: Re-transform and re-audit the raw data already loaded, without extracting again.
     """
     context = RunContext(find_pipeline(pipeline), str(runtime.flow_run.id or ""), datetime.now(UTC))
     spec = context.declared.spec
-    windows = windows_for(spec.grain, start_date, end_date, context.started)
+    windows = _windows(spec.grain, start_date, end_date)
     runs = [RunTables(spec.name, window, _run_tag()) for window in windows]
     with connect() as warehouse:
         ensure_platform_tables(warehouse)
