@@ -34,10 +34,11 @@ class Project:
     def declaration(self) -> Path:
         return self.root / "pipelines" / "shop_orders.yaml"
 
-    def edit_declaration(self, change: Callable[[dict[str, Any]], None]) -> None:
-        data = yaml.safe_load(self.declaration.read_text())
+    def edit_declaration(self, change: Callable[[dict[str, Any]], None], pipeline: str = "shop_orders") -> None:
+        path = self.root / "pipelines" / f"{pipeline}.yaml"
+        data = yaml.safe_load(path.read_text())
         change(data)
-        self.declaration.write_text(yaml.safe_dump(data, sort_keys=False))
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
 
     def env(self) -> dict[str, str]:
         return {
