@@ -172,10 +172,20 @@ def _two_columns(rows: list[tuple[str, str]]) -> str:
 
 
 def _bounds(spec: Pipeline) -> str:
-    low, high = spec.volume.min_rows, spec.volume.max_rows
+    volume = spec.volume
+    low, high = volume.min_rows, volume.max_rows
     if low is None and high is None:
-        return "no row-count bounds"
-    return f"at least {low or 0}" + ("" if high is None else f", at most {high}") + " rows per partition"
+        bounds = "no row-count bounds"
+    else:
+        bounds = f"at least {low or 0}" + ("" if high is None else f", at most {high}") + " rows per partition"
+    empty = "may be empty" if volume.allow_empty else "not empty"
+    scope = "the partition" if spec.load.mode == "replace_partition" else "the table"
+    shrink = (
+        "any shrink"
+        if volume.max_shrink >= 1
+        else f"at most {format_percent(volume.max_shrink)} fewer rows than {scope} holds now"
+    )
+    return f"{bounds}, {empty}, {shrink}"
 
 
 def _partitions(spec: Pipeline) -> str:

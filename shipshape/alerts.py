@@ -106,14 +106,19 @@ _AUDIT_BLOCKED_ALERT = AlertKind(
     anchor=AUDIT_BLOCKED,
     title="Audit blocked",
     means=(
-        "The contract `{contract}` (or the volume bounds) failed for a partition: nothing was published, "
-        "`{destination}` is unchanged, and the partition's audit tables are quarantined for inspection."
+        "The contract `{contract}` (or a volume rule: the bounds, an empty partition, a publish that would shrink "
+        "what it replaces) failed for a partition: nothing was published, `{destination}` is unchanged, and the "
+        "partition's audit tables are quarantined for inspection."
     ),
     steps=(
         "See which checks failed and their measured values: the run's Artifacts tab in the UI, or the ledger "
         "([inspect the quarantine](#inspect-the-quarantine)).",
         "Query the quarantined output table to find the offending rows.",
         "Bad data at the source: get it fixed upstream, then [re-run the partition](#re-run-a-partition).",
+        "`volume: not empty` or `volume: shrink within max_shrink` failed: the source answered with no rows, or far "
+        "fewer than are published now — usually an outage or a wrong window upstream, so check the source first. "
+        "If it is really so, say it in `pipelines/{name}.yaml` (`volume.allow_empty: true`, a higher "
+        "`volume.max_shrink`; 1 allows any shrink) in a pull request, then re-run.",
         "A wrong check or transform: fix it in a pull request; once deployed, re-run with `-p reuse_raw=true` "
         "(re-transforms and re-audits the kept raw data without extracting again; locally `--reuse-raw`).",
         "Never publish around the gate: a check that is wrong changes in the contract, reviewed like code.",

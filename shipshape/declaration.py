@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, model_validator
 from pydantic.fields import FieldInfo
 
 from shipshape.column_types import ColumnType
@@ -144,16 +144,29 @@ class VolumeAnomaly(StrictModel):
 
 
 class Volume(StrictModel):
-    """`min_rows`/`max_rows` are hard bounds (the audit gate blocks); `anomaly` only warns."""
+    """What the audit gate blocks on row counts (`shipshape.volume`), and what only warns (`anomaly`).
+
+    Blocking: outside `min_rows`/`max_rows`; no rows at all unless `allow_empty`; a publish that would leave what
+    it replaces (the partition, or the whole table for `full_replace` and `merge`) with fewer than
+    (1 - `max_shrink`) of the rows it holds now. `max_shrink: 1` allows any shrink.
+    """
 
     min_rows: Annotated[int, Field(ge=0)] | None = None
     max_rows: Annotated[int, Field(ge=0)] | None = None
+    allow_empty: StrictBool = False
+    # Strict: YAML's `yes` must not become 1.0 (any shrink allowed); `1` and `0` are numbers as they should be.
+    max_shrink: Annotated[StrictFloat, Field(ge=0, le=1)] = 0.5
     anomaly: VolumeAnomaly | None = VolumeAnomaly()
 
     @model_validator(mode="after")
     def _ordered(self) -> Volume:
         if self.min_rows is not None and self.max_rows is not None and self.min_rows > self.max_rows:
             raise ValueError(f"min_rows ({self.min_rows}) is greater than max_rows ({self.max_rows})")
+        if self.allow_empty and self.min_rows:
+            raise ValueError(
+                f"allow_empty is true but min_rows ({self.min_rows}) still blocks an empty partition; "
+                "remove one of them"
+            )
         return self
 
 

@@ -3,6 +3,8 @@
 Readers keep seeing the previous rows until COMMIT (MVCC on both engines): never a mix, never an
 empty window. A crash or SIGKILL before COMMIT leaves the published table exactly as it was.
 The ledger row is written last, so a lock on the ledger holds a publish at its very end.
+What a publish would replace is measured before the audit gate by `replaced_rows`, scope for scope as
+`_delete_scope` deletes it, so the gate can refuse an empty or shrinking publish (`shipshape.volume`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from shipshape.errors import PublishError
 from shipshape.ledger import LedgerEntry, forget_superseded_dead_letters, record
 from shipshape.partitions import Window
 from shipshape.transform import window_bounds
+from shipshape.volume import Replaced
 from shipshape.warehouses import AUDIT_SCHEMA, Warehouse
 
 
@@ -54,6 +57,27 @@ def _delete_scope(warehouse: Warehouse, spec: Pipeline, partition: StagedPartiti
         warehouse.delete_range(schema, table, spec.partition.column, start, end)
     else:  # `Pipeline` refuses replace_partition without a partition; never fall back to replacing everything
         raise PublishError(f"pipeline {spec.name}: load.mode {spec.load.mode!r} needs a partition to replace")
+
+
+def replaced_rows(warehouse: Warehouse, spec: Pipeline, window: Window, out_table: str, new_rows: int) -> Replaced:
+    """What publishing `out_table` (`new_rows` rows) would do to the rows it replaces, counted as `_delete_scope`
+    deletes them: the partition's rows (`replace_partition`), or the whole table (`full_replace`, `merge`)."""
+    schema, table = spec.destination.schema_name, spec.destination.table
+    target = f"{schema}.{table}"
+    partitioned = spec.load.mode == "replace_partition" and spec.partition is not None
+    scope = f"partition {window.key} of {target}" if partitioned else target
+    if not warehouse.table_exists(schema, table):  # the first publish creates it
+        return Replaced(scope, 0, new_rows)
+    if spec.load.mode == "full_replace":
+        return Replaced(scope, warehouse.row_count(schema, table), new_rows)
+    if spec.load.mode == "merge":
+        before = warehouse.row_count(schema, table)
+        replaced = warehouse.count_matching_keys(schema, table, AUDIT_SCHEMA, out_table, spec.load.key)
+        return Replaced(scope, before, before - replaced + new_rows)
+    if spec.partition is not None:
+        start, end = window_bounds(spec, window)
+        return Replaced(scope, warehouse.count_range(schema, table, spec.partition.column, start, end), new_rows)
+    raise PublishError(f"pipeline {spec.name}: load.mode {spec.load.mode!r} needs a partition to replace")
 
 
 def _check_columns(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition, published: list[str]) -> None:

@@ -2,14 +2,20 @@
 
 An anomaly is a warning, never a block. The band is robust so that one odd day in the baseline does not hide
 the next one: the median and the median absolute deviation (robust z-score), or percentiles of the baseline.
-The hard bounds `volume.min_rows/max_rows` are decided here too (`bound_checks`): they join the contract's
-checks at the audit gate, and they do block.
+
+The rules that do block are decided here too, and join the contract's checks at the audit gate as
+`CheckOutcome`s: the hard bounds `volume.min_rows/max_rows` (`bound_checks`), and the two that keep a source
+that answered nothing, or far too little, from wiping published data (`loss_checks`): no rows at all unless
+`volume.allow_empty`, and no publish that leaves what it replaces with fewer than (1 - `volume.max_shrink`) of
+the rows it holds now (measured by `shipshape.publish.replaced_rows` before the gate).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
+from fractions import Fraction
 
 from shipshape.audit import CheckOutcome
 from shipshape.declaration import Volume, VolumeAnomaly
@@ -76,3 +82,80 @@ def bound_checks(volume: Volume, row_count: int) -> list[CheckOutcome]:
             detail=f"expected between {low} and {high} rows",
         )
     ]
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """What a publish would do to the rows it replaces: `before` rows in `scope` now, `after` once published.
+
+    The scope is what the publish deletes: the partition's range (`replace_partition`), or the whole table
+    (`full_replace`; `merge`, whose `after` counts the table's rows whose keys the new rows do not replace).
+    """
+
+    scope: str  # "analytics.fct_orders" or "partition 2026-11-05 of analytics.fct_orders"
+    before: int
+    after: int
+
+
+EMPTY_CHECK = "volume: not empty"
+SHRINK_CHECK = "volume: shrink within max_shrink"
+
+
+def loss_checks(volume: Volume, row_count: int, replaced: Replaced) -> list[CheckOutcome]:
+    """The empty and shrink rules for a partition of `row_count` rows, reported like contract checks."""
+    return [empty_check(volume, row_count), shrink_check(volume, replaced)]
+
+
+def empty_check(volume: Volume, row_count: int) -> CheckOutcome:
+    """No rows at all blocks unless the declaration says an empty partition is legitimate (`allow_empty`)."""
+    if row_count > 0:
+        outcome, detail = "passed", f"{row_count} rows"
+    elif volume.allow_empty:
+        outcome, detail = "passed", "no rows; allowed by volume.allow_empty"
+    else:
+        outcome, detail = "failed", (
+            "the source gave no rows for this partition; if that can be right, declare volume.allow_empty: true"
+        )
+    return CheckOutcome(
+        name=EMPTY_CHECK,
+        column=None,
+        check_type="volume",
+        outcome=outcome,
+        blocking=outcome == "failed",
+        measured=row_count,
+        detail=detail,
+        threshold="" if volume.allow_empty else "must be greater than 0; volume.allow_empty: true allows 0",
+    )
+
+
+def shrink_check(volume: Volume, replaced: Replaced) -> CheckOutcome:
+    """Block a publish leaving its scope with fewer than (1 - max_shrink) of its rows; `max_shrink: 1` allows any.
+
+    Exact arithmetic: with max_shrink 0.7, 3 rows out of 10 is allowed (a float 0.3 * 10 would refuse it).
+    """
+    allowed = Fraction(str(volume.max_shrink))
+    minimum = math.ceil((1 - allowed) * replaced.before)
+    blocking = replaced.after < minimum
+    if replaced.before == 0:
+        detail = f"{replaced.scope} holds no rows yet: nothing to shrink"
+    else:
+        fewer = max(0, replaced.before - replaced.after) / replaced.before
+        detail = (
+            f"{replaced.scope} holds {replaced.before} rows; this publish leaves {replaced.after} "
+            f"({fewer:.0%} fewer); volume.max_shrink {volume.max_shrink} allows {float(allowed):.0%} fewer"
+        )
+    return CheckOutcome(
+        name=SHRINK_CHECK,
+        column=None,
+        check_type="volume",
+        outcome="failed" if blocking else "passed",
+        blocking=blocking,
+        measured=replaced.after,
+        detail=detail,
+        threshold=(
+            f"must be at least {minimum} of the {replaced.before} rows now in {replaced.scope} "
+            f"(volume.max_shrink {volume.max_shrink})"
+            if replaced.before
+            else ""
+        ),
+    )

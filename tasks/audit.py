@@ -1,4 +1,5 @@
-"""The quality gate: the Soda contract (plus declared volume bounds) on the partition's audit output."""
+"""The quality gate: the Soda contract, plus the volume rules (declared bounds, empty and shrinking publishes),
+on the partition's audit output."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from shipshape.audit import AuditResult, verify_contract
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
 from shipshape.outcomes import TransformReport
-from shipshape.volume import bound_checks
+from shipshape.publish import replaced_rows
+from shipshape.volume import bound_checks, loss_checks
 from shipshape.warehouses import AUDIT_SCHEMA
 
 
@@ -25,7 +27,11 @@ def audit_partition(declared: DeclaredPipeline, run: RunTables, output: Transfor
     with connect() as warehouse:
         target = warehouse.soda_target()
         result = verify_contract(declared.contract_path, target, AUDIT_SCHEMA, output.table, data_timestamp)
-    result = AuditResult(checks=[*result.checks, *bound_checks(declared.spec.volume, output.rows)])
+        replaced = replaced_rows(warehouse, declared.spec, run.window, output.table, output.rows)
+    volume = declared.spec.volume
+    result = AuditResult(
+        checks=[*result.checks, *bound_checks(volume, output.rows), *loss_checks(volume, output.rows, replaced)]
+    )
     for check in result.checks:
         if check.blocking:
             logger.error(

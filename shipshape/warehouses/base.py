@@ -192,6 +192,25 @@ class Warehouse(RoleStatements, ABC):
             f"(SELECT 1 FROM {self.qualified(source_schema, source_table)} AS s WHERE {matches})"
         )
 
+    def count_range(self, schema: str, table: str, column: str, start: object, end: object) -> int:
+        """How many rows `delete_range` with the same arguments would delete."""
+        quoted = self.quote(column)
+        rows = self.fetch_all(
+            f"SELECT count(*) FROM {self.qualified(schema, table)} WHERE {quoted} >= ? AND {quoted} < ?", [start, end]
+        )
+        return int(rows[0][0])
+
+    def count_matching_keys(
+        self, schema: str, table: str, source_schema: str, source_table: str, keys: Sequence[str]
+    ) -> int:
+        """How many rows `delete_matching_keys` with the same arguments would delete."""
+        matches = " AND ".join(f"s.{self.quote(key)} = t.{self.quote(key)}" for key in keys)
+        rows = self.fetch_all(
+            f"SELECT count(*) FROM {self.qualified(schema, table)} AS t WHERE EXISTS "
+            f"(SELECT 1 FROM {self.qualified(source_schema, source_table)} AS s WHERE {matches})"
+        )
+        return int(rows[0][0])
+
     def delete_all(self, schema: str, table: str) -> None:
         """Empty the table inside the caller's transaction (unlike TRUNCATE on some engines, DELETE is MVCC-safe)."""
         self.execute(f"DELETE FROM {self.qualified(schema, table)}")

@@ -544,7 +544,34 @@ def test_merge_updates_changed_rows_in_place_without_duplicates(project: Project
     assert {k: v for k, v in after.items() if k not in changed} == {k: v for k, v in before.items() if k not in changed}
 
 
-def test_full_replace_replaces_the_whole_table(project: Project) -> None:
+def test_merge_that_would_shrink_the_table_more_than_allowed_blocks_and_the_table_keeps_its_rows(
+    project: Project,
+) -> None:
+    """Merging on a coarse key (the day) replaces every published row of that key: a source that lost most of the
+    day would shrink the table."""
+    project.edit_declaration(lambda data: data.update(load={"mode": "merge", "key": ["order_date"]}, volume={}))
+    run(FIRST_DAY)
+    before = published(project)
+    shop(project, "DELETE FROM orders WHERE order_id % 5 <> 0")
+    remaining = len(day_orders(project, FIRST_DAY))
+
+    with pytest.raises(AuditFailedError) as raised:
+        run_pipeline(PIPELINE, start_date=FIRST_DAY, end_date=FIRST_DAY)
+
+    minimum = (len(before) + 1) // 2
+    assert (
+        f"volume: shrink within max_shrink={remaining} (must be at least {minimum} of the {len(before)} rows now in "
+        f"{SCHEMA}.{TABLE} (volume.max_shrink 0.5))"
+    ) in str(raised.value)
+    assert published(project) == before
+    blocked = ledger(project)[0]
+    assert {check["name"] for check in blocked["check_results"] if check["blocking"]} == {
+        "volume: shrink within max_shrink"
+    }
+
+
+def _use_full_replace(project: Project) -> int:
+    """Make the pipeline a full refresh of a shop with recent orders; returns how many orders it has."""
     def unpartitioned(data: dict[str, Any]) -> None:
         del data["partition"]
         data["load"] = {"mode": "full_replace"}
@@ -552,7 +579,11 @@ def test_full_replace_replaces_the_whole_table(project: Project) -> None:
     project.edit_declaration(unpartitioned)
     # Recent days, so the contract's freshness check (judged against now for a full refresh) passes.
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
-    total = generate(project.shop_db, yesterday - timedelta(days=DAYS - 1), DAYS)
+    return generate(project.shop_db, yesterday - timedelta(days=DAYS - 1), DAYS)
+
+
+def test_full_replace_replaces_the_whole_table(project: Project) -> None:
+    total = _use_full_replace(project)
 
     run()
 
@@ -567,6 +598,38 @@ def test_full_replace_replaces_the_whole_table(project: Project) -> None:
     assert [row[0] for row in published(project)] == remaining
     assert len(remaining) < total
     assert [entry["partition_key"] for entry in ledger(project)] == ["full", "full"]
+
+
+def test_full_replace_that_would_shrink_the_table_more_than_allowed_blocks_and_the_table_keeps_its_rows(
+    project: Project,
+) -> None:
+    total = _use_full_replace(project)
+    run()
+    before = published(project)
+    assert len(before) == total
+    shop(project, "DELETE FROM orders WHERE order_id % 5 <> 0")  # the source lost 80% of its rows
+    remaining = [row[0] for row in shop(project, "SELECT order_id FROM orders ORDER BY order_id")]
+
+    state = run_pipeline(PIPELINE, return_state=True)
+
+    assert (state.is_failed(), state.name) == (True, "AuditFailed")
+    minimum = (total + 1) // 2
+    assert f"volume: shrink within max_shrink={len(remaining)} (must be at least {minimum} " in state.message
+    assert f"{SCHEMA}.{TABLE} is unchanged" in state.message
+    assert published(project) == before
+    blocked = ledger(project)[0]
+    assert (blocked["status"], blocked["row_count"]) == ("blocked", len(remaining))
+    failed = {check["name"]: check for check in blocked["check_results"] if check["blocking"]}
+    assert set(failed) == {"volume: shrink within max_shrink"}
+    assert failed["volume: shrink within max_shrink"]["measured"] == len(remaining)
+    quarantined = RunTables(PIPELINE, plan_windows(None, FIRST_DAY, FIRST_DAY)[0], blocked["run_tag"])
+    assert set(tables_of_run(project, blocked["run_tag"])) == {quarantined.raw, quarantined.out}
+
+    project.edit_declaration(lambda data: data["volume"].update(max_shrink=0.85))  # an expected clean-up
+    run()
+
+    assert [row[0] for row in published(project)] == remaining
+    assert ledger(project)[0]["status"] == "published"
 
 
 def test_hourly_partitions_publish_each_hour_of_a_day(project: Project) -> None:

@@ -21,11 +21,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.run_pipeline import run_pipeline
-from shipshape.errors import SourceError, TransientError
+from shipshape.errors import AuditFailedError, SourceError, TransientError
 from shipshape.ledger import entries
 from shipshape.pii import PiiMasker
 from shipshape.settings import PACKAGE_ROOT
-from shipshape.warehouses import PLATFORM_SCHEMA, open_warehouse
+from shipshape.warehouses import AUDIT_SCHEMA, PLATFORM_SCHEMA, open_warehouse
 from tests.support.http_api import JsonApi, serve_json_api
 from tests.support.project import FIRST_DAY, Project, make_project
 
@@ -100,6 +100,25 @@ def ledger(project: Project, pipeline: str) -> list[dict[str, Any]]:
 def run_day(pipeline: str) -> None:
     state = run_pipeline(pipeline, start_date=DAY, end_date=DAY, return_state=True)
     assert state.is_completed(), state.message
+
+
+def blocking_checks(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {check["name"]: check for check in entry["check_results"] if check["blocking"]}
+
+
+def tables_of_run(project: Project, run_tag: str) -> list[str]:
+    with open_warehouse(project.warehouse_url) as warehouse:
+        return [table for table in warehouse.list_tables(AUDIT_SCHEMA) if f"__{run_tag}__" in table]
+
+
+def drop_row_count_rules(project: Project, pipeline: str, contract: str, volume: dict[str, Any]) -> None:
+    """No `row_count` check in the contract (nor a freshness check, which needs rows) and no `volume.min_rows`:
+    only the platform's own volume rules are left to stop an empty publish. `volume` becomes `volume:`."""
+    path = project.root / contract
+    data = yaml.safe_load(path.read_text())
+    data["checks"] = [check for check in data["checks"] if not {"row_count", "freshness"} & set(check)]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    project.edit_declaration(lambda data: data.update(volume=volume), pipeline)
 
 
 # --- HTTP -----------------------------------------------------------------------------------------------------
@@ -256,6 +275,37 @@ def test_http_source_down_mid_load_fails_after_retries_with_one_line_and_publish
     assert published(project, API_TABLE) == []
 
 
+def test_http_source_answering_an_empty_list_blocks_and_leaves_the_published_partition_unchanged(
+    project: Project, api: JsonApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`200 {"data": []}` (an API having a bad day) must not replace a published partition with nothing."""
+    monkeypatch.setenv(TOKEN_VARIABLE, API_TOKEN)
+    def unpaginated(data: dict[str, Any]) -> None:
+        data["source"].update(url=api.url("/data"), records_path="data")
+        del data["source"]["pagination"]
+
+    project.edit_declaration(unpaginated, API_PIPELINE)
+    drop_row_count_rules(project, API_PIPELINE, f"checks/{API_TABLE}.yaml", volume={})
+    run_day(API_PIPELINE)
+    before = published(project, API_TABLE)
+    assert len(before) == len(api.records) > 0
+    api.records = []
+
+    state = run_pipeline(API_PIPELINE, start_date=DAY, end_date=DAY, return_state=True)
+
+    assert (state.is_failed(), state.name) == (True, "AuditFailed")
+    assert "volume: not empty=0" in state.message
+    assert "unchanged" in state.message
+    assert published(project, API_TABLE) == before
+    blocked = ledger(project, API_PIPELINE)[0]
+    assert (blocked["status"], blocked["row_count"]) == ("blocked", 0)
+    failed = blocking_checks(blocked)
+    assert set(failed) == {"volume: not empty", "volume: shrink within max_shrink"}
+    assert failed["volume: shrink within max_shrink"]["measured"] == 0
+    assert [table for table in tables_of_run(project, blocked["run_tag"]) if table.endswith("__out")]
+    assert api.requests[-1].path == "/data"
+
+
 # --- files ----------------------------------------------------------------------------------------------------
 
 
@@ -371,3 +421,58 @@ def test_spreadsheet_export_in_cp1252_with_semicolons_publishes_accented_text_in
         amount, status, email_digest, _ = published[record["order_id"]]
         expected = (record["amount"], record["status"], email_hash(project, record["email"]))
         assert (float(amount), status, email_digest) == expected
+
+
+def test_a_header_only_csv_blocks_the_partition(project: Project) -> None:
+    use_csv_source(project, max_rejects=0)
+    drop_row_count_rules(project, "shop_orders", "checks/fct_orders.yaml", volume={})
+    land_csv(project, DAY, [])
+
+    with pytest.raises(AuditFailedError) as raised:
+        run_pipeline("shop_orders", start_date=DAY, end_date=DAY)
+
+    assert "volume: not empty=0" in str(raised.value)
+    assert "allow_empty" in str(raised.value)
+    assert published(project, "fct_orders") == []
+    blocked = ledger(project, "shop_orders")[0]
+    assert (blocked["status"], blocked["row_count"]) == ("blocked", 0)
+    assert set(blocking_checks(blocked)) == {"volume: not empty"}
+
+
+def test_allow_empty_publishes_an_empty_partition(project: Project) -> None:
+    use_csv_source(project, max_rejects=0)
+    drop_row_count_rules(project, "shop_orders", "checks/fct_orders.yaml", volume={"allow_empty": True})
+    land_csv(project, DAY, [])
+
+    run_day("shop_orders")
+
+    published_now = ledger(project, "shop_orders")[0]
+    assert (published_now["status"], published_now["row_count"]) == ("published", 0)
+    with open_warehouse(project.warehouse_url) as warehouse:
+        assert warehouse.table_exists("analytics", "fct_orders")
+    assert published(project, "fct_orders") == []
+
+
+def test_emptying_a_published_partition_needs_max_shrink_as_well_as_allow_empty(project: Project) -> None:
+    """replace_partition compares with what the partition holds now: allow_empty alone does not wipe it."""
+    use_csv_source(project, max_rejects=0)
+    drop_row_count_rules(project, "shop_orders", "checks/fct_orders.yaml", volume={"allow_empty": True})
+    records = day_orders(project, DAY)
+    land_csv(project, DAY, records)
+    run_day("shop_orders")
+    before = published(project, "fct_orders")
+    assert len(before) == len(records)
+    land_csv(project, DAY, [])
+
+    with pytest.raises(AuditFailedError) as raised:
+        run_pipeline("shop_orders", start_date=DAY, end_date=DAY)
+
+    assert f"volume: shrink within max_shrink=0 (must be at least {(len(records) + 1) // 2}" in str(raised.value)
+    assert published(project, "fct_orders") == before
+    assert set(blocking_checks(ledger(project, "shop_orders")[0])) == {"volume: shrink within max_shrink"}
+
+    project.edit_declaration(lambda data: data["volume"].update(max_shrink=1))
+    run_day("shop_orders")
+
+    assert published(project, "fct_orders") == []
+    assert ledger(project, "shop_orders")[0]["status"] == "published"

@@ -295,19 +295,26 @@ def test_create_table_like_makes_an_empty_copy_once(warehouse: Warehouse) -> Non
     assert _published(warehouse) == [("eu", 1, date(2026, 11, 1))]
 
 
-def test_range_key_and_full_deletes_remove_exactly_their_scope(warehouse: Warehouse) -> None:
+def test_range_key_and_full_deletes_remove_exactly_their_scope_and_the_counts_count_it(warehouse: Warehouse) -> None:
+    """The audit gate counts a scope (`count_*`) before the publish deletes it: both must agree."""
     days = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
     _orders(warehouse, "staged", [("eu", n, day) for n, day in enumerate(days)] + [("us", 0, days[0])])
     warehouse.ensure_schema("analytics")
     warehouse.create_table_like("analytics", "orders", AUDIT_SCHEMA, "staged")
     warehouse.insert_from("analytics", "orders", AUDIT_SCHEMA, "staged", list(ORDERS))
+    assert warehouse.count_range("analytics", "orders", "order_date", days[0], days[1]) == 2
 
+    assert warehouse.count_range("analytics", "orders", "order_date", days[1], days[2]) == 1
     warehouse.delete_range("analytics", "orders", "order_date", days[1], days[2])  # [start, end): day 2 only
     assert _published(warehouse) == [("eu", 0, days[0]), ("eu", 2, days[2]), ("us", 0, days[0])]
+    assert warehouse.count_range("analytics", "orders", "order_date", days[1], days[2]) == 0
 
     _orders(warehouse, "keys", [("us", 0, days[2]), ("eu", 9, days[2])])
-    warehouse.delete_matching_keys("analytics", "orders", AUDIT_SCHEMA, "keys", ["region", "order_id"])
+    keys = ["region", "order_id"]
+    assert warehouse.count_matching_keys("analytics", "orders", AUDIT_SCHEMA, "keys", keys) == 1
+    warehouse.delete_matching_keys("analytics", "orders", AUDIT_SCHEMA, "keys", keys)
     assert _published(warehouse) == [("eu", 0, days[0]), ("eu", 2, days[2])]
+    assert warehouse.count_matching_keys("analytics", "orders", AUDIT_SCHEMA, "keys", keys) == 0
 
     warehouse.delete_all("analytics", "orders")
     assert _published(warehouse) == []

@@ -8,6 +8,7 @@ Endpoints (page size `page_size`):
 - `/pages?page=N`       → `{"results": [...]}` (page 1 first, an empty list after the last page)
 - `/links?offset=N`     → a bare list, with `Link: <...>; rel="next"` while more remain
 - `/records`            → a bare list of every record, no pagination
+- `/data`               → `{"data": [...]}`, every record, no pagination (`{"data": []}` when there are none)
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ class JsonApi:
         size = self.page_size
         if path == "/records":
             return self.records, {}
+        if path == "/data":
+            return {"data": self.records}, {}
         if path == "/cursor":
             offset = int(query.get("cursor", "after-0").removeprefix("after-"))
             following = offset + size

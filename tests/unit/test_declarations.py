@@ -78,6 +78,31 @@ def test_merge_without_key(tmp_path: Path) -> None:
     assert "load.mode 'merge' needs 'load.key'" in message
 
 
+def test_volume_loss_rules_are_declared_values(tmp_path: Path) -> None:
+    file = _write_variant(tmp_path, lambda d: d["volume"].update(min_rows=0, allow_empty=True, max_shrink=1))
+    volume = load_pipeline(file, tmp_path).spec.volume
+    assert (volume.allow_empty, volume.max_shrink) == (True, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"max_shrink": 1.5}, "field 'volume.max_shrink': got 1.5; Input should be less than or equal to 1"),
+        ({"max_shrink": -0.1}, "field 'volume.max_shrink': got -0.1; Input should be greater than or equal to 0"),
+        ({"max_shrink": "50%"}, "field 'volume.max_shrink': got '50%'; Input should be a valid number"),
+        ({"max_shrink": True}, "field 'volume.max_shrink': got True; Input should be a valid number"),
+        ({"allow_empty": "sometimes"}, "field 'volume.allow_empty': got 'sometimes'; Input should be a valid boolean"),
+        ({"allow_empty": "true"}, "field 'volume.allow_empty': got 'true'; Input should be a valid boolean"),
+        ({"allow_emtpy": True}, "unknown key 'volume.allow_emtpy'; did you mean 'allow_empty'?"),
+        ({"allow_empty": True}, "allow_empty is true but min_rows (1000) still blocks an empty partition"),
+    ],
+)
+def test_bad_volume_loss_rules_give_one_line(tmp_path: Path, change: dict[str, object], expected: str) -> None:
+    message = _error_for(tmp_path, lambda d: d["volume"].update(change))
+    assert expected in message
+    assert "\n" not in message
+
+
 def test_pii_column_must_be_declared(tmp_path: Path) -> None:
     message = _error_for(tmp_path, lambda d: d["pii"]["columns"].update(phone="drop"))
     assert "pii columns ['phone'] are not declared in source.columns" in message

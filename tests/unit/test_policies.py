@@ -1,4 +1,5 @@
-"""Decisions the engine makes without Prefect or a warehouse: reject thresholds and hard volume bounds."""
+"""Decisions the engine makes without Prefect or a warehouse: reject thresholds, hard volume bounds, and the
+rules against empty and shrinking publishes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from shipshape.declaration import Rejects, Volume
 from shipshape.errors import RejectThresholdError
 from shipshape.rejects import early_stop_limit, enforce_threshold, over_threshold
-from shipshape.volume import bound_checks
+from shipshape.volume import EMPTY_CHECK, SHRINK_CHECK, Replaced, bound_checks, loss_checks, shrink_check
 
 
 def test_an_absolute_limit_stops_reading_early_and_a_fraction_reads_everything() -> None:
@@ -59,3 +60,64 @@ def test_declared_bounds_block_outside_and_pass_inside(rows: int, blocking: bool
 def test_a_lower_bound_alone_leaves_the_top_open() -> None:
     [check] = bound_checks(Volume(min_rows=1), 10**9)
     assert not check.blocking and check.detail == "expected between 1 and inf rows"
+
+
+@pytest.mark.parametrize(
+    ("volume", "rows", "blocking"),
+    [
+        (Volume(), 0, True),  # the default: an empty partition never publishes silently
+        (Volume(), 1, False),
+        (Volume(allow_empty=True), 0, False),
+        (Volume(allow_empty=True), 5, False),
+    ],
+)
+def test_no_rows_block_unless_the_declaration_allows_empty(volume: Volume, rows: int, blocking: bool) -> None:
+    empty, _ = loss_checks(volume, rows, Replaced("analytics.t", 0, rows))
+    assert (empty.name, empty.check_type, empty.blocking, empty.measured) == (EMPTY_CHECK, "volume", blocking, rows)
+    assert empty.outcome == ("failed" if blocking else "passed")
+
+
+def test_an_empty_block_says_how_to_allow_it() -> None:
+    empty, _ = loss_checks(Volume(), 0, Replaced("analytics.t", 0, 0))
+    assert empty.threshold == "must be greater than 0; volume.allow_empty: true allows 0"
+    assert "volume.allow_empty: true" in empty.detail
+
+
+@pytest.mark.parametrize(
+    ("max_shrink", "before", "after", "blocking"),
+    [
+        (0.5, 100, 50, False),  # exactly half is the limit, still allowed
+        (0.5, 100, 49, True),
+        (0.5, 101, 50, True),  # 50 of 101 is 50.5% fewer
+        (0.5, 100, 0, True),
+        (0.5, 100, 500, False),  # growing is never shrinking
+        (0.7, 10, 3, False),  # exact: 30% of 10 is 3, not 3.0000000000000004
+        (0.7, 10, 2, True),
+        (0.0, 100, 99, True),  # max_shrink 0: not one row fewer
+        (0.0, 100, 100, False),
+        (1.0, 100, 0, False),  # max_shrink 1: any shrink, even to nothing
+        (0.5, 0, 0, False),  # nothing published yet: nothing to shrink
+    ],
+)
+def test_a_publish_may_shrink_what_it_replaces_by_at_most_max_shrink(
+    max_shrink: float, before: int, after: int, blocking: bool
+) -> None:
+    check = shrink_check(Volume(max_shrink=max_shrink), Replaced("analytics.t", before, after))
+    assert (check.name, check.blocking, check.measured) == (SHRINK_CHECK, blocking, after)
+    assert check.outcome == ("failed" if blocking else "passed")
+
+
+def test_a_shrink_block_names_the_scope_the_counts_and_the_setting() -> None:
+    check = shrink_check(Volume(), Replaced("partition 2026-11-05 of analytics.fct_orders", 2400, 300))
+    assert check.threshold == (
+        "must be at least 1200 of the 2400 rows now in partition 2026-11-05 of analytics.fct_orders "
+        "(volume.max_shrink 0.5)"
+    )
+    assert check.detail == (
+        "partition 2026-11-05 of analytics.fct_orders holds 2400 rows; this publish leaves 300 (88% fewer); "
+        "volume.max_shrink 0.5 allows 50% fewer"
+    )
+
+
+def test_the_default_allows_no_empty_publish_and_halving_at_most() -> None:
+    assert (Volume().allow_empty, Volume().max_shrink) == (False, 0.5)
