@@ -76,6 +76,11 @@ def partition_lock(pipeline: str, partition_key: str) -> str:
     return f"shipshape:{pipeline}:{partition_key}"
 
 
+def destination_lock(schema: str, table: str) -> str:
+    """The lock every publish to one published table holds for its whole transaction."""
+    return f"shipshape:publish:{schema}.{table}"
+
+
 def audit_partition_prefix(pipeline: str, table_suffix: str) -> str:
     """The start of every audit table of one partition: `<pipeline>__<partition>__`."""
     return f"{pipeline}__{table_suffix}__"

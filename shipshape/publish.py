@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from shipshape.declaration import Pipeline
 from shipshape.errors import PublishError
 from shipshape.ledger import LedgerEntry, forget_superseded_dead_letters, record
+from shipshape.names import destination_lock
 from shipshape.partitions import Window
 from shipshape.transform import window_bounds
 from shipshape.volume import Replaced
@@ -32,6 +33,8 @@ class StagedPartition:
 def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition]) -> None:
     schema, table = spec.destination.schema_name, spec.destination.table
     with warehouse.transaction():
+        # Before any DDL: concurrent first publishes (a new pipeline's backfill) would both create the table.
+        warehouse.hold_until_commit(destination_lock(schema, table))
         warehouse.ensure_schema(schema)
         warehouse.create_table_like(schema, table, AUDIT_SCHEMA, staged[0].out_table)
         published_columns = warehouse.table_columns(schema, table)

@@ -81,6 +81,13 @@ class Warehouse(RoleStatements, ABC):
     def _release_cross_process_lock(self, name: str) -> None:
         raise NotImplementedError(f"{type(self).__name__} declares supports_advisory_locks without implementing them")
 
+    def _wait_for_transaction_lock(self, name: str) -> None:
+        """Wait for a lock other processes see and hold it until the open transaction ends (see `hold_until_commit`).
+
+        Called only when `capabilities.supports_advisory_locks`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares supports_advisory_locks without implementing them")
+
     # --- shared logic -------------------------------------------------------------------------
 
     def __enter__(self) -> Warehouse:
@@ -268,6 +275,18 @@ class Warehouse(RoleStatements, ABC):
             yield acquired
         finally:
             self._release_all(held)
+
+    def hold_until_commit(self, name: str) -> None:
+        """Wait for the named lock, inside the open transaction, and hold it until that transaction ends.
+
+        Serialises work on one object across processes: two first publishes of a table would otherwise both create
+        it, and PostgreSQL answers the second with a unique violation on its own catalog. The engine releases the
+        lock at commit, at rollback and when the session dies. An engine without advisory locks is opened by one
+        process at a time, and a conflict between two of its own connections fails as a transient error, so it
+        waits for nothing here.
+        """
+        if self.capabilities.supports_advisory_locks:
+            self._wait_for_transaction_lock(name)
 
     def _release_all(self, held: list[str]) -> None:
         """Release in reverse order and forget them, so a second call releases nothing twice."""

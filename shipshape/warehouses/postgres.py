@@ -94,6 +94,10 @@ class PostgresWarehouse(PostgresRoles):
     def _release_cross_process_lock(self, name: str) -> None:
         self.execute("SELECT pg_advisory_unlock(?)", [_lock_key(name)])
 
+    def _wait_for_transaction_lock(self, name: str) -> None:
+        """A transaction advisory lock: released by COMMIT or ROLLBACK, or by the server when the session dies."""
+        self.execute("SELECT pg_advisory_xact_lock(?)", [_lock_key(name)])
+
 
 def _pyformat(sql: str, params: Sequence[Any]) -> str:
     """psycopg wants %s; platform SQL uses ? (user SQL runs without params, so its % signs stay)."""

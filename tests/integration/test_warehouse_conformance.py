@@ -393,6 +393,17 @@ def test_a_named_lock_is_refused_to_a_second_holder_until_released(fresh: FreshW
     assert _second_holder_takes(fresh, warehouse, ["shop:2026-11-01"])
 
 
+def test_a_lock_held_until_commit_keeps_other_processes_out_exactly_when_they_could_come_in(
+    fresh: FreshWarehouse, warehouse: Warehouse
+) -> None:
+    with warehouse.transaction():
+        warehouse.hold_until_commit("analytics.fct_orders")
+        others_kept_out = not _second_holder_takes(fresh, warehouse, ["analytics.fct_orders"])
+        assert others_kept_out == warehouse.capabilities.supports_advisory_locks
+        assert _second_holder_takes(fresh, warehouse, ["analytics.other"])
+    assert _second_holder_takes(fresh, warehouse, ["analytics.fct_orders"])
+
+
 def test_locks_are_taken_in_sorted_order_and_a_refusal_keeps_none(fresh: FreshWarehouse, warehouse: Warehouse) -> None:
     with open_warehouse(fresh.url) as second:
         with warehouse.exclusive(["b"]), second.exclusive(["c", "b", "a"]) as refused:
