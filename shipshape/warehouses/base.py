@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from shipshape.column_types import ColumnType
 from shipshape.warehouses.capabilities import Capabilities
+from shipshape.warehouses.locks import AdvisoryLocks
 from shipshape.warehouses.roles import RoleStatements
 
 if TYPE_CHECKING:
@@ -70,23 +71,6 @@ class Warehouse(RoleStatements, ABC):
     @abstractmethod
     def soda_target(self) -> SodaTarget:
         """What `shipshape.audit.verify_contract` needs to reach this warehouse (the engine's Soda data source)."""
-
-    def _try_cross_process_lock(self, name: str) -> bool:
-        """Take a lock that other processes see and that dies with this connection; False if taken.
-
-        Called only when `capabilities.supports_advisory_locks`; such an engine overrides this and the release.
-        """
-        raise NotImplementedError(f"{type(self).__name__} declares supports_advisory_locks without implementing them")
-
-    def _release_cross_process_lock(self, name: str) -> None:
-        raise NotImplementedError(f"{type(self).__name__} declares supports_advisory_locks without implementing them")
-
-    def _wait_for_transaction_lock(self, name: str) -> None:
-        """Wait for a lock other processes see and hold it until the open transaction ends (see `hold_until_commit`).
-
-        Called only when `capabilities.supports_advisory_locks`.
-        """
-        raise NotImplementedError(f"{type(self).__name__} declares supports_advisory_locks without implementing them")
 
     # --- shared logic -------------------------------------------------------------------------
 
@@ -276,6 +260,10 @@ class Warehouse(RoleStatements, ABC):
         finally:
             self._release_all(held)
 
+    def _advisory_locks(self) -> AdvisoryLocks | None:
+        """This adapter's cross-process locks when it declares `supports_advisory_locks` (and implements them)."""
+        return self if self.capabilities.supports_advisory_locks and isinstance(self, AdvisoryLocks) else None
+
     def hold_until_commit(self, name: str) -> None:
         """Wait for the named lock, inside the open transaction, and hold it until that transaction ends.
 
@@ -285,8 +273,8 @@ class Warehouse(RoleStatements, ABC):
         process at a time, and a conflict between two of its own connections fails as a transient error, so it
         waits for nothing here.
         """
-        if self.capabilities.supports_advisory_locks:
-            self._wait_for_transaction_lock(name)
+        if (locks := self._advisory_locks()) is not None:
+            locks._wait_for_transaction_lock(name)
 
     def _release_all(self, held: list[str]) -> None:
         """Release in reverse order and forget them, so a second call releases nothing twice."""
@@ -298,14 +286,14 @@ class Warehouse(RoleStatements, ABC):
             lock = self._process_locks.setdefault(name, threading.Lock())
         if not lock.acquire(blocking=False):
             return False
-        if self.capabilities.supports_advisory_locks and not self._try_cross_process_lock(name):
+        if (locks := self._advisory_locks()) is not None and not locks._try_cross_process_lock(name):
             lock.release()
             return False
         return True
 
     def _release(self, name: str) -> None:
-        if self.capabilities.supports_advisory_locks:
-            self._release_cross_process_lock(name)
+        if (locks := self._advisory_locks()) is not None:
+            locks._release_cross_process_lock(name)
         self._process_locks[name].release()
 
 

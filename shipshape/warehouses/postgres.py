@@ -20,6 +20,7 @@ import pyarrow as pa
 from shipshape.column_types import ColumnType
 from shipshape.errors import TransientError, WarehouseError
 from shipshape.warehouses.capabilities import Capabilities
+from shipshape.warehouses.locks import AdvisoryLocks
 from shipshape.warehouses.postgres_roles import PostgresRoles
 from shipshape.warehouses.postgres_soda import PostgresTarget
 
@@ -31,7 +32,7 @@ _REFUSED_LOGIN = re.compile(
 )
 
 
-class PostgresWarehouse(PostgresRoles):
+class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
     capabilities = Capabilities(
         supports_unlogged_tables=True,
         supports_transactional_ddl=True,

@@ -29,6 +29,7 @@ from shipshape.audit import verify_contract
 from shipshape.column_types import SIMPLE_TYPES, ColumnType
 from shipshape.errors import SourceError, TransientError, WarehouseError
 from shipshape.warehouses import AUDIT_SCHEMA, KINDS, Warehouse, open_warehouse
+from shipshape.warehouses.locks import AdvisoryLocks
 from shipshape.warehouses.roles import DefaultPrivilege, Grant
 
 # Soda warns about its own use of its own internal helpers (raw SQL, UNION ALL) on every run.
@@ -386,6 +387,7 @@ def _second_holder_takes(fresh: FreshWarehouse, warehouse: Warehouse, names: lis
 
 
 def test_a_named_lock_is_refused_to_a_second_holder_until_released(fresh: FreshWarehouse, warehouse: Warehouse) -> None:
+    assert warehouse.capabilities.supports_advisory_locks == isinstance(warehouse, AdvisoryLocks)
     with warehouse.exclusive(["shop:2026-11-01"]) as held:
         assert held
         assert not _second_holder_takes(fresh, warehouse, ["shop:2026-11-01"])
