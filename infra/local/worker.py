@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from infra.local.server import prefect_cli, spawn
+from infra.local.server import START_TIMEOUT_SECONDS, prefect_cli, spawn
 
 
 def start_worker(pool: str, worker_type: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -14,15 +14,16 @@ def start_worker(pool: str, worker_type: str, env: dict[str, str], log_path: Pat
     return spawn([prefect_cli(), "worker", "start", "--pool", pool, "--type", worker_type], env, log_path)
 
 
-def wait_for_worker(api_url: str, pool: str, log_path: Path, timeout_seconds: float = 60) -> None:
-    """A worker is up once it has sent its first heartbeat for the pool."""
+def wait_for_worker(api_url: str, pool: str, log_path: Path) -> None:
+    """A worker is up once it has sent its first heartbeat for the pool; on a busy machine that takes as long as
+    a server start, so both get the same limit."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    deadline = time.monotonic() + timeout_seconds
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
     with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             if any(worker.status == "ONLINE" for worker in client.read_workers_for_work_pool(pool)):
                 return
             time.sleep(0.5)
-    raise SystemExit(f"no worker came online for {pool} within {timeout_seconds:.0f} s; see {log_path}")
+    raise SystemExit(f"no worker came online for {pool} within {START_TIMEOUT_SECONDS} s; see {log_path}")
