@@ -73,11 +73,12 @@ def run_pipeline(
                     f"pipeline {spec.name}: another run is processing one of partitions "
                     f"{windows[0].key}..{windows[-1].key}; this run changed nothing. Re-run after it finishes"
                 )
+            claim = warehouse.claim(locks)  # now, while the lock session is known to be alive; checked at publish
             for run in runs:  # leftovers of killed runs; recorded (quarantined) runs stay
                 run.drop_runs(warehouse, keep=recorded_run_tags(warehouse, spec.name, run.window.key))
             outcomes = [_write_and_audit(context, run, reuse_raw) for run in runs]
             try:
-                _publish_or_block(context, outcomes, warehouse.claim(locks))
+                _publish_or_block(context, outcomes, claim)
             except AuditFailedError as blocked:
                 return Failed(name=AUDIT_FAILED_STATE, message=str(blocked), data=blocked)
     verdicts = check_volume(context.declared, [(outcome.run.window, outcome.output.rows) for outcome in outcomes])
