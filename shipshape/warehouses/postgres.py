@@ -104,7 +104,6 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
         """A transaction advisory lock: released by COMMIT or ROLLBACK, or by the server when the session dies."""
         self.execute("SELECT pg_advisory_xact_lock(?)", [_lock_key(name)])
 
-
     def _lock_session(self) -> int:
         return int(self.fetch_all("SELECT pg_backend_pid()")[0][0])
 
