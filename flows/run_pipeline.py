@@ -22,6 +22,7 @@ from shipshape.partitions import Grain, Window, partition_instant, windows_for
 from shipshape.publish import StagedPartition
 from shipshape.volume import VolumeVerdict
 from shipshape.warehouses import AUDIT_SCHEMA
+from shipshape.warehouses.locks import LockClaim
 from tasks.audit import audit_partition
 from tasks.extract_load import extract_to_audit
 from tasks.publish import publish_partitions, record_attempts
@@ -65,17 +66,19 @@ def run_pipeline(
     runs = [RunTables(spec.name, window, _run_tag()) for window in windows]
     with connect() as warehouse:
         ensure_platform_tables(warehouse)
-        with warehouse.exclusive([partition_lock(spec.name, window.key) for window in windows]) as acquired:
+        locks = [partition_lock(spec.name, window.key) for window in windows]
+        with warehouse.exclusive(locks) as acquired:
             if not acquired:
                 raise PartitionBusyError(
                     f"pipeline {spec.name}: another run is processing one of partitions "
                     f"{windows[0].key}..{windows[-1].key}; this run changed nothing. Re-run after it finishes"
                 )
+            claim = warehouse.claim(locks)  # now, while the lock session is known to be alive; checked at publish
             for run in runs:  # leftovers of killed runs; recorded (quarantined) runs stay
                 run.drop_runs(warehouse, keep=recorded_run_tags(warehouse, spec.name, run.window.key))
             outcomes = [_write_and_audit(context, run, reuse_raw) for run in runs]
             try:
-                _publish_or_block(context, outcomes)
+                _publish_or_block(context, outcomes, claim)
             except AuditFailedError as blocked:
                 return Failed(name=AUDIT_FAILED_STATE, message=str(blocked), data=blocked)
     verdicts = check_volume(context.declared, [(outcome.run.window, outcome.output.rows) for outcome in outcomes])
@@ -103,12 +106,12 @@ def _write_and_audit(context: RunContext, run: RunTables, reuse_raw: bool) -> Pa
         raise
 
 
-def _publish_or_block(context: RunContext, outcomes: list[PartitionOutcome]) -> None:
-    """All partitions passed → publish them in one transaction; any blocked → publish none."""
+def _publish_or_block(context: RunContext, outcomes: list[PartitionOutcome], claim: LockClaim) -> None:
+    """All partitions passed → publish them in one transaction while `claim` holds; any blocked → publish none."""
     blocked = [outcome for outcome in outcomes if not outcome.audit.passed]
     if not blocked:
         staged = [StagedPartition(o.run.window, o.output.table, o.ledger_entry(context, "published")) for o in outcomes]
-        publish_partitions(context.declared, staged)
+        publish_partitions(context.declared, staged, claim)
         return
     record_attempts([outcome.ledger_entry(context, "blocked") for outcome in blocked])
     _summarise(context, outcomes, ["blocked" if not o.audit.passed else "not published" for o in outcomes])

@@ -107,8 +107,8 @@ _AUDIT_BLOCKED_ALERT = AlertKind(
     title="Audit blocked",
     means=(
         "The contract `{contract}` (or a volume rule: the bounds, an empty partition, a publish that would shrink "
-        "what it replaces) failed for a partition: nothing was published, `{destination}` is unchanged, and the "
-        "partition's audit tables are quarantined for inspection."
+        "what it replaces; or, for a merge, a NULL or repeated key) failed for a partition: nothing was published, "
+        "`{destination}` is unchanged, and the partition's audit tables are quarantined for inspection."
     ),
     steps=(
         "See which checks failed and their measured values: the run's Artifacts tab in the UI, or the ledger "
@@ -119,6 +119,9 @@ _AUDIT_BLOCKED_ALERT = AlertKind(
         "fewer than are published now — usually an outage or a wrong window upstream, so check the source first. "
         "If it is really so, say it in `pipelines/{name}.yaml` (`volume.allow_empty: true`, a higher "
         "`volume.max_shrink`; 1 allows any shrink) in a pull request, then re-run.",
+        "`merge key: not NULL` or `merge key: unique` failed: the transform returned rows without a key, or "
+        "several rows for one key; make it return one row per key (e.g. the latest) or declare the right "
+        "`load.key`, in a pull request.",
         "A wrong check or transform: fix it in a pull request; once deployed, re-run with `-p reuse_raw=true` "
         "(re-transforms and re-audits the kept raw data without extracting again; locally `--reuse-raw`).",
         "Never publish around the gate: a check that is wrong changes in the contract, reviewed like code.",

@@ -67,3 +67,7 @@ class PublishError(TerminalError):
 
 class BackfillFailedError(TerminalError):
     """Some partitions of a backfill did not complete; the others were published."""
+
+
+class PartitionLostError(PublishError):
+    """The run no longer holds its partition locks (their session ended): it must not publish what it audited."""

@@ -3,6 +3,9 @@
 Readers keep seeing the previous rows until COMMIT (MVCC on both engines): never a mix, never an
 empty window. A crash or SIGKILL before COMMIT leaves the published table exactly as it was.
 The ledger row is written last, so a lock on the ledger holds a publish at its very end.
+Publishes to one table wait for each other (a destination lock, first in the transaction), and each then checks
+that its run still holds its partition locks: a run whose lock session dropped publishes nothing, since another
+run may already be processing the same partitions.
 What a publish would replace is measured before the audit gate by `replaced_rows`, scope for scope as
 `_delete_scope` deletes it, so the gate can refuse an empty or shrinking publish (`shipshape.volume`).
 """
@@ -12,13 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shipshape.declaration import Pipeline
-from shipshape.errors import PublishError
+from shipshape.errors import PartitionLostError, PublishError
 from shipshape.ledger import LedgerEntry, forget_superseded_dead_letters, record
 from shipshape.names import destination_lock
 from shipshape.partitions import Window
 from shipshape.transform import window_bounds
 from shipshape.volume import Replaced
 from shipshape.warehouses import AUDIT_SCHEMA, Warehouse
+from shipshape.warehouses.locks import LockClaim
 
 
 @dataclass(frozen=True)
@@ -30,11 +34,19 @@ class StagedPartition:
     ledger_entry: LedgerEntry
 
 
-def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition]) -> None:
+def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition], claim: LockClaim) -> None:
+    """Publish `staged` in one transaction, if the run still holds `claim` (its partition locks) once it is there."""
     schema, table = spec.destination.schema_name, spec.destination.table
     with warehouse.transaction():
-        # Before any DDL: concurrent first publishes (a new pipeline's backfill) would both create the table.
+        # Before any DDL or DML: concurrent first publishes would both create the table, concurrent merges of one
+        # key would both insert it (each deletes only what was committed before it started).
         warehouse.hold_until_commit(destination_lock(schema, table))
+        if not warehouse.still_holds(claim):
+            raise PartitionLostError(
+                f"pipeline {spec.name}, partition(s) {', '.join(p.window.key for p in staged)}: this run no longer "
+                "holds its partition locks (the connection holding them ended), so another run may be processing "
+                f"them. Nothing was published; {schema}.{table} is unchanged. Re-run the partition(s)"
+            )
         warehouse.ensure_schema(schema)
         warehouse.create_table_like(schema, table, AUDIT_SCHEMA, staged[0].out_table)
         published_columns = warehouse.table_columns(schema, table)

@@ -1,5 +1,5 @@
-"""The quality gate: the Soda contract, plus the volume rules (declared bounds, empty and shrinking publishes),
-on the partition's audit output."""
+"""The quality gate: the Soda contract, plus the volume rules (declared bounds, empty and shrinking publishes)
+and, for a merge, its key rules (no NULL, no repeated key), on the partition's audit output."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from runtime.connections import connect
 from shipshape.audit import AuditResult, verify_contract
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
+from shipshape.merge_keys import merge_key_checks
 from shipshape.outcomes import TransformReport
 from shipshape.publish import replaced_rows
 from shipshape.volume import bound_checks, loss_checks
@@ -28,9 +29,15 @@ def audit_partition(declared: DeclaredPipeline, run: RunTables, output: Transfor
         target = warehouse.soda_target()
         result = verify_contract(declared.contract_path, target, AUDIT_SCHEMA, output.table, data_timestamp)
         replaced = replaced_rows(warehouse, declared.spec, run.window, output.table, output.rows)
+        key_checks = merge_key_checks(warehouse, declared.spec.load, AUDIT_SCHEMA, output.table)
     volume = declared.spec.volume
     result = AuditResult(
-        checks=[*result.checks, *bound_checks(volume, output.rows), *loss_checks(volume, output.rows, replaced)]
+        checks=[
+            *result.checks,
+            *bound_checks(volume, output.rows),
+            *loss_checks(volume, output.rows, replaced),
+            *key_checks,
+        ]
     )
     for check in result.checks:
         if check.blocking:

@@ -10,13 +10,15 @@ from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
 from shipshape.ledger import LedgerEntry, record
 from shipshape.publish import StagedPartition, publish
+from shipshape.warehouses.locks import LockClaim
 
 
 @task(name="publish-partitions", cache_policy=NO_CACHE)
-def publish_partitions(declared: DeclaredPipeline, staged: list[StagedPartition]) -> None:
-    """All partitions of the run or none; afterwards only each partition's new raw data stays in the audit area."""
+def publish_partitions(declared: DeclaredPipeline, staged: list[StagedPartition], claim: LockClaim) -> None:
+    """All partitions of the run or none, while `claim` (the run's partition locks) holds; afterwards only each
+    partition's new raw data stays in the audit area."""
     with connect("publisher") as warehouse:
-        publish(warehouse, declared.spec, staged)
+        publish(warehouse, declared.spec, staged, claim)
     with connect() as warehouse:  # the loader owns the audit area, so it cleans it up
         for partition in staged:
             run = RunTables(declared.name, partition.window, partition.ledger_entry.run_tag)

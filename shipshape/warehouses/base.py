@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from shipshape.column_types import ColumnType
 from shipshape.warehouses.capabilities import Capabilities
-from shipshape.warehouses.locks import AdvisoryLocks
+from shipshape.warehouses.locks import AdvisoryLocks, LockClaim
 from shipshape.warehouses.roles import RoleStatements
 
 if TYPE_CHECKING:
@@ -202,6 +202,22 @@ class Warehouse(RoleStatements, ABC):
         )
         return int(rows[0][0])
 
+    def count_null_keys(self, schema: str, table: str, keys: Sequence[str]) -> int:
+        """Rows with any of `keys` NULL: `delete_matching_keys` can never match them (`=` is never true for NULL)."""
+        nulls = " OR ".join(f"{self.quote(key)} IS NULL" for key in keys)
+        rows = self.fetch_all(f"SELECT count(*) FROM {self.qualified(schema, table)} WHERE {nulls}")
+        return int(rows[0][0])
+
+    def count_repeated_keys(self, schema: str, table: str, keys: Sequence[str]) -> tuple[int, int]:
+        """(keys, rows): how many non-NULL values of `keys` occur on more than one row, and on how many rows."""
+        listed = ", ".join(self.quote(key) for key in keys)
+        present = " AND ".join(f"{self.quote(key)} IS NOT NULL" for key in keys)
+        rows = self.fetch_all(
+            f"SELECT count(*), coalesce(sum(copies), 0) FROM (SELECT count(*) AS copies "
+            f"FROM {self.qualified(schema, table)} WHERE {present} GROUP BY {listed} HAVING count(*) > 1) AS repeats"
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
     def delete_all(self, schema: str, table: str) -> None:
         """Empty the table inside the caller's transaction (unlike TRUNCATE on some engines, DELETE is MVCC-safe)."""
         self.execute(f"DELETE FROM {self.qualified(schema, table)}")
@@ -276,6 +292,22 @@ class Warehouse(RoleStatements, ABC):
         if (locks := self._advisory_locks()) is not None:
             locks._wait_for_transaction_lock(name)
 
+    def claim(self, names: Sequence[str]) -> LockClaim:
+        """What this connection holds through `exclusive(names)`, for `still_holds` to check from another connection."""
+        locks = self._advisory_locks()
+        return LockClaim(locks._lock_session() if locks is not None else None, tuple(sorted(set(names))))
+
+    def still_holds(self, claim: LockClaim) -> bool:
+        """Whether the claim's session is alive and holds all its locks; call it inside the transaction it guards.
+
+        Across processes the engine answers. Where locks are only the process's own (`supports_advisory_locks`
+        False), the claim has no session and there is nothing that could have dropped it: True.
+        """
+        locks = self._advisory_locks()
+        if locks is None or claim.session is None:
+            return True
+        return locks._session_holds(claim.session, claim.names)
+
     def _release_all(self, held: list[str]) -> None:
         """Release in reverse order and forget them, so a second call releases nothing twice."""
         while held:
@@ -292,9 +324,11 @@ class Warehouse(RoleStatements, ABC):
         return True
 
     def _release(self, name: str) -> None:
-        if (locks := self._advisory_locks()) is not None:
-            locks._release_cross_process_lock(name)
-        self._process_locks[name].release()
+        try:
+            if (locks := self._advisory_locks()) is not None:
+                locks._release_cross_process_lock(name)
+        finally:  # a failed release must not keep the name locked for every later run of this process
+            self._process_locks[name].release()
 
 
 class _FailureKeepingStream:

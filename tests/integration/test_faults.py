@@ -13,8 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,9 +23,9 @@ import pytest
 from shipshape.ledger import ensure_platform_tables
 from shipshape.warehouses import open_warehouse
 from tests.support.project import FIRST_DAY, Project, make_project
+from tests.support.waiting import WAIT_SECONDS, wait_until
 
 DAY = FIRST_DAY.isoformat()
-WAIT_SECONDS = 90
 HELD_STATEMENT = 'DELETE FROM "platform"."dead_letters"'
 
 
@@ -64,17 +63,6 @@ def ledger_statuses(url: str) -> list[str]:
             "SELECT status FROM platform.publish_ledger WHERE partition_key = %s ORDER BY finished_at", [DAY]
         ).fetchall()
     return [row[0] for row in rows]
-
-
-def wait_until(condition: Callable[[], bool], what: str, process: subprocess.Popen[str] | None = None) -> None:
-    """Poll a database condition the run will reach; fail with the run's output if it exits first."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        if process is not None and process.poll() is not None:
-            pytest.fail(f"the run exited ({process.returncode}) before {what}: {process.stderr.read()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.02)
 
 
 def no_partition_locks_held(url: str) -> bool:

@@ -31,6 +31,7 @@ from shipshape.errors import SourceError, TransientError, WarehouseError
 from shipshape.warehouses import AUDIT_SCHEMA, KINDS, Warehouse, open_warehouse
 from shipshape.warehouses.locks import AdvisoryLocks
 from shipshape.warehouses.roles import DefaultPrivilege, Grant
+from tests.support.waiting import wait_until
 
 # Soda warns about its own use of its own internal helpers (raw SQL, UNION ALL) on every run.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")
@@ -321,6 +322,24 @@ def test_range_key_and_full_deletes_remove_exactly_their_scope_and_the_counts_co
     assert _published(warehouse) == []
 
 
+def test_null_and_repeated_keys_are_counted_over_every_key_column(warehouse: Warehouse) -> None:
+    """What the merge-key checks at the audit gate measure: NULL in any key column; a repeat of all of them."""
+    day = date(2026, 11, 1)
+    rows = [("eu", 1, day), ("eu", 1, day), ("eu", 1, day), ("us", 1, day), ("us", 2, day), ("us", 2, day)]
+    _orders(warehouse, "staged", [*rows, ("eu", 3, day)])
+    warehouse.execute(
+        f"INSERT INTO {warehouse.qualified(AUDIT_SCHEMA, 'staged')} VALUES (NULL, 4, ?), ('eu', NULL, ?), "
+        "(NULL, NULL, ?), (NULL, NULL, ?)",
+        [day, day, day, day],
+    )
+    keys = ["region", "order_id"]
+
+    assert warehouse.count_null_keys(AUDIT_SCHEMA, "staged", keys) == 4
+    assert warehouse.count_repeated_keys(AUDIT_SCHEMA, "staged", keys) == (2, 5)  # (eu, 1) x3, (us, 2) x2
+    assert warehouse.count_null_keys(AUDIT_SCHEMA, "staged", ["order_date"]) == 0
+    assert warehouse.count_repeated_keys(AUDIT_SCHEMA, "staged", ["order_date"]) == (1, 11)
+
+
 # --- conditional update -----------------------------------------------------------------------------------------
 
 
@@ -414,6 +433,28 @@ def test_locks_are_taken_in_sorted_order_and_a_refusal_keeps_none(fresh: FreshWa
             assert _second_holder_takes(fresh, warehouse, ["a", "c"])
         with second.exclusive(["c", "a", "b", "a"]) as all_of_them:
             assert all_of_them
+
+
+def test_a_claim_holds_while_its_session_holds_the_locks_and_not_once_that_session_ends(
+    fresh: FreshWarehouse, warehouse: Warehouse
+) -> None:
+    """Asked from another connection (a publish), as a run's partition locks live on the run's own connection."""
+    names = ["shop:2026-11-01", "shop:2026-11-02"]
+    with open_warehouse(fresh.url) as publisher:
+        with warehouse.exclusive(names) as held:
+            assert held
+            claim = warehouse.claim(names)
+            assert publisher.still_holds(claim)
+            assert (claim.session is not None) == warehouse.capabilities.supports_advisory_locks
+            if claim.session is None:
+                return  # process-local locks: nothing outside this process can drop them
+            assert not publisher.still_holds(warehouse.claim([*names, "shop:2026-11-03"]))  # one is not held
+            warehouse.close()  # the engine releases the session's locks; a dropped one: test_publish_concurrency
+            # The server ends the session a moment after the client closes it: until then its locks are held.
+            wait_until(lambda: not publisher.still_holds(claim), "the closed session's locks are released")
+        # Leaving `exclusive` on the closed connection raised nothing and kept no name locked in this process.
+        with publisher.exclusive(names) as taken_again:
+            assert taken_again
 
 
 # --- roles ------------------------------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
-"""Decisions the engine makes without Prefect or a warehouse: reject thresholds, hard volume bounds, and the
-rules against empty and shrinking publishes."""
+"""Decisions the engine makes without Prefect or a warehouse: reject thresholds, hard volume bounds, the
+rules against empty and shrinking publishes, and a merge's key rules."""
 
 from __future__ import annotations
 
 import pytest
 
+from shipshape.audit import AuditResult
 from shipshape.declaration import Rejects, Volume
 from shipshape.errors import RejectThresholdError
+from shipshape.merge_keys import NULL_KEY_CHECK, REPEATED_KEY_CHECK, KeyCounts, key_checks
 from shipshape.rejects import early_stop_limit, enforce_threshold, over_threshold
 from shipshape.volume import EMPTY_CHECK, SHRINK_CHECK, Replaced, bound_checks, loss_checks, shrink_check
 
@@ -121,3 +123,35 @@ def test_a_shrink_block_names_the_scope_the_counts_and_the_setting() -> None:
 
 def test_the_default_allows_no_empty_publish_and_halving_at_most() -> None:
     assert (Volume().allow_empty, Volume().max_shrink) == (False, 0.5)
+
+
+def test_merge_keys_that_are_never_null_and_unique_pass_both_checks() -> None:
+    checks = key_checks(["order_id"], KeyCounts(null_rows=0, repeated_keys=0, repeated_rows=0))
+
+    assert [(check.name, check.outcome, check.blocking, check.measured) for check in checks] == [
+        (NULL_KEY_CHECK, "passed", False, 0),
+        (REPEATED_KEY_CHECK, "passed", False, 0),
+    ]
+    assert AuditResult(checks).passed
+
+
+def test_null_merge_keys_block_and_say_why_a_rerun_would_duplicate_them() -> None:
+    checks = key_checks(["order_id"], KeyCounts(null_rows=3, repeated_keys=0, repeated_rows=0))
+
+    result = AuditResult(checks)
+    assert not result.passed
+    assert [check.name for check in checks if check.blocking] == [NULL_KEY_CHECK]
+    assert result.failed_summary().startswith(
+        "merge key: not NULL=3 (merge key (order_id) is NULL in 3 rows; a NULL key matches no published row"
+    )
+    assert checks[0].column == "order_id"
+
+
+def test_repeated_merge_keys_block_with_how_many_keys_and_rows() -> None:
+    checks = key_checks(["region", "order_id"], KeyCounts(null_rows=0, repeated_keys=2, repeated_rows=5))
+
+    assert [check.name for check in checks if check.blocking] == [REPEATED_KEY_CHECK]
+    assert checks[1].measured == 2
+    assert checks[1].column is None  # a composite key belongs to no single column
+    assert checks[1].detail.startswith("merge key (region, order_id) repeats: 2 keys, 5 rows; ")
+    assert "one row per key" in AuditResult(checks).failed_summary()
