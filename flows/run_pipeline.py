@@ -14,12 +14,19 @@ from flows.retry_policy import with_declared_retries
 from runtime.connections import connect
 from shipshape.audit_area import RunTables
 from shipshape.catalog import find_pipeline
-from shipshape.errors import AUDIT_FAILED_STATE, AuditFailedError, PartitionBusyError
-from shipshape.ledger import ensure_platform_tables, recorded_run_tags
+from shipshape.errors import (
+    AUDIT_FAILED_STATE,
+    TIMED_OUT_STATE,
+    AuditFailedError,
+    PartitionBusyError,
+    RunTimedOutError,
+)
+from shipshape.ledger import ensure_platform_tables, recent_successful_runs, recorded_run_tags
 from shipshape.names import PIPELINE_FLOW, partition_lock
 from shipshape.outcomes import PartitionOutcome, RunContext
 from shipshape.partitions import Grain, Window, partition_instant, windows_for
 from shipshape.publish import StagedPartition
+from shipshape.run_timeout import HISTORY_RUNS, Deadline, run_timeout, timed_out_message
 from shipshape.volume import VolumeVerdict
 from shipshape.warehouses import AUDIT_SCHEMA
 from tasks.audit import audit_partition
@@ -65,6 +72,8 @@ def run_pipeline(
     runs = [RunTables(spec.name, window, _run_tag()) for window in windows]
     with connect() as warehouse:
         ensure_platform_tables(warehouse)
+        history = recent_successful_runs(warehouse, spec.name, HISTORY_RUNS)
+        deadline = Deadline(run_timeout(spec.timeout_delta, history, len(windows)))
         with warehouse.exclusive([partition_lock(spec.name, window.key) for window in windows]) as acquired:
             if not acquired:
                 raise PartitionBusyError(
@@ -73,7 +82,10 @@ def run_pipeline(
                 )
             for run in runs:  # leftovers of killed runs; recorded (quarantined) runs stay
                 run.drop_runs(warehouse, keep=recorded_run_tags(warehouse, spec.name, run.window.key))
-            outcomes = [_write_and_audit(context, run, reuse_raw) for run in runs]
+            try:
+                outcomes = [_write_and_audit(context, run, reuse_raw, deadline) for run in runs]
+            except RunTimedOutError as timed_out:  # leaving the block releases the locks
+                return Failed(name=TIMED_OUT_STATE, message=str(timed_out), data=timed_out)
             try:
                 _publish_or_block(context, outcomes)
             except AuditFailedError as blocked:
@@ -87,17 +99,26 @@ def _published_status(verdict: VolumeVerdict | None) -> str:
     return f"published; volume anomaly: {verdict.describe()}" if verdict and verdict.anomalous else "published"
 
 
-def _write_and_audit(context: RunContext, run: RunTables, reuse_raw: bool) -> PartitionOutcome:
-    """One partition up to the gate; a failure is recorded in the ledger before it stops the run."""
+def _write_and_audit(context: RunContext, run: RunTables, reuse_raw: bool, deadline: Deadline) -> PartitionOutcome:
+    """One partition up to the gate, each step within the run's deadline; a failure is recorded in the ledger
+    before it stops the run, a timeout as `RunTimedOutError` with the message the alert shows."""
     declared, retries = context.declared, context.declared.spec.retries
+    step = "extract"
     try:
         if reuse_raw:
             load = reuse_latest_raw(declared, run)
         else:
-            load = with_declared_retries(extract_to_audit, retries)(declared, run)
-        output = with_declared_retries(transform_partition, retries)(declared, run)
-        audit = with_declared_retries(audit_partition, retries)(declared, run, output)
+            load = with_declared_retries(extract_to_audit, retries, deadline)(declared, run)
+        step = "transform"
+        output = with_declared_retries(transform_partition, retries, deadline)(declared, run)
+        step = "audit"
+        audit = with_declared_retries(audit_partition, retries, deadline)(declared, run, output)
         return PartitionOutcome(run, load, output, audit)
+    except (TimeoutError, RunTimedOutError) as error:
+        spec = declared.spec
+        message = timed_out_message(spec.name, run.window.key, deadline.timeout, spec.timeout is not None, step)
+        record_attempts([context.ledger_entry(run, "failed", message)])
+        raise RunTimedOutError(message) from error
     except Exception as error:
         record_attempts([context.ledger_entry(run, "failed", str(error))])
         raise
