@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
+from prefect.task_engine import TaskRunTimeoutError
 
 from flows.retry_policy import with_declared_retries
 from runtime.connections import connect
@@ -114,7 +115,7 @@ def _write_and_audit(context: RunContext, run: RunTables, reuse_raw: bool, deadl
         step = "audit"
         audit = with_declared_retries(audit_partition, retries, deadline)(declared, run, output)
         return PartitionOutcome(run, load, output, audit)
-    except (TimeoutError, RunTimedOutError) as error:
+    except (TaskRunTimeoutError, RunTimedOutError) as error:  # not any TimeoutError: a source's own is its error
         spec = declared.spec
         message = timed_out_message(spec.name, run.window.key, deadline.timeout, spec.timeout is not None, step)
         record_attempts([context.ledger_entry(run, "failed", message)])
