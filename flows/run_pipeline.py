@@ -9,17 +9,25 @@ from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_table_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
+from prefect.task_engine import TaskRunTimeoutError
 
 from flows.retry_policy import with_declared_retries
 from runtime.connections import connect
 from shipshape.audit_area import RunTables
 from shipshape.catalog import find_pipeline
-from shipshape.errors import AUDIT_FAILED_STATE, AuditFailedError, PartitionBusyError
-from shipshape.ledger import ensure_platform_tables, recorded_run_tags
+from shipshape.errors import (
+    AUDIT_FAILED_STATE,
+    TIMED_OUT_STATE,
+    AuditFailedError,
+    PartitionBusyError,
+    RunTimedOutError,
+)
+from shipshape.ledger import ensure_platform_tables, recent_successful_runs, recorded_run_tags
 from shipshape.names import PIPELINE_FLOW, partition_lock
 from shipshape.outcomes import PartitionOutcome, RunContext
 from shipshape.partitions import Grain, Window, partition_instant, windows_for
 from shipshape.publish import StagedPartition
+from shipshape.run_timeout import HISTORY_RUNS, Deadline, run_timeout, timed_out_message
 from shipshape.volume import VolumeVerdict
 from shipshape.warehouses import AUDIT_SCHEMA
 from shipshape.warehouses.locks import LockClaim
@@ -66,6 +74,8 @@ def run_pipeline(
     runs = [RunTables(spec.name, window, _run_tag()) for window in windows]
     with connect() as warehouse:
         ensure_platform_tables(warehouse)
+        history = recent_successful_runs(warehouse, spec.name, HISTORY_RUNS)
+        deadline = Deadline(run_timeout(spec.timeout_delta, history, len(windows)))
         locks = [partition_lock(spec.name, window.key) for window in windows]
         with warehouse.exclusive(locks) as acquired:
             if not acquired:
@@ -76,7 +86,10 @@ def run_pipeline(
             claim = warehouse.claim(locks)  # now, while the lock session is known to be alive; checked at publish
             for run in runs:  # leftovers of killed runs; recorded (quarantined) runs stay
                 run.drop_runs(warehouse, keep=recorded_run_tags(warehouse, spec.name, run.window.key))
-            outcomes = [_write_and_audit(context, run, reuse_raw) for run in runs]
+            try:
+                outcomes = [_write_and_audit(context, run, reuse_raw, deadline) for run in runs]
+            except RunTimedOutError as timed_out:  # leaving the block releases the locks
+                return Failed(name=TIMED_OUT_STATE, message=str(timed_out), data=timed_out)
             try:
                 _publish_or_block(context, outcomes, claim)
             except AuditFailedError as blocked:
@@ -90,17 +103,26 @@ def _published_status(verdict: VolumeVerdict | None) -> str:
     return f"published; volume anomaly: {verdict.describe()}" if verdict and verdict.anomalous else "published"
 
 
-def _write_and_audit(context: RunContext, run: RunTables, reuse_raw: bool) -> PartitionOutcome:
-    """One partition up to the gate; a failure is recorded in the ledger before it stops the run."""
+def _write_and_audit(context: RunContext, run: RunTables, reuse_raw: bool, deadline: Deadline) -> PartitionOutcome:
+    """One partition up to the gate, each step within the run's deadline; a failure is recorded in the ledger
+    before it stops the run, a timeout as `RunTimedOutError` with the message the alert shows."""
     declared, retries = context.declared, context.declared.spec.retries
+    step = "extract"
     try:
         if reuse_raw:
             load = reuse_latest_raw(declared, run)
         else:
-            load = with_declared_retries(extract_to_audit, retries)(declared, run)
-        output = with_declared_retries(transform_partition, retries)(declared, run)
-        audit = with_declared_retries(audit_partition, retries)(declared, run, output)
+            load = with_declared_retries(extract_to_audit, retries, deadline)(declared, run)
+        step = "transform"
+        output = with_declared_retries(transform_partition, retries, deadline)(declared, run)
+        step = "audit"
+        audit = with_declared_retries(audit_partition, retries, deadline)(declared, run, output)
         return PartitionOutcome(run, load, output, audit)
+    except (TaskRunTimeoutError, RunTimedOutError) as error:  # not any TimeoutError: a source's own is its error
+        spec = declared.spec
+        message = timed_out_message(spec.name, run.window.key, deadline.timeout, spec.timeout is not None, step)
+        record_attempts([context.ledger_entry(run, "failed", message)])
+        raise RunTimedOutError(message) from error
     except Exception as error:
         record_attempts([context.ledger_entry(run, "failed", str(error))])
         raise

@@ -89,6 +89,9 @@ _RUN_FAILED_ALERT = AlertKind(
         "the source fixed or correct the declared type, re-run.",
         '"another run is processing … this run changed nothing": a run of the same partition was still going; '
         "let it finish.",
+        "TimedOut: the message names the step that ran out of time and the run's timeout. A source that hangs "
+        "(an API or database not answering) is the usual cause: check it, then re-run. If runs are really this "
+        "slow now, raise `timeout` in `pipelines/{name}.yaml`.",
         "Crashed (worker, container, memory): check that work pool `shipshape-<env>` has a healthy worker "
         "(Work Pools in the UI), then re-run. Several partitions failed: [backfill](#backfill) with mode `failed`.",
     ),

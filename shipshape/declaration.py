@@ -242,6 +242,11 @@ class Pipeline(StrictModel):
     slo: Slo = Slo()
     schedule: Schedule
     retries: Retries = Retries()
+    timeout: Duration | None = Field(
+        default=None,
+        description="Longest a run may take before it ends TimedOut, e.g. 30m; default: 3x the slowest recent "
+        "run per partition, at least 15m (`shipshape.run_timeout`).",
+    )
     pii: Pii | None = None
     rejects: Rejects = Rejects()
 
@@ -254,6 +259,8 @@ class Pipeline(StrictModel):
             raise ValueError(
                 "load.mode 'full_replace' replaces the whole table; remove 'partition' or use 'replace_partition'"
             )
+        if self.timeout is not None and not self.timeout_delta:
+            raise ValueError(f"timeout {self.timeout!r} is zero: give a duration like 30m, or remove it (default)")
         if self.load.mode == "merge" and not self.load.key:
             raise ValueError("load.mode 'merge' needs 'load.key' (the columns that identify a row)")
         self.source.check_in_pipeline(partitioned=self.partition is not None)
@@ -266,6 +273,10 @@ class Pipeline(StrictModel):
     @property
     def column_types(self) -> dict[str, ColumnType]:
         return self.source.column_types()
+
+    @property
+    def timeout_delta(self) -> timedelta | None:
+        return to_timedelta(self.timeout) if self.timeout is not None else None
 
     @property
     def grain(self) -> Grain | None:

@@ -61,6 +61,14 @@ class AuditFailedError(TerminalError):
 AUDIT_FAILED_STATE = "AuditFailed"
 
 
+class RunTimedOutError(TerminalError):
+    """The run used up its timeout (declared or derived, see `run_timeout`); nothing was published."""
+
+
+# Prefect's own name for a run that exceeded its timeout (`prefect.flow-run.TimedOut`, an alert trigger).
+TIMED_OUT_STATE = "TimedOut"
+
+
 class PublishError(TerminalError):
     """Publishing failed; the transaction was rolled back, the published table is unchanged."""
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 from shipshape.audit import CheckOutcome
 from shipshape.column_types import ColumnType
 from shipshape.convert import RejectedRow
+from shipshape.run_timeout import PastRun
 from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
 
 LEDGER_TABLE = "publish_ledger"
@@ -179,6 +180,19 @@ def published_times(warehouse: Warehouse, pipeline: str, since: datetime) -> lis
         [pipeline, since, pipeline, since],
     )
     return sorted(row[0].astimezone(UTC) for row in rows if row[0] is not None)
+
+
+def recent_successful_runs(warehouse: Warehouse, pipeline: str, limit: int) -> list[PastRun]:
+    """The `limit` latest publishing runs of the pipeline (newest first): how long each took, for how many partitions.
+
+    A run's rows share its start (`started_at` is the flow's start) and were all written by its publish.
+    """
+    rows = warehouse.fetch_all(
+        f"SELECT min(started_at), max(finished_at), count(*) FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} "
+        "WHERE pipeline = ? AND status = 'published' GROUP BY flow_run_id ORDER BY max(finished_at) DESC LIMIT ?",
+        [pipeline, limit],
+    )
+    return [PastRun(duration=finished - started, partitions=int(count)) for started, finished, count in rows]
 
 
 def write_dead_letters(

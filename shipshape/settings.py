@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from shipshape.errors import ConfigurationError
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,6 +28,43 @@ def load_settings() -> Settings:
     project_dir = Path(os.environ.get("SHIPSHAPE_PROJECT_DIR", PACKAGE_ROOT)).resolve()
     data_dir = Path(os.environ.get("SHIPSHAPE_DATA_DIR", project_dir / "data")).resolve()
     return Settings(project_dir=project_dir, data_dir=data_dir)
+
+
+@dataclass(frozen=True)
+class SessionTimeouts:
+    """Limits on every warehouse session, in seconds, so no statement can hold a run (and its locks) forever.
+
+    `statement` is generous: a big transform or COPY is legitimate; the run's own timeout is the tighter bound.
+    `lock` is short: a run waiting on a table lock someone else holds should fail (and retry) rather than queue
+    behind it. `connect` bounds reaching a warehouse that does not answer.
+    """
+
+    connect: int = 10
+    statement: int = 1800
+    lock: int = 60
+
+
+_SESSION_TIMEOUT_VARIABLES = {
+    "connect": "SHIPSHAPE_WAREHOUSE_CONNECT_TIMEOUT_SECONDS",
+    "statement": "SHIPSHAPE_WAREHOUSE_STATEMENT_TIMEOUT_SECONDS",
+    "lock": "SHIPSHAPE_WAREHOUSE_LOCK_TIMEOUT_SECONDS",
+}
+
+
+def session_timeouts() -> SessionTimeouts:
+    """The defaults, each overridable by its environment variable (a whole number of seconds above 0)."""
+    values: dict[str, int] = {}
+    for field_name, variable in _SESSION_TIMEOUT_VARIABLES.items():
+        text = os.environ.get(variable)
+        if text is None:
+            continue
+        if not text.strip().isdigit() or int(text) == 0:
+            raise ConfigurationError(
+                f"{variable}={text!r} is not a timeout: give a whole number of seconds above 0, or unset it "
+                f"(default {getattr(SessionTimeouts(), field_name)})"
+            )
+        values[field_name] = int(text)
+    return SessionTimeouts(**values)
 
 
 def environment_name() -> str:

@@ -1,4 +1,8 @@
-"""DuckDB: the embedded default — a file in the data folder, nothing to install or run."""
+"""DuckDB: the embedded default — a file in the data folder, nothing to install or run.
+
+No session timeouts (`SessionTimeouts` is PostgreSQL's): DuckDB has no statement or lock timeout and no network
+to wait on; locks are in-process. A long statement relies on the task's timeout, which takes effect once it returns.
+"""
 
 from __future__ import annotations
 

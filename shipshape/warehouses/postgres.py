@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import adbc_driver_postgresql.dbapi as adbc
 import psycopg
@@ -19,13 +19,15 @@ import pyarrow as pa
 
 from shipshape.column_types import ColumnType
 from shipshape.errors import TransientError, WarehouseError
+from shipshape.settings import SessionTimeouts, session_timeouts
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.locks import AdvisoryLocks
 from shipshape.warehouses.postgres_roles import PostgresRoles
 from shipshape.warehouses.postgres_soda import PostgresTarget
 
-# SQLSTATE classes worth retrying: connection, resources, operator intervention, serialization/deadlock.
-_TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57", "40")
+# SQLSTATE classes worth retrying: connection, resources, operator intervention (57014: statement_timeout),
+# serialization/deadlock; and 55P03, lock_timeout: the lock's holder may be done by the next attempt.
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57", "40", "55P03")
 # libpq reports a refused login without a SQLSTATE; these refusals are settings to fix, not outages to retry.
 _REFUSED_LOGIN = re.compile(
     r"FATAL:\s+(role .* does not exist|database .* does not exist|password authentication failed)"
@@ -45,7 +47,7 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
 
     @classmethod
     def from_url(cls, url: str) -> PostgresWarehouse:
-        return cls(url)
+        return cls(url, session_timeouts())
 
     @classmethod
     def connection_url(cls, host: str, port: int, database: str, user: str, password: str) -> str:
@@ -53,10 +55,11 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
         credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
         return f"postgresql://{credentials}@{host}:{port}/{quote(database, safe='')}"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeouts: SessionTimeouts) -> None:
         self.url = url
+        self._session_url = _with_session_settings(url, timeouts)
         with _translated("connect to PostgreSQL"):
-            self._connection = psycopg.connect(url, autocommit=True, options="-c TimeZone=UTC")
+            self._connection = psycopg.connect(self._session_url, autocommit=True)
 
     def close(self) -> None:
         self._connection.close()
@@ -75,7 +78,7 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
             yield
 
     def _load_batches(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
-        with _translated(f"bulk load into {schema}.{table}"), adbc.connect(self.url) as connection:
+        with _translated(f"bulk load into {schema}.{table}"), adbc.connect(self._session_url) as connection:
             with connection.cursor() as cursor:
                 cursor.adbc_ingest(table, batches, mode="append", db_schema_name=schema)
             connection.commit()
@@ -101,8 +104,25 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
             # The session is gone (dropped, terminated): the server released its locks with it.
 
     def _wait_for_transaction_lock(self, name: str) -> None:
-        """A transaction advisory lock: released by COMMIT or ROLLBACK, or by the server when the session dies."""
+        """A transaction advisory lock: released by COMMIT or ROLLBACK, or by the server when the session dies.
+
+        Waiting here means another publish of the table is running, which may rightly take longer than
+        `lock_timeout`: this one wait is bounded by `statement_timeout` only, then `lock_timeout` applies again.
+        (`pg_try_advisory_lock`, the partition lock, never waits, so no timeout touches it.)
+        """
+        self.execute("SET LOCAL lock_timeout = 0")
         self.execute("SELECT pg_advisory_xact_lock(?)", [_lock_key(name)])
+        self.execute("RESET lock_timeout")
+
+
+def _with_session_settings(url: str, timeouts: SessionTimeouts) -> str:
+    """The URL with libpq's connect_timeout and the session settings every connection (psycopg and ADBC) gets."""
+    parts = urlsplit(url)
+    options = (
+        f"-c TimeZone=UTC -c statement_timeout={timeouts.statement * 1000} -c lock_timeout={timeouts.lock * 1000}"
+    )
+    query = [*parse_qsl(parts.query), ("connect_timeout", str(timeouts.connect)), ("options", options)]
+    return parts._replace(query=urlencode(query, quote_via=quote)).geturl()
 
     def _lock_session(self) -> int:
         return int(self.fetch_all("SELECT pg_backend_pid()")[0][0])

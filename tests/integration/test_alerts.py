@@ -1,10 +1,11 @@
 """Alerts end to end: a real Prefect server runs the automations `make apply` creates, a process worker runs
 the pipelines, and a local Slack receiver (Slack's incoming-webhook wire format) gets the messages.
 
-The module deploys a copy of the example project with three pipelines, all reading the shop database:
+The module deploys a copy of the example project with four pipelines, all reading the shop's orders:
 `shop_orders` (owner channel #commerce-data, volume baseline of 3 partitions, burn alert at 2x),
-`late_orders` (#commerce-data, freshness SLA 20 s, so the proactive trigger fires during the test) and
-`never_orders` (#growth-data, never run: only the ledger-based monitor can tell it is not fresh).
+`late_orders` (#commerce-data, freshness SLA 20 s, so the proactive trigger fires during the test),
+`never_orders` (#growth-data, never run: only the ledger-based monitor can tell it is not fresh) and
+`api_orders` (#commerce-data, from the shop's JSON API, a local server that can be told to hang; timeout 25 s).
 Each test is a scenario on that shared platform; they run in file order, as an incident timeline.
 """
 
@@ -14,6 +15,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,7 +31,11 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from demo.shop_app import add_orders, generate, inject_bad_orders
 from deployments.runbooks import runbook_url
+from shipshape.ledger import entries
+from shipshape.names import partition_lock
 from shipshape.settings import PACKAGE_ROOT
+from shipshape.warehouses import open_warehouse
+from tests.support.http_api import JsonApi, serve_json_api
 from tests.support.platform import (
     cli,
     environment_values,
@@ -46,6 +52,8 @@ DAYS = 8
 OWNERS = "commerce-data"
 GROWTH = "growth-data"
 PLATFORM_CHANNEL = "dev-platform"
+API_TIMEOUT_SECONDS = 25
+API_DAY = 6  # a day no other scenario runs
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class Ops:
     data_dir: Path
     slack: SlackReceiver
     environment: dict[str, str]
+    api: JsonApi
 
     def run(self, deployment: str, **parameters: Any) -> FlowRun:
         with temporary_settings({PREFECT_API_URL: self.api_url}):
@@ -67,17 +76,19 @@ class Ops:
         return self.run(f"run-pipeline/{pipeline}-dev", start_date=day, end_date=last_day or day, **options)
 
 
-def _declare(project: Path, name: str, change: dict[str, Any]) -> None:
-    """A copy of the example declaration under another name, with `change` merged in at the top level."""
+def _declare(project: Path, name: str, change: dict[str, Any], replace: dict[str, Any] | None = None) -> None:
+    """A copy of the example declaration under another name, with `change` merged in at the top level and the
+    keys of `replace` replaced whole."""
     document = yaml.safe_load((PACKAGE_ROOT / "pipelines" / "shop_orders.yaml").read_text())
     for key, value in change.items():
         document[key] = {**document.get(key, {}), **value} if isinstance(value, dict) else value
+    document.update(replace or {})
     document["name"] = name
     (project / "pipelines" / f"{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def _make_project(root: Path) -> Path:
-    """The example project's files, three declarations and the platform's flows (the entrypoints)."""
+def _make_project(root: Path, api: JsonApi) -> Path:
+    """The example project's files, four declarations and the platform's flows (the entrypoints)."""
     project = root / "project"
     for relative in ("pipelines/shop_orders/fct_orders.sql", "checks/fct_orders.yaml"):
         (project / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -89,27 +100,52 @@ def _make_project(root: Path) -> Path:
     _declare(project, "never_orders", {
         "destination": {"table": "never_orders"}, "owner": {"team": "growth", "slack_channel": "#growth-data"},
     })
+    example_columns = yaml.safe_load((PACKAGE_ROOT / "pipelines" / "shop_orders.yaml").read_text())["source"]["columns"]
+    _declare(
+        project, "api_orders", {"destination": {"table": "api_orders"}, "timeout": f"{API_TIMEOUT_SECONDS}s"},
+        replace={"source": {"kind": "http", "url": api.url("/records"), "columns": example_columns}},
+    )
     return project
+
+
+def _orders_of(shop_db: Path, day: date) -> list[dict[str, Any]]:
+    """One day of the shop's orders as its JSON API hands them out (timestamps as UTC text)."""
+    with closing(sqlite3.connect(shop_db)) as connection:
+        connection.row_factory = sqlite3.Row
+        rows = connection.execute(
+            "SELECT order_id, customer_id, email, amount, status, created_at, updated_at FROM orders "
+            "WHERE created_at >= ? AND created_at < ? ORDER BY order_id",
+            [f"{day} 00:00:00", f"{day + timedelta(days=1)} 00:00:00"],
+        ).fetchall()
+    return [dict(row) for row in rows]
 
 
 @pytest.fixture(scope="module")
 def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
     root = tmp_path_factory.mktemp("alerts")
-    home, project, data_dir = root / "prefect-home", _make_project(root), root / "data"
+    home, data_dir = root / "prefect-home", root / "data"
     home.mkdir()
     generate(data_dir / "shop.db", FIRST_DAY, DAYS)
     slack = SlackReceiver()
     values = environment_values("dev", slack.base_url)
-    environment = {
-        **values.values,
-        "SHIPSHAPE_SLACK_WEBHOOK_URL": slack.url(PLATFORM_CHANNEL),
-        "SHIPSHAPE_SLACK_WEBHOOK_COMMERCE_DATA": slack.url(OWNERS),
-        "SHIPSHAPE_SLACK_WEBHOOK_GROWTH_DATA": slack.url(GROWTH),
-        "SHIPSHAPE_PROJECT_DIR": str(project),
-        "SHIPSHAPE_DATA_DIR": str(data_dir),
-    }
-    with slack.serving(), new_roles_dropped(), databases([values.database]), real_prefect_server(home) as api_url:
-        env = {**environment, "PREFECT_API_URL": api_url, "PREFECT_HOME": str(home)}
+    with (
+        serve_json_api(_orders_of(data_dir / "shop.db", day(API_DAY))) as api,
+        slack.serving(),
+        new_roles_dropped(),
+        databases([values.database]),
+        real_prefect_server(home) as api_url,
+    ):
+        project = _make_project(root, api)
+        env = {
+            **values.values,
+            "SHIPSHAPE_SLACK_WEBHOOK_URL": slack.url(PLATFORM_CHANNEL),
+            "SHIPSHAPE_SLACK_WEBHOOK_COMMERCE_DATA": slack.url(OWNERS),
+            "SHIPSHAPE_SLACK_WEBHOOK_GROWTH_DATA": slack.url(GROWTH),
+            "SHIPSHAPE_PROJECT_DIR": str(project),
+            "SHIPSHAPE_DATA_DIR": str(data_dir),
+            "PREFECT_API_URL": api_url,
+            "PREFECT_HOME": str(home),
+        }
         for command in (
             [cli("python"), "-m", "deployments.generate"],
             [cli("python"), "-m", "infra", "apply", "--env", "dev"],
@@ -119,7 +155,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
             assert result.returncode == 0, f"{command}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
         extra = {"SHIPSHAPE_PROJECT_DIR": str(project), "SHIPSHAPE_DATA_DIR": str(data_dir)}
         with worker(api_url, home, "dev", "process", extra):
-            yield Ops(api_url, home, project, data_dir, slack, env)
+            yield Ops(api_url, home, project, data_dir, slack, env, api)
     slack.save(PACKAGE_ROOT / "test-artifacts" / "slack-payloads-alerts.json")
 
 
@@ -235,9 +271,41 @@ def test_the_monitor_reports_never_published_pipelines_and_fast_burns_once_and_s
             key=ArtifactFilterKey(any_=["slo-dev"]), flow_run_id=ArtifactFilterFlowRunId(any_=[monitors[-1].id])
         ))
     rows = {row["pipeline"]: row for row in json.loads(artifact.data)}
-    assert set(rows) == {"shop_orders", "late_orders", "never_orders"}
+    assert set(rows) == {"shop_orders", "late_orders", "never_orders", "api_orders"}
     assert rows["never_orders"]["last publish"] == "never"
     assert rows["shop_orders"]["alert"].startswith("FAST BURN")
+
+
+def test_a_hung_source_ends_the_run_timed_out_releases_its_lock_and_alerts_the_owner(ops: Ops) -> None:
+    assert ops.run_pipeline("api_orders", day(API_DAY)).state.is_completed()  # a success arms the alert
+    answered = len(ops.api.requests)
+    ops.api.fail_next(1, "hang")  # the next request is never answered
+
+    hung = ops.run_pipeline("api_orders", day(API_DAY))
+    assert hung.state.is_failed() and hung.state.name == "TimedOut", hung.state
+    assert len(ops.api.requests) == answered + 1  # it reached the hanging request, and did not retry it
+    assert hung.start_time is not None and hung.end_time is not None
+    took = (hung.end_time - hung.start_time).total_seconds()
+    print(f"hung run: TimedOut {took:.1f} s after it started (timeout {API_TIMEOUT_SECONDS} s)")
+    assert API_TIMEOUT_SECONDS <= took < API_TIMEOUT_SECONDS + 20  # the deadline starts once the warehouse answers
+
+    with open_warehouse(ops.environment["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]) as warehouse:
+        with warehouse.exclusive([partition_lock("api_orders", str(day(API_DAY)))]) as free:
+            assert free  # released: a new run can take the partition
+        ledger = entries(warehouse, "api_orders")
+    [failed] = [entry for entry in ledger if entry.flow_run_id == str(hung.id)]
+    assert failed.status == "failed" and "timed out in extract" in failed.message
+    assert failed.message == hung.state.message
+    assert [entry.status for entry in ledger].count("published") == 1  # the first run's; nothing from the hung one
+
+    alert = only(ops.slack.wait_for(OWNERS, "api_orders: run TimedOut"))
+    assert alert.text.startswith(
+        "[shipshape dev] api_orders: run TimedOut\n"
+        f"Pipeline api_orders, partition {day(API_DAY)}: the run ended TimedOut.\n"
+        f"Error: pipeline api_orders: partition {day(API_DAY)} timed out in extract after the run's timeout of "
+        f"{API_TIMEOUT_SECONDS}s (declared `timeout`)"
+    )
+    print(f"timed-out run → Slack: {(alert.received_at - hung.state.timestamp).total_seconds():.2f} s")
 
 
 def test_slack_urls_never_reach_logs_or_runs(ops: Ops) -> None:

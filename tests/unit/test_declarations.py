@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,21 @@ def test_csv_options_on_a_parquet_source_are_rejected(tmp_path: Path) -> None:
     message = _error_for(tmp_path, _csv_source("parquet", delimiter=";"))
     assert "field 'source.csv': got {'delimiter': ';'}; csv options apply only to format: csv" in message
     assert "(this source is parquet); remove source.csv" in message
+
+
+def test_a_declared_timeout_loads_as_a_duration(tmp_path: Path) -> None:
+    declared = load_pipeline(_write_variant(tmp_path, lambda d: d.update(timeout="45m")), tmp_path)
+    assert declared.spec.timeout_delta == timedelta(minutes=45)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expected"),
+    [
+        ("soon", "field 'timeout': got 'soon'; expected a duration like 90m, 26h or 2d (units: s, m, h, d)"),
+        ("0m", "timeout '0m' is zero: give a duration like 30m, or remove it (default)"),
+    ],
+)
+def test_a_bad_timeout_is_one_line_naming_the_field_and_the_fix(tmp_path: Path, timeout: str, expected: str) -> None:
+    message = _error_for(tmp_path, lambda d: d.update(timeout=timeout))
+    assert message.startswith("pipelines/shop_orders.yaml: ")
+    assert expected in message
