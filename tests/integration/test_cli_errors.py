@@ -72,12 +72,27 @@ def test_missing_pii_key_after_the_demo_suggests_a_command_that_works(
     monkeypatch.delenv("PII_HASH_KEY")
     line = assert_one_error_line(shipshape(project, prefect_api, *RUN, PII_HASH_KEY=None), "PII_HASH_KEY")
     assert "make apply" not in line, "a local run has no environment to apply"
-    suggestion = re.search(r"`(export [^`]+)`", line)
+    assert_suggestion_works(line, project, prefect_api, without="PII_HASH_KEY")
+
+
+def test_missing_warehouse_block_on_a_local_run_suggests_a_command_that_works(
+    project: Project, prefect_api: str
+) -> None:
+    missing = {"SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-nowhere"}
+    line = assert_one_error_line(shipshape(project, prefect_api, *RUN, **missing), "'warehouse-nowhere'")
+    assert_suggestion_works(line, project, prefect_api, **missing)
+
+
+def assert_suggestion_works(
+    line: str, project: Project, prefect_api: str, without: str | None = None, **provoked: str
+) -> None:
+    """Run the message's shell command (`export …`, `unset …`) as written, then the same `shipshape run`."""
+    suggestion = re.search(r"`((?:export|unset) [^`]+)`", line)
     assert suggestion, line
+    env = {**os.environ, **project.env(), "PREFECT_API_URL": prefect_api, **provoked}
     followed = subprocess.run(
         ["bash", "-c", f"{suggestion[1]} && {sys.executable} -m cli {' '.join(RUN)}"],
-        env={k: v for k, v in {**os.environ, **project.env(), "PREFECT_API_URL": prefect_api}.items()
-             if k != "PII_HASH_KEY"},
+        env={name: value for name, value in env.items() if name != without},
         capture_output=True, text=True, timeout=180,
     )
     assert followed.returncode == 0, followed.stderr
