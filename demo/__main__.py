@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 from demo.shop_app import generate, inject_bad_orders
 from runtime.connections import connect
+from runtime.console_logging import hide_user_error_tracebacks
 from runtime.temporary_api import allow_slow_temporary_api_start
 from shipshape.errors import AuditFailedError
 from shipshape.ledger import LedgerEntry, entries
@@ -28,6 +29,7 @@ def main() -> None:
     settings = load_settings()
     ensure_demo_pii_key(settings)
     allow_slow_temporary_api_start()  # a first run on a fresh Prefect home migrates its database before answering
+    hide_user_error_tracebacks()  # step 4 blocks bad data on purpose: its one-line reason, not a traceback
     from flows.run_pipeline import run_pipeline
 
     orders = generate(settings.data_dir / "shop.db", FIRST_DAY, DAYS)

@@ -5,6 +5,7 @@ Separate processes, as a user runs them, against the session's Prefect API (no t
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
@@ -13,6 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterLevel
+from prefect.client.schemas.sorting import LogSort
 
 from demo.__main__ import ensure_demo_pii_key
 from shipshape.settings import load_settings
@@ -49,6 +53,9 @@ def test_source_drift_is_one_line_and_its_traceback_only_with_debug(project: Pro
     with sqlite3.connect(project.shop_db) as connection:
         connection.execute("ALTER TABLE orders DROP COLUMN status")
     assert_one_error_line(shipshape(project, prefect_api, *RUN), "column 'status' declared as text is missing")
+    with get_client(sync_client=True) as client:  # the run's logs on the API keep the full detail
+        errors = client.read_logs(LogFilter(level=LogFilterLevel(ge_=logging.ERROR)), sort=LogSort.TIMESTAMP_DESC)
+    assert any("Traceback" in log.message and "column 'status'" in log.message for log in errors)
     debug = shipshape(project, prefect_api, "--debug", *RUN)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "SchemaDriftError" in debug.stderr
 
