@@ -14,11 +14,14 @@ import pytest
 import yaml
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
 from prefect_slack import SlackWebhook
 
 from deployments import environments
 from deployments.prefect_yaml import ENV, render
 from infra.__main__ import reconcile_prefect
+from infra.ownership import created
+from shipshape import names
 from shipshape.catalog import load_all
 from shipshape.settings import PACKAGE_ROOT
 
@@ -51,14 +54,29 @@ def two_pipelines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def foreign_objects(prefect_api: str) -> Iterator[None]:
-    """Objects someone else made, named like the platform's: a deployment, a Slack block, a queue in the pool."""
+    """Objects someone else made, named like the platform's: a deployment and a Slack block.
+
+    Afterwards everything of the environment goes, so no other test on the session's API meets its automations.
+    """
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow_from_name("someone-elses-flow")
-        deployment_id = client.create_deployment(flow_id, f"{REMOVED}-{ENV_NAME}", tags=[f"env:{ENV_NAME}"])
+        client.create_deployment(flow_id, f"{REMOVED}-{ENV_NAME}", tags=[f"env:{ENV_NAME}"])
     SlackWebhook(url="http://127.0.0.1:9/theirs").save(f"slack-{ENV_NAME}-theirs", overwrite=True)
     yield
     with get_client(sync_client=True) as client:
-        client.delete_deployment(deployment_id)
+        for automation in client.read_automations():
+            if automation.name.startswith(names.automation_prefix(ENV_NAME)):
+                client.delete_automation(automation.id)
+        for deployment in client.read_deployments(deployment_filter=DeploymentFilter(
+                tags=DeploymentFilterTags(all_=[names.env_tag(ENV_NAME)]))):
+            client.delete_deployment(deployment.id)
+        ours = created(client, ENV_NAME, "block") | {f"slack-incoming-webhook slack-{ENV_NAME}-theirs"}
+        for document in client.read_block_documents(include_secrets=False):
+            if document.block_type and f"{document.block_type.slug} {document.name}" in ours:
+                client.delete_block_document(document.id)
+        for kind in ("block", "work queue"):
+            client.delete_variable_by_name(names.created_record(ENV_NAME, kind))
+        client.delete_work_pool(names.pool_name(ENV_NAME))
 
 
 def _register_deployments() -> None:
