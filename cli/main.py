@@ -79,6 +79,10 @@ def _run(args: argparse.Namespace) -> int:
     from prefect import tags
 
     from flows.run_pipeline import run_pipeline
+    from runtime.console_logging import hide_user_error_tracebacks
+
+    if not args.debug:
+        hide_user_error_tracebacks()
 
     started = time.perf_counter()
     # The tags deployed runs get from their deployment: `shipshape status` counts local runs the same way.

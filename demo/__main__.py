@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 import secrets
 from datetime import date, timedelta
-from pathlib import Path
 
 from demo.shop_app import generate, inject_bad_orders
 from runtime.connections import connect
+from runtime.console_logging import hide_user_error_tracebacks
 from runtime.temporary_api import allow_slow_temporary_api_start
 from shipshape.errors import AuditFailedError
 from shipshape.ledger import LedgerEntry, entries
-from shipshape.settings import load_settings
+from shipshape.names import PII_KEY_VARIABLE
+from shipshape.settings import Settings, load_settings
 
 FIRST_DAY = date(2026, 11, 1)
 DAYS = 7
@@ -26,8 +27,9 @@ PUBLISHED = "analytics.fct_orders"
 
 def main() -> None:
     settings = load_settings()
-    _ensure_demo_pii_key(settings.data_dir)
+    ensure_demo_pii_key(settings)
     allow_slow_temporary_api_start()  # a first run on a fresh Prefect home migrates its database before answering
+    hide_user_error_tracebacks()  # step 4 blocks bad data on purpose: its one-line reason, not a traceback
     from flows.run_pipeline import run_pipeline
 
     orders = generate(settings.data_dir / "shop.db", FIRST_DAY, DAYS)
@@ -52,16 +54,19 @@ def main() -> None:
         raise SystemExit("the published table changed after a blocked run")
 
 
-def _ensure_demo_pii_key(data_dir: Path) -> None:
-    """The demo's PII key: random, made once, kept in the (ignored) data folder, never in the repo."""
-    if os.environ.get("PII_HASH_KEY"):
+def ensure_demo_pii_key(settings: Settings) -> None:
+    """The demo's PII key: random, made once, kept in the (ignored) data folder, never in the repo.
+
+    A later `shipshape run` without PII_HASH_KEY is told how to export this same key.
+    """
+    if os.environ.get(PII_KEY_VARIABLE):
         return
-    key_file = data_dir / ".demo_pii_key"
+    key_file = settings.local_secret_file(PII_KEY_VARIABLE)
     key_file.parent.mkdir(parents=True, exist_ok=True)
     if not key_file.exists():
         key_file.write_text(secrets.token_hex(32))
         key_file.chmod(0o600)
-    os.environ["PII_HASH_KEY"] = key_file.read_text().strip()
+    os.environ[PII_KEY_VARIABLE] = key_file.read_text().strip()
 
 
 def _fingerprint(day: date) -> tuple[int, str]:

@@ -57,7 +57,7 @@ def _scheduled(declared: DeclaredPipeline) -> dict[str, Any]:
         "entrypoint": ENTRYPOINT,
         "parameters": {"pipeline": spec.name},
         "schedules": [schedule],
-        "tags": ["shipshape", names.env_tag(ENV), f"team:{spec.owner.team}", names.pipeline_tag(spec.name)],
+        "tags": [names.DEPLOYMENT_TAG, names.env_tag(ENV), f"team:{spec.owner.team}", names.pipeline_tag(spec.name)],
         "work_pool": _work_pool(),
     }
 
@@ -65,11 +65,11 @@ def _scheduled(declared: DeclaredPipeline) -> dict[str, Any]:
 def _backfill() -> dict[str, Any]:
     """Backfills from the UI's Custom Run form: pipeline dropdown, dates, mode, dry run, concurrency."""
     return {
-        "name": f"backfill-{ENV}",
+        "name": names.backfill_deployment(ENV),
         "description": "Backfill a pipeline's partitions from the publish ledger (missing, failed or all); "
         "dry_run shows the plan without running anything.",
         "entrypoint": BACKFILL_ENTRYPOINT,
-        "tags": ["shipshape", names.env_tag(ENV), names.PLATFORM_TAG],
+        "tags": [names.DEPLOYMENT_TAG, names.env_tag(ENV), names.PLATFORM_TAG],
         "work_pool": _work_pool(PLATFORM_QUEUE),
     }
 
@@ -77,11 +77,11 @@ def _backfill() -> dict[str, Any]:
 def _monitor(pipelines: list[DeclaredPipeline]) -> dict[str, Any]:
     schedule = {"interval": MONITOR_INTERVAL_SECONDS, "active": "{{ environment.schedules_active }}"}
     return {
-        "name": f"monitor-{ENV}",
+        "name": names.monitor_deployment(ENV),
         "description": "Freshness from the publish ledger, SLOs and error budgets; opens and resolves incidents.",
         "entrypoint": MONITOR_ENTRYPOINT,
         "schedules": [schedule],
-        "tags": ["shipshape", names.env_tag(ENV), names.PLATFORM_TAG],
+        "tags": [names.DEPLOYMENT_TAG, names.env_tag(ENV), names.PLATFORM_TAG],
         "work_pool": _work_pool(PLATFORM_QUEUE),
         "triggers": [_freshness_trigger(declared) for declared in pipelines],
     }

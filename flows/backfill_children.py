@@ -23,6 +23,7 @@ from prefect.flow_runs import wait_for_flow_run
 from shipshape.backfill_plan import PartitionPlan
 from shipshape.errors import ConfigurationError
 from shipshape.names import BACKFILL_TAG, PIPELINE_FLOW, backfill_limit
+from shipshape.settings import environment_name
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class Fanout:
             except ObjectNotFound:
                 raise ConfigurationError(
                     f"deployment {PIPELINE_FLOW}/{self.deployment} does not exist on this Prefect API: a backfill "
-                    "runs the pipeline's own deployment; register it with `make deploy ENV=<env>`. Nothing was run"
+                    f"runs the pipeline's own deployment; register it with `make deploy ENV={environment_name()}`. "
+                    "Nothing was run"
                 ) from None
             await client.upsert_global_concurrency_limit_by_name(self.limit_name, self.max_concurrent)
 

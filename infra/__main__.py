@@ -1,6 +1,7 @@
 """`python -m infra plan|apply --env <dev|staging|prod>`: one environment's infrastructure, as code.
 
-Prefect side (on the API PREFECT_API_URL names): work pool, blocks, automation. Warehouse side (on
+Prefect side (on the API PREFECT_API_URL names): work pool, blocks, automations; the platform's objects
+of removed pipelines are deleted (`- deployment …`), never anything it did not create. Warehouse side (on
 SHIPSHAPE_WAREHOUSE_ADMIN_URL, an owner connection used for nothing else): schemas, platform tables,
 least-privilege roles. `plan` prints what `apply` would change; `apply` changes it; a second apply
 prints "no changes". Warehouse first: the blocks name its roles.
@@ -13,8 +14,8 @@ import sys
 
 from prefect.client.orchestration import get_client
 
-from deployments.environments import ENVIRONMENTS, environment
-from infra import automations, blocks, warehouse, work_pools
+from deployments.environments import ENVIRONMENTS, Environment, environment
+from infra import automations, blocks, deployed, warehouse, work_pools
 from infra.changes import Change
 from infra.variables import required
 from shipshape.errors import ShipshapeError
@@ -28,10 +29,16 @@ def reconcile(env_name: str, *, dry_run: bool) -> list[Change]:
         warehouse.passwords_from_environment(),
         dry_run=dry_run,
     )
+    return changes + reconcile_prefect(env, dry_run=dry_run)
+
+
+def reconcile_prefect(env: Environment, *, dry_run: bool) -> list[Change]:
+    """The Prefect side: pool and queues, blocks, automations, and the deployments of removed pipelines."""
     with get_client(sync_client=True) as client:
-        changes += work_pools.reconcile(client, env, dry_run=dry_run)
-    changes += blocks.reconcile(env, dry_run=dry_run)
-    changes += automations.reconcile(env, dry_run=dry_run)
+        changes = work_pools.reconcile(client, env, dry_run=dry_run)
+        changes += blocks.reconcile(env, dry_run=dry_run)
+        changes += automations.reconcile(env, dry_run=dry_run)
+        changes += deployed.reconcile(client, env, dry_run=dry_run)
     return changes
 
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from deployments.environments import Environment
 from deployments.runbooks import runbook_url
 from infra.changes import Change
+from infra.ownership import prune
 from runtime.blocks import load_block
 from shipshape import names
 from shipshape.alerts import ALERT_KINDS, ENDED_BADLY, Transition, incident_triggers, run_state_alerts
@@ -65,13 +66,15 @@ def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
                 automation.id = current.id
                 automation.update()
             changes.append(Change("automation", automation.name, "update"))
-    for name in sorted(set(existing) - {automation.name for automation in desired}):
-        if name.startswith(prefix):
-            if not dry_run:
-                with get_client(sync_client=True) as client:
-                    client.delete_automation(existing[name].id)
-            changes.append(Change("automation", name, "delete"))
-    return changes
+    with get_client(sync_client=True) as client:
+        return changes + prune(
+            "automation",
+            existing,
+            {automation.name for automation in desired},
+            owned=lambda name: name.startswith(prefix),
+            delete=lambda automation: client.delete_automation(automation.id),
+            dry_run=dry_run,
+        )
 
 
 def _pipeline_alerts(env: Environment, declared: DeclaredPipeline) -> list[Automation]:

@@ -10,16 +10,20 @@ import os
 
 from prefect.blocks.core import Block
 from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
 from prefect_slack import SlackWebhook
 
 from deployments.environments import Environment
 from infra.changes import Action, Change
+from infra.ownership import created, prune, record_created
 from infra.variables import required
 from runtime.blocks import WarehouseConnection, load_block
 from shipshape.catalog import load_all
 from shipshape.declaration_base import SecretRef
 from shipshape.names import channel_webhook_variable, secret_block_variable
 from shipshape.secrets import secret_refs
+
+BLOCK_KIND = "block"
 
 
 def desired_blocks(env: Environment) -> dict[str, Block]:
@@ -48,8 +52,9 @@ def desired_blocks(env: Environment) -> dict[str, Block]:
 
 def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
     changes: list[Change] = []
-    for name, block in desired_blocks(env).items():
-        kind = f"block {block.get_block_type_slug()}"
+    desired = desired_blocks(env)
+    for name, block in desired.items():
+        kind = f"{BLOCK_KIND} {block.get_block_type_slug()}"
         try:
             current = load_block(type(block), name)
         except ValueError:
@@ -61,7 +66,32 @@ def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
         if not dry_run:
             block.save(name, overwrite=True)
         changes.append(Change(kind, name, action))
+    return changes + _prune(env, desired, dry_run=dry_run)
+
+
+def _prune(env: Environment, desired: dict[str, Block], *, dry_run: bool) -> list[Change]:
+    """Blocks an earlier apply saved that nothing declares any more (a removed owner's channel, a removed
+    pipeline's Secret); a block anyone else saved is never in the record, whatever its name."""
+    declared = {_block_path(block.get_block_type_slug(), name) for name, block in desired.items()}
+    with get_client(sync_client=True) as client:
+        ours = created(client, env.name, BLOCK_KIND)
+        existing = {
+            _block_path(document.block_type.slug, document.name): document
+            for document in client.read_block_documents(include_secrets=False)
+            if document.block_type is not None and document.name is not None
+        }
+        changes = prune(
+            BLOCK_KIND, existing, declared, owned=ours.__contains__,
+            delete=lambda document: client.delete_block_document(document.id), dry_run=dry_run,
+        )
+        if not dry_run:
+            record_created(client, env.name, BLOCK_KIND, declared)
     return changes
+
+
+def _block_path(type_slug: str, name: str) -> str:
+    """`secret pii-hash-key-dev`: names are unique per block type only, so the type is part of the key."""
+    return f"{type_slug} {name}"
 
 
 def _channel_webhook(env: Environment, channel_slug: str) -> str:

@@ -17,15 +17,18 @@ from typing import Any
 
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from prefect.client.schemas.objects import WorkQueue
 from prefect.exceptions import ObjectNotFound
 
 from deployments.environments import Environment
 from infra.changes import Change
+from infra.ownership import created, prune, record_created
 from shipshape.errors import ConfigurationError
 
 # Containers reach the warehouse and the Prefect API through this Docker network ("host" on a single machine).
 DOCKER_NETWORK_VARIABLE = "SHIPSHAPE_DOCKER_NETWORK"
 MEMORY_LIMIT = "2g"
+QUEUE_KIND = "work queue"
 
 
 def reconcile(client: SyncPrefectClient, env: Environment, *, dry_run: bool) -> list[Change]:
@@ -52,9 +55,33 @@ def _reconcile_queues(client: SyncPrefectClient, env: Environment, *, dry_run: b
                 client.create_work_queue(name, work_pool_name=env.pool_name, concurrency_limit=limit)
             else:
                 client.update_work_queue(queue.id, concurrency_limit=limit)
-        changes.append(Change("work queue", f"{env.pool_name}/{name}", "update" if queue else "create",
+        changes.append(Change(QUEUE_KIND, _queue_path(env, name), "update" if queue else "create",
                               f"concurrency {limit}"))
+    return changes + _prune_queues(client, env, existing, dry_run=dry_run)
+
+
+def _prune_queues(
+    client: SyncPrefectClient, env: Environment, existing: dict[str, WorkQueue], *, dry_run: bool
+) -> list[Change]:
+    """Queues an earlier apply created that the environment no longer declares; others in the pool stay."""
+    ours = created(client, env.name, QUEUE_KIND)
+    declared = {_queue_path(env, name) for name in env.queue_limits}
+    changes = prune(
+        QUEUE_KIND,
+        {_queue_path(env, name): queue for name, queue in existing.items()},
+        declared,
+        owned=ours.__contains__,
+        delete=lambda queue: client.delete_work_queue_by_id(queue.id),
+        dry_run=dry_run,
+    )
+    if not dry_run:
+        record_created(client, env.name, QUEUE_KIND, declared)
     return changes
+
+
+def _queue_path(env: Environment, queue: str) -> str:
+    """`shipshape-dev/default`: how changes and the created record name a queue of the pool."""
+    return f"{env.pool_name}/{queue}"
 
 
 def _reconcile_pool(client: SyncPrefectClient, env: Environment, *, dry_run: bool) -> list[Change]:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from runtime.blocks import WarehouseConnection, load_block
 from shipshape.errors import ConfigurationError, TransientError, WarehouseError
-from shipshape.settings import load_settings
+from shipshape.settings import LOCAL_ENVIRONMENT, environment_name, load_settings
 from shipshape.warehouses import Warehouse, open_warehouse
 
 Role = Literal["loader", "publisher"]
@@ -51,17 +51,28 @@ def connect(role: Role = "loader") -> Iterator[Warehouse]:
 
 
 def _urls_from_block(name: str) -> WarehouseUrls:
-    environment = os.environ.get("SHIPSHAPE_ENV", "<env>")
+    apply = _apply_command()
     try:
         block = load_block(WarehouseConnection, name)
     except ValueError:
         raise ConfigurationError(
             f"warehouse block {name!r} (named by SHIPSHAPE_WAREHOUSE_BLOCK) does not exist on this Prefect API as a "
-            f"'{WarehouseConnection.get_block_type_slug()}' block; create it with `make apply ENV={environment}` "
+            f"'{WarehouseConnection.get_block_type_slug()}' block; create it with {apply} "
             "(reads SHIPSHAPE_WAREHOUSE_HOST, SHIPSHAPE_WAREHOUSE_DATABASE and the role passwords from the environment)"
         ) from None
     return WarehouseUrls(
         loader=block.url(block.loader_user, block.loader_password),
         publisher=block.url(block.publisher_user, block.publisher_password),
-        origin=f"warehouse block {name!r} (fix it with `make apply ENV={environment}`)",
+        origin=f"warehouse block {name!r} (fix it with {apply})",
     )
+
+
+def _apply_command() -> str:
+    """`make apply` writes a deployed environment's blocks; a local run (no SHIPSHAPE_ENV) has none to apply."""
+    environment = environment_name()
+    if environment == LOCAL_ENVIRONMENT:
+        return (
+            "`make apply ENV=<its environment>` with SHIPSHAPE_ENV set to it, or run locally on "
+            "SHIPSHAPE_WAREHOUSE_URL or the embedded default: `unset SHIPSHAPE_WAREHOUSE_BLOCK`"
+        )
+    return f"`make apply ENV={environment}`"

@@ -19,6 +19,7 @@ from pydantic.fields import FieldInfo
 
 from shipshape.column_types import ColumnType
 from shipshape.declaration_base import IDENTIFIER, SecretRef, StrictModel
+from shipshape.names import PII_KEY_BLOCK, PII_KEY_VARIABLE
 from shipshape.partitions import Grain
 from shipshape.sources.kind import SourceBase
 from shipshape.sources.registry import SOURCE_KINDS
@@ -212,7 +213,7 @@ class Retries(StrictModel):
 
 class Pii(StrictModel):
     columns: dict[str, Literal["hash", "drop"]]
-    key: SecretRef = SecretRef(env="PII_HASH_KEY", block="pii-hash-key-{env}")
+    key: SecretRef = SecretRef(env=PII_KEY_VARIABLE, block=PII_KEY_BLOCK)
 
 
 class Rejects(StrictModel):

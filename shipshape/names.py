@@ -15,8 +15,11 @@ RolePurpose = Literal["loader", "publisher", "consumer"]
 
 PIPELINE_FLOW = "run-pipeline"
 PLATFORM_TAG = "shipshape-platform"
+DEPLOYMENT_TAG = "shipshape"  # every deployment prefect.yaml registers carries it; infra prunes only those
 BACKFILL_TAG = "backfill"
 INCIDENT_EVENT_PREFIX = "shipshape.incident"
+PII_KEY_VARIABLE = "PII_HASH_KEY"  # the default PII key for local runs; deployed runs read PII_KEY_BLOCK
+PII_KEY_BLOCK = "pii-hash-key-{env}"
 
 
 def pipeline_tag(pipeline: str) -> str:
@@ -35,6 +38,23 @@ def run_tags(pipeline: str, environment: str) -> list[str]:
 def deployment_name(pipeline: str, environment: str) -> str:
     """The deployment that runs `pipeline` in `environment`: schedules, backfill children and alerts use it."""
     return f"{pipeline}-{environment}"
+
+
+def backfill_deployment(environment: str) -> str:
+    return f"backfill-{environment}"
+
+
+def monitor_deployment(environment: str) -> str:
+    return f"monitor-{environment}"
+
+
+def created_record(environment: str, kind: str) -> str:
+    """The Prefect variable listing the objects of one kind `make apply` created (`shipshape-dev-created-block`).
+
+    Block documents and work queues carry no tags, so this record is how apply tells the platform's own
+    from anyone else's before it deletes one that is no longer declared.
+    """
+    return f"shipshape-{environment}-created-" + kind.replace(" ", "-")
 
 
 def pool_name(environment: str) -> str:

@@ -9,6 +9,7 @@ a `BlockReader` (`runtime.secrets`). Readers that need a secret (an SQL URL, an 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Iterator
 
 from pydantic import BaseModel
@@ -16,7 +17,7 @@ from pydantic import BaseModel
 from shipshape.declaration_base import SecretRef
 from shipshape.errors import ConfigurationError
 from shipshape.names import secret_block_variable
-from shipshape.settings import environment_name
+from shipshape.settings import LOCAL_ENVIRONMENT, environment_name, load_settings
 
 # Block name → its value; raises KeyError when there is no such block.
 BlockReader = Callable[[str], str]
@@ -39,10 +40,24 @@ def resolve_secret(ref: SecretRef, purpose: str, read_block: BlockReader) -> str
     except KeyError:
         unset = f" and environment variable {ref.env} is not set" if ref.env else ""
         raise ConfigurationError(
-            f"{purpose}: Prefect Secret block {block!r} was not found{unset}; create it with "
-            f"`make apply ENV={environment_name()}` (value from {secret_block_variable(ref.block or '')}) "
-            f"or Secret(value=...).save({block!r})"
+            f"{purpose}: Prefect Secret block {block!r} was not found{unset}; {_how_to_provide(ref, block)}"
         ) from None
+
+
+def _how_to_provide(ref: SecretRef, block: str) -> str:
+    """A fix that works where the run is: `make apply` exists only for deployed environments, not local runs."""
+    environment = environment_name()
+    if environment != LOCAL_ENVIRONMENT:
+        return (
+            f"create it with `make apply ENV={environment}` (value from {secret_block_variable(ref.block or '')}) "
+            f"or Secret(value=...).save({block!r})"
+        )
+    if ref.env is None:
+        return f"a local run has no `make apply`: save it with Secret(value=...).save({block!r})"
+    made_up = load_settings().local_secret_file(ref.env)
+    if made_up.exists():
+        return f"use the one `make demo` made: `export {ref.env}=\"$(cat {shlex.quote(str(made_up))})\"`"
+    return f"export it for local runs (`export {ref.env}=...` with your value)"
 
 
 

@@ -15,12 +15,17 @@ from pathlib import Path
 from shipshape.errors import ConfigurationError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+LOCAL_ENVIRONMENT = "local"  # runs outside any deployment: secrets come from variables, no `make apply`
 
 
 @dataclass(frozen=True)
 class Settings:
     project_dir: Path
     data_dir: Path
+
+    def local_secret_file(self, variable: str) -> Path:
+        """Where `make demo` keeps a secret it made up for local runs (the PII key), outside the repo."""
+        return self.data_dir / f".local_{variable.lower()}"
 
 
 def load_settings() -> Settings:
@@ -69,7 +74,7 @@ def session_timeouts() -> SessionTimeouts:
 
 def environment_name() -> str:
     """The environment a run belongs to (dev, staging, prod), set by its deployment; `local` otherwise."""
-    return os.environ.get("SHIPSHAPE_ENV", "local")
+    return os.environ.get("SHIPSHAPE_ENV", LOCAL_ENVIRONMENT)
 
 
 @cache
