@@ -37,7 +37,7 @@ COLUMNS = ["order_id", "customer_id", "email", "amount", "status", "created_at",
 API_PIPELINE = "api_orders"
 API_TABLE = "fct_api_orders"
 API_TOKEN = "orders-api-token-for-tests"
-TOKEN_VARIABLE = "ORDERS_API_TOKEN"
+TOKEN_VARIABLE = "SHIPSHAPE_SECRET_ORDERS_API_TOKEN"
 PAGE_SIZE = 500
 
 # The example pipeline's transform, unchanged: the same SQL serves an HTTP source.
