@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from shipshape.column_types import ColumnType
 from shipshape.errors import TransientError, WarehouseError
+from shipshape.redact import mask_credentials
 from shipshape.warehouses.base import Warehouse
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.duckdb_soda import DuckDBTarget
@@ -47,8 +48,10 @@ class DuckDBWarehouse(Warehouse):
             self._connection = duckdb.connect(str(path))
         except duckdb.IOException as error:
             raise TransientError(
-                f"DuckDB warehouse {path} is in use by another process ({error}). DuckDB allows one process "
-                "at a time: wait for that run to finish, or use PostgreSQL for concurrent runs"
+                mask_credentials(
+                    f"DuckDB warehouse {path} is in use by another process ({error}). DuckDB allows one process "
+                    "at a time: wait for that run to finish, or use PostgreSQL for concurrent runs"
+                )
             ) from error
         self.execute("SET TimeZone = 'UTC'")
         self.path = path
@@ -95,6 +98,6 @@ def _translated(what: str) -> Iterator[None]:
     try:
         yield
     except (duckdb.TransactionException, duckdb.IOException) as error:
-        raise TransientError(f"DuckDB: {error} (while running: {what.strip()[:200]})") from error
+        raise TransientError(mask_credentials(f"DuckDB: {error} (while running: {what.strip()[:200]})")) from error
     except duckdb.Error as error:
-        raise WarehouseError(f"DuckDB: {error} (while running: {what.strip()[:200]})") from error
+        raise WarehouseError(mask_credentials(f"DuckDB: {error} (while running: {what.strip()[:200]})")) from error

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from shipshape.column_types import ColumnType
 from shipshape.errors import TransientError, WarehouseError
+from shipshape.redact import mask_credentials
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.locks import AdvisoryLocks
 from shipshape.warehouses.postgres_roles import PostgresRoles
@@ -116,7 +117,7 @@ def _translated(what: str) -> Iterator[None]:
         yield
     except psycopg.Error as error:
         state = getattr(error, "sqlstate", None) or ""
-        message = f"PostgreSQL: {str(error).strip()} (while running: {what.strip()[:200]})"
+        message = mask_credentials(f"PostgreSQL: {str(error).strip()} (while running: {what.strip()[:200]})")
         refused_login = _REFUSED_LOGIN.search(str(error)) is not None
         if (isinstance(error, psycopg.OperationalError) and not state and not refused_login) or state.startswith(
             _TRANSIENT_SQLSTATE_PREFIXES
@@ -124,4 +125,6 @@ def _translated(what: str) -> Iterator[None]:
             raise TransientError(message) from error
         raise WarehouseError(message) from error
     except adbc.Error as error:
-        raise WarehouseError(f"PostgreSQL bulk load: {str(error).strip()} (while running: {what})") from error
+        raise WarehouseError(
+            mask_credentials(f"PostgreSQL bulk load: {str(error).strip()} (while running: {what})")
+        ) from error
