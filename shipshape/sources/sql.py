@@ -137,7 +137,7 @@ def _engine_url(spec: SqlSource, data_dir: Path, secrets: SecretResolver) -> sa.
         url = sa.make_url(text)
     except sa.exc.ArgumentError:
         raise SourceError(
-            f"sql source {spec.table!r}: {mask_credentials(text)!r} is not a SQLAlchemy URL; "
+            f"sql source {spec.table!r}: {mask_credentials(text, text)!r} is not a SQLAlchemy URL; "
             "expected e.g. postgresql://user@host:5432/db (check source.url)"
         ) from None
     if url.drivername in ("postgresql", "postgres"):
@@ -167,7 +167,8 @@ def _family(column_type: sa.types.TypeEngine[Any], sqlite: bool) -> str | None:
 
 def _translate(error: sa.exc.DBAPIError, table: str, url: sa.URL) -> ShipshapeError:
     """Lost connections, lock waits and timeouts may pass; missing tables/columns and bad SQL will not."""
-    detail = mask_credentials(str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error))
+    detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+    detail = mask_credentials(detail, url.render_as_string(hide_password=False))
     sqlite_code = getattr(error.orig, "sqlite_errorcode", None)
     if sqlite_code is not None:
         retryable = sqlite_code in _SQLITE_RETRYABLE

@@ -56,4 +56,5 @@ def open_warehouse(url: str) -> Warehouse:
         if url.startswith(kind.url_prefixes):
             return kind.adapter().from_url(url)
     expected = " or ".join(kind.url_form for kind in KINDS.values())
-    raise ConfigurationError(f"SHIPSHAPE_WAREHOUSE_URL={mask_credentials(url)!r} is not supported; expected {expected}")
+    shown = mask_credentials(url, url)
+    raise ConfigurationError(f"SHIPSHAPE_WAREHOUSE_URL={shown!r} is not supported; expected {expected}")

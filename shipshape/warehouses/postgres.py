@@ -56,7 +56,7 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        with _translated("connect to PostgreSQL"):
+        with _translated("connect to PostgreSQL", url):
             self._connection = psycopg.connect(url, autocommit=True, options="-c TimeZone=UTC")
 
     def close(self) -> None:
@@ -76,7 +76,7 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
             yield
 
     def _load_batches(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
-        with _translated(f"bulk load into {schema}.{table}"), adbc.connect(self.url) as connection:
+        with _translated(f"bulk load into {schema}.{table}", self.url), adbc.connect(self.url) as connection:
             with connection.cursor() as cursor:
                 cursor.adbc_ingest(table, batches, mode="append", db_schema_name=schema)
             connection.commit()
@@ -111,13 +111,16 @@ def _lock_key(name: str) -> int:
 
 
 @contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """Driver errors become the platform's transient/terminal errors, so tasks never catch psycopg's."""
+def _translated(what: str, url: str = "") -> Iterator[None]:
+    """Driver errors become the platform's transient/terminal errors, so tasks never catch psycopg's.
+
+    Where the driver was handed the `url` (connecting, bulk loading) its text may quote the password: masked.
+    """
     try:
         yield
     except psycopg.Error as error:
         state = getattr(error, "sqlstate", None) or ""
-        message = mask_credentials(f"PostgreSQL: {str(error).strip()} (while running: {what.strip()[:200]})")
+        message = mask_credentials(f"PostgreSQL: {str(error).strip()} (while running: {what.strip()[:200]})", url)
         refused_login = _REFUSED_LOGIN.search(str(error)) is not None
         if (isinstance(error, psycopg.OperationalError) and not state and not refused_login) or state.startswith(
             _TRANSIENT_SQLSTATE_PREFIXES
@@ -126,5 +129,5 @@ def _translated(what: str) -> Iterator[None]:
         raise WarehouseError(message) from error
     except adbc.Error as error:
         raise WarehouseError(
-            mask_credentials(f"PostgreSQL bulk load: {str(error).strip()} (while running: {what})")
+            mask_credentials(f"PostgreSQL bulk load: {str(error).strip()} (while running: {what})", url)
         ) from error
