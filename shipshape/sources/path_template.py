@@ -46,8 +46,8 @@ def fill_path(template: str, data_dir: Path, window: Window) -> Path:
         bound = bounds.get(name)
         if bound is None:
             raise SourceError(
-                f"file source: path template {template!r} uses {{{name}}} but partition {window.key} has no window; "
-                "declare a partition or remove the placeholder"
+                f"file source: cannot fill path template {template!r} for partition {window.key}: it uses "
+                f"{{{name}}} but the partition has no window; declare a partition or remove the placeholder"
             )
         return bound.strftime(spec)
 
