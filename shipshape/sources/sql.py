@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from shipshape.declaration_base import SecretRef
 from shipshape.errors import ShipshapeError, SourceError, TransientError
 from shipshape.partitions import Window
-from shipshape.redact import mask_credentials
+from shipshape.redact import mask_credentials, redact_driver_error
 from shipshape.secrets import SecretResolver
 from shipshape.sources.base import CHUNK_ROWS, rows_to_batch
 from shipshape.sources.kind import SourceBase, SourceKind
@@ -168,7 +168,7 @@ def _family(column_type: sa.types.TypeEngine[Any], sqlite: bool) -> str | None:
 def _translate(error: sa.exc.DBAPIError, table: str, url: sa.URL) -> ShipshapeError:
     """Lost connections, lock waits and timeouts may pass; missing tables/columns and bad SQL will not."""
     detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
-    detail = mask_credentials(detail, url.render_as_string(hide_password=False))
+    detail = redact_driver_error(detail, connected_with=url.render_as_string(hide_password=False))
     sqlite_code = getattr(error.orig, "sqlite_errorcode", None)
     if sqlite_code is not None:
         retryable = sqlite_code in _SQLITE_RETRYABLE

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from shipshape.column_types import ColumnType
 from shipshape.errors import TransientError, WarehouseError
-from shipshape.redact import mask_credentials
+from shipshape.redact import redact_driver_error
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.locks import AdvisoryLocks
 from shipshape.warehouses.postgres_roles import PostgresRoles
@@ -32,6 +32,13 @@ _REFUSED_LOGIN = re.compile(
     r"FATAL:\s+(role .* does not exist|database .* does not exist|password authentication failed)"
 )
 
+# Where PostgreSQL quotes a row's value: a failed cast (`invalid input syntax for type bigint: "…"`,
+# `… out of range: "…"`), a key (`Key (id)=(…) already exists`), a whole row (`Failing row contains (…)`).
+_VALUE_ECHOES = (
+    re.compile(r'(?:for type [^:\n]+|out of range): "(?P<value>[^"\n]*)"'),
+    re.compile(r"Key \([^)\n]*\)=\((?P<value>.*)\) (?:already exists|is not present|conflicts)"),
+    re.compile(r"Failing row contains \((?P<value>.*)\)\."),
+)
 
 class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
     capabilities = Capabilities(
@@ -120,7 +127,11 @@ def _translated(what: str, url: str = "") -> Iterator[None]:
         yield
     except psycopg.Error as error:
         state = getattr(error, "sqlstate", None) or ""
-        message = mask_credentials(f"PostgreSQL: {str(error).strip()} (while running: {what.strip()[:200]})", url)
+        message = redact_driver_error(
+            f"PostgreSQL: {str(error).strip()} (while running: {what.strip()[:200]})",
+            connected_with=url,
+            value_echoes=_VALUE_ECHOES,
+        )
         refused_login = _REFUSED_LOGIN.search(str(error)) is not None
         if (isinstance(error, psycopg.OperationalError) and not state and not refused_login) or state.startswith(
             _TRANSIENT_SQLSTATE_PREFIXES
@@ -129,5 +140,9 @@ def _translated(what: str, url: str = "") -> Iterator[None]:
         raise WarehouseError(message) from error
     except adbc.Error as error:
         raise WarehouseError(
-            mask_credentials(f"PostgreSQL bulk load: {str(error).strip()} (while running: {what})", url)
+            redact_driver_error(
+                f"PostgreSQL bulk load: {str(error).strip()} (while running: {what})",
+                connected_with=url,
+                value_echoes=_VALUE_ECHOES,
+            )
         ) from error

@@ -2,7 +2,7 @@
 
 The reject reason travels to `platform.dead_letters.reason`, the ledger message, the run state and Slack; the
 raw record stays in `platform.dead_letters.raw_record`, masked by the declared PII rules. Neither may hold a
-clear PII value, nor may the error that stops the run.
+clear PII value, nor may the error that stops the run, nor a warehouse error about a value it refused.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from shipshape.column_types import ColumnType
 from shipshape.convert import BatchConverter
 from shipshape.declaration import Rejects
-from shipshape.errors import RejectThresholdError
+from shipshape.errors import RejectThresholdError, WarehouseError
 from shipshape.ledger import DEAD_LETTER_TABLE, ensure_platform_tables, write_dead_letters
 from shipshape.pii import PiiMasker
 from shipshape.rejects import enforce_threshold
@@ -63,3 +63,23 @@ def test_rejected_pii_rows_leave_no_clear_value_in_dead_letters_or_the_error(war
         assert clear not in everything
     assert masker.mask_record({"card": CARD})["card"] in stored[1][1]  # the hashed column: its digest only
     assert "column 'ssn': value is not a valid bigint" in str(raised.value)
+
+
+def test_a_value_the_database_refuses_is_not_quoted_in_the_warehouse_error(warehouse_url: str) -> None:
+    with open_warehouse(warehouse_url) as warehouse:
+        warehouse.execute("CREATE TABLE landed (id BIGINT PRIMARY KEY, ssn TEXT, email TEXT)")
+        warehouse.execute("INSERT INTO landed VALUES (?, ?, ?)", [1, SSN, EMAIL])
+        errors = []
+        for statement, params in [
+            ("SELECT CAST(ssn AS BIGINT) FROM landed", []),  # a transform casting a PII column
+            ("SELECT CAST(ssn AS DATE) FROM landed", []),
+            ("INSERT INTO landed VALUES (?, ?, ?)", [1, SSN, EMAIL]),  # a key that already exists
+            ("INSERT INTO landed VALUES (?, ?, ?)", [None, SSN, EMAIL]),  # a NULL key: PostgreSQL shows the row
+        ]:
+            with pytest.raises(WarehouseError) as raised:
+                warehouse.execute(statement, params)
+            errors.append(str(raised.value))
+
+    for message in errors:
+        assert SSN not in message and EMAIL not in message, message
+    assert "<value>" in errors[0]
