@@ -68,4 +68,4 @@ def _known(inner: str) -> bool:
     name, colon, spec = inner.partition(":")
     if name == "data_dir":
         return not colon
-    return name in _BOUNDS and spec.startswith("%") and "/" not in spec and "\\" not in spec
+    return name in _BOUNDS and spec.startswith("%")

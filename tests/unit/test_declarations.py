@@ -13,6 +13,7 @@ from shipshape.errors import DeclarationError, SourceError
 from shipshape.partitions import FULL_REFRESH, Window
 from shipshape.settings import PACKAGE_ROOT
 from shipshape.sources.files import FileSource, PartitionFileSource
+from shipshape.sources.path_template import fill_path
 
 EXAMPLE = PACKAGE_ROOT / "pipelines" / "shop_orders.yaml"
 
@@ -222,7 +223,7 @@ def test_a_path_template_cannot_reach_the_worker_environment(
         ("/etc/passwd", "the path must start with {data_dir}/"),
         ("{data_dir}/{start:%Y}/{end}.csv", "unknown placeholder {end}"),
         ("{data_dir}/{start.year}.csv", "unknown placeholder {start.year}"),
-        ("{data_dir}/{start:%Y/../x}.csv", "unknown placeholder {start:%Y/../x}"),
+        ("{data_dir}/{start:%Y/../../x}.csv", "'..' is not allowed in the path"),
         ("{data_dir}/{0}.csv", "unknown placeholder {0}"),
         ("{data_dir}/x}.csv", "unmatched '{' or '}'"),
     ],
@@ -330,3 +331,10 @@ def test_two_pipelines_cannot_share_a_destination(tmp_path: Path) -> None:
         "pipelines/shop_orders.yaml; each pipeline publishes its own table — change destination.table or "
         "destination.schema in one of them"
     )
+
+
+def test_a_path_template_fills_only_its_three_fields(tmp_path: Path) -> None:
+    path = "{data_dir}/landing/{start:%Y/%m/%d}-{end:%d}.csv"
+    spec = load_pipeline(_write_variant(tmp_path, _file_source(path)), tmp_path).spec.source
+    window = Window("2026-11-05", datetime(2026, 11, 5, tzinfo=UTC), datetime(2026, 11, 6, tzinfo=UTC))
+    assert fill_path(spec.path, tmp_path / "data", window) == (tmp_path / "data/landing/2026/11/05-06.csv").resolve()
