@@ -23,10 +23,9 @@ FIX = "use only {data_dir}, {start:<strftime>} and {end:<strftime>}, e.g. {data_
 
 def template_problems(template: str) -> list[str]:
     """What is wrong with a path template, each with the fix; empty when it is valid."""
-    problems = [
-        f"unknown placeholder {{{inner}}}" for inner in _FIELD.findall(template) if not _known(inner)
-    ]
-    if "{" in _FIELD.sub("", template) or "}" in _FIELD.sub("", template):
+    problems = [f"unknown placeholder {{{inner}}}" for inner in _FIELD.findall(template) if not _known(inner)]
+    literal = _FIELD.sub("", template)
+    if "{" in literal or "}" in literal:
         problems.append("unmatched '{' or '}'")
     if not template.startswith(_DATA_DIR + "/"):
         problems.append("the path must start with {data_dir}/ (files are read only from the data folder)")
