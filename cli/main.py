@@ -31,20 +31,27 @@ def main(argv: list[str] | None = None) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from shipshape.audit import check_contract
-    from shipshape.catalog import load_pipeline, pipeline_files
+    from shipshape.catalog import check_unique_destinations, load_pipeline, pipeline_files
 
     files = [Path(file) for file in args.files] or pipeline_files()
     failures = 0
+    loaded: list[DeclaredPipeline] = []
     for file in files:
         try:
             declared = load_pipeline(file.resolve())
             check_contract(declared.contract_path)
             if args.live:
                 _check_live(declared, args.date)
+            loaded.append(declared)
             print(f"ok    {file}")
         except ShipshapeError as error:
             failures += 1
             print(f"error {error}", file=sys.stderr)
+    try:
+        check_unique_destinations(loaded)  # across the files: two pipelines may not publish one table
+    except ShipshapeError as error:
+        failures += 1
+        print(f"error {error}", file=sys.stderr)
     print(f"{len(files) - failures} valid, {failures} invalid")
     return 1 if failures else 0
 

@@ -31,7 +31,7 @@ from infra.changes import Change
 from infra.ownership import prune
 from runtime.blocks import load_block
 from shipshape import names
-from shipshape.alerts import ALERT_KINDS, ENDED_BADLY, Transition, incident_triggers, run_state_alerts
+from shipshape.alerts import ALERT_KINDS, ENDED_BADLY, Transition, incident_triggers, run_state_alerts, run_value
 from shipshape.catalog import DeclaredPipeline, load_all
 from shipshape.names import INCIDENT_EVENT_PREFIX, PLATFORM_TAG, pipeline_resource_id
 
@@ -85,7 +85,7 @@ def _pipeline_alerts(env: Environment, declared: DeclaredPipeline) -> list[Autom
     runs = ResourceSpecification({"prefect.resource.role": "deployment", "prefect.resource.name": deployment})
     contact = f"Owner: {owner.team}" + (f" ({owner.person})" if owner.person else "") + f" · {owner.slack_channel}"
     prefix = f"[shipshape {env.name}] {name}"
-    partition = f"{{{{ flow_run.name | replace('{name} ', '') }}}}"  # run names are `<pipeline> <partition(s)>`
+    partition = run_value(f"flow_run.name | replace('{name} ', '')")  # run names are `<pipeline> <partition(s)>`
     incident_titles = ", ".join(ALERT_KINDS[anchor].title.lower() for anchor in incident_triggers())
     return [
         *(
@@ -112,8 +112,8 @@ def _pipeline_alerts(env: Environment, declared: DeclaredPipeline) -> list[Autom
                 posture=Posture.Reactive,
                 threshold=1,
             ),
-            actions=[_notify(channel, f"{prefix}: {{{{ event.payload.headline }}}}", (
-                "{{ event.payload.summary }}\n"
+            actions=[_notify(channel, f"{prefix}: {run_value('event.payload.headline')}", (
+                f"{run_value('event.payload.summary')}\n"
                 f"{contact}\nRunbook: {runbook_url(name)}#{{{{ event.payload.anchor }}}}"
             ))],
         ),
@@ -131,10 +131,10 @@ def _platform_failed(env: Environment) -> Automation:
             posture=Posture.Reactive,
             threshold=1,
         ),
-        actions=[_notify(_block_id(env.slack_block), f"[shipshape {env.name}] {{{{ flow_run.name }}}} ended "
+        actions=[_notify(_block_id(env.slack_block), f"[shipshape {env.name}] {run_value('flow_run.name')} ended "
                          "{{ flow_run.state.name }}", (
-            "{{ flow.name }} run {{ flow_run.name }} of {{ deployment.name }} ended {{ flow_run.state.name }}: "
-            "{{ flow_run.state.message | truncate(600) }}\n" + RUN_LINK
+            f"{{{{ flow.name }}}} run {run_value('flow_run.name')} of {{{{ deployment.name }}}} ended "
+            f"{{{{ flow_run.state.name }}}}: {run_value('flow_run.state.message | truncate(600)')}\n" + RUN_LINK
         ))],
     )
 

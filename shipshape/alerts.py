@@ -23,12 +23,25 @@ COMPLETED = frozenset({"prefect.flow-run.Completed"})
 ENDED_BADLY = frozenset({"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"})
 BLOCKED = frozenset({f"prefect.flow-run.{AUDIT_FAILED_STATE}"})
 
+# Slack mrkdwn reads `<…>` as a link or a mention (`<!channel>`, `<https://evil|Re-run here>`) and `&` as an entity;
+# its rules: escape exactly these three. Prefect's Slack block posts the text as it is.
+_SLACK_ESCAPES = " | replace('&', '&amp;') | replace('<', '&lt;') | replace('>', '&gt;')"
+
 RUN_FAILED = "run-failed"
 AUDIT_BLOCKED = "audit-blocked"
 FRESHNESS_BREACH = "freshness-breach"
 VOLUME_ANOMALY = "volume-anomaly"
 FAST_BURN = "fast-burn"
 RECOVERED = "recovered"
+
+
+def run_value(expression: str) -> str:
+    """A Jinja placeholder for text a run produced (its state message, name, an event's summary), escaped for Slack.
+
+    Such text is written by whoever controls the data or the declaration — an error can quote a source value — so
+    in an alert it must read as text: never ping the channel or turn into a link.
+    """
+    return "{{ " + expression + _SLACK_ESCAPES + " }}"
 
 
 @dataclass(frozen=True)
@@ -101,7 +114,7 @@ _RUN_FAILED_ALERT = AlertKind(
         fired_by=ENDED_BADLY,
         subject="run {{ flow_run.state.name }}",
         what="the run ended {{ flow_run.state.name }}.",
-        detail="Error: {{ flow_run.state.message | truncate(600) }}",
+        detail="Error: " + run_value("flow_run.state.message | truncate(600)"),
     ),
 )
 
@@ -135,7 +148,7 @@ _AUDIT_BLOCKED_ALERT = AlertKind(
         fired_by=BLOCKED,
         subject="audit gate blocked the publish",
         what="the contract failed, nothing was published.",
-        detail="Failed checks: {{ flow_run.state.message | truncate(1500) }}",
+        detail="Failed checks: " + run_value("flow_run.state.message | truncate(1500)"),
     ),
 )
 

@@ -18,10 +18,12 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from shipshape.declaration import Pipeline
+from shipshape.declaration_base import IDENTIFIER
 from shipshape.errors import DeclarationError
 from shipshape.settings import load_settings
 from shipshape.unions import member_for, union_tags
 
+CONTRACT_FOLDER = "checks"
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 BUILTIN_PLACEHOLDERS = frozenset({"raw", "this"})
 
@@ -78,12 +80,38 @@ def pipeline_files(project_dir: Path | None = None) -> list[Path]:
 
 
 def load_all(project_dir: Path | None = None) -> list[DeclaredPipeline]:
-    """Every declaration in the project; the first invalid one raises."""
-    return [load_pipeline(file, project_dir) for file in pipeline_files(project_dir)]
+    """Every declaration in the project; the first invalid one raises, as do two pipelines sharing a table."""
+    declared = [load_pipeline(file, project_dir) for file in pipeline_files(project_dir)]
+    check_unique_destinations(declared)
+    return declared
+
+
+def check_unique_destinations(declared: list[DeclaredPipeline]) -> None:
+    """Two pipelines publishing to one table would overwrite each other's partitions and share its grants."""
+    owners: dict[tuple[str, str], DeclaredPipeline] = {}
+    for pipeline in declared:
+        destination = pipeline.spec.destination
+        target = (destination.schema_name, destination.table)
+        first = owners.setdefault(target, pipeline)
+        if first is not pipeline:
+            raise DeclarationError(
+                _display_path(pipeline.file, pipeline.project_dir),
+                [
+                    f"field 'destination': {target[0]}.{target[1]} is already the destination of "
+                    f"{_display_path(first.file, first.project_dir)}; each pipeline publishes its own table — "
+                    "change destination.table or destination.schema in one of them"
+                ],
+            )
 
 
 def find_pipeline(name: str, project_dir: Path | None = None) -> DeclaredPipeline:
+    """The pipeline called `name` (a flow parameter or CLI argument: an identifier, never a path)."""
     project_dir = project_dir or load_settings().project_dir
+    if not re.fullmatch(IDENTIFIER, name):
+        raise DeclarationError(
+            "pipelines/",
+            [f"pipeline name {name!r} is not a pipeline name; expected letters, digits and _ ({IDENTIFIER})"],
+        )
     file = project_dir / "pipelines" / f"{name}.yaml"
     if not file.exists():
         known = [path.stem for path in pipeline_files(project_dir)]
@@ -96,14 +124,21 @@ def find_pipeline(name: str, project_dir: Path | None = None) -> DeclaredPipelin
 
 def _file_problems(spec: Pipeline, project_dir: Path) -> list[str]:
     problems = []
-    if not (project_dir / spec.contract).is_file():
+    contract_folder = project_dir / CONTRACT_FOLDER
+    if not _inside(project_dir / spec.contract, contract_folder):
+        problems.append(_outside("contract", spec.contract, f"{CONTRACT_FOLDER}/"))
+    elif not (project_dir / spec.contract).is_file():
         problems.append(
             f"field 'contract': file {spec.contract!r} does not exist; expected a Soda contract under checks/"
         )
+    sql_folder = project_dir / "pipelines" / spec.name
     step_names: set[str] = set()
     for index, sql_file in enumerate(spec.transform):
         path = project_dir / sql_file
         field = f"transform[{index}]"
+        if not _inside(path, sql_folder):
+            problems.append(_outside(field, sql_file, f"pipelines/{spec.name}/"))
+            continue
         if not path.is_file():
             problems.append(f"field '{field}': file {sql_file!r} does not exist")
             continue
@@ -116,6 +151,15 @@ def _file_problems(spec: Pipeline, project_dir: Path) -> list[str]:
                 )
         step_names.add(path.stem)
     return problems
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, symlinks and `..` resolved, lies inside `folder`: a declaration reads only its own files."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _outside(field: str, value: str, folder: str) -> str:
+    return f"field {field!r}: got {value!r}; expected a file under {folder} (after resolving '..' and symlinks)"
 
 
 def _describe(item: ErrorDetails, raw: dict[str, Any], tags: frozenset[str]) -> str:

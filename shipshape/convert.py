@@ -2,7 +2,8 @@
 
 A whole column is cast at once (vectorised). Only when that fails do we bisect the column to
 find the offending rows — O(bad · log n) casts — and send each to the dead-letter table with the
-reason and the raw record. Nothing is silently dropped or coerced to NULL.
+reason (column and type, never the value) and the raw record (PII masked). Nothing is silently dropped or
+coerced to NULL.
 """
 
 from __future__ import annotations
@@ -47,8 +48,7 @@ class BatchConverter:
         reasons: dict[int, str] = {}
         for name, kind in self.declared.items():
             for index in _failing_indices(prepared[name], kind.arrow):
-                value = batch.column(name)[index].as_py()
-                reasons.setdefault(index, f"column {name!r}: cannot convert {value!r} to {kind}")
+                reasons.setdefault(index, rejection_reason(name, kind))
         if not reasons:
             return self._typed(prepared), []
         keep = pa.array([index not in reasons for index in range(batch.num_rows)])
@@ -66,6 +66,16 @@ class BatchConverter:
     def _typed(self, columns: dict[str, pa.Array]) -> pa.RecordBatch:
         arrays = [columns[name].cast(field.type) for name, field in zip(self.declared, self.schema, strict=True)]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+def rejection_reason(column: str, kind: ColumnType) -> str:
+    """Why a row was rejected, naming the column and the type but never the value.
+
+    The reason travels far — `platform.dead_letters.reason`, the ledger, the run state, Slack — and the value may be
+    PII (a `drop` column holds a social security number until it is dropped). The row itself, masked as the PII
+    rules say, is kept only in `platform.dead_letters.raw_record`.
+    """
+    return f"column {column!r}: value is not a valid {kind}"
 
 
 def _prepare(column: pa.Array, kind: ColumnType) -> pa.Array:

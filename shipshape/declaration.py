@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from pydantic import AfterValidator, Field, StrictBool, StrictFloat, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from shipshape.column_types import ColumnType
 from shipshape.declaration_base import IDENTIFIER, SecretRef, StrictModel
-from shipshape.names import PII_KEY_BLOCK, PII_KEY_VARIABLE
+from shipshape.names import PII_KEY_BLOCK, PII_KEY_VARIABLE, RESERVED_SCHEMAS, reserved_schema
 from shipshape.partitions import Grain
 from shipshape.sources.kind import SourceBase
 from shipshape.sources.registry import SOURCE_KINDS
@@ -100,6 +100,17 @@ else:
 class Destination(StrictModel):
     table: Annotated[str, Field(pattern=IDENTIFIER, max_length=40)]
     schema_name: Annotated[str, Field(alias="schema", pattern=IDENTIFIER)] = "analytics"
+
+    @field_validator("schema_name")
+    @classmethod
+    def _not_reserved(cls, schema: str) -> str:
+        """`make apply` grants consumers every destination schema: `platform` would hand them the ledger."""
+        if reserved_schema(schema):
+            raise ValueError(
+                f"schema {schema!r} is reserved for the platform or the database "
+                f"({', '.join(sorted(RESERVED_SCHEMAS))}, pg_*); publish to a schema of your own, e.g. analytics"
+            )
+        return schema
 
 
 class Partition(StrictModel):

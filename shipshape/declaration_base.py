@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shipshape.names import PLATFORM_SECRET_VARIABLES, SECRET_VARIABLE_PREFIX, declarable_secret_variable
 
 IDENTIFIER = r"^[a-z_][a-z0-9_]*$"
 
@@ -25,10 +27,23 @@ class SecretRef(StrictModel):
 
     With both, a set variable wins (local runs, CI) and deployed runs read the block. `{env}` in a block
     name is the run's environment (SHIPSHAPE_ENV), so one declaration serves dev, staging and prod.
+    `env` is confined to `SHIPSHAPE_SECRET_*` (and the platform's own allow-list): the worker's environment also
+    holds its Prefect API credentials and warehouse URLs, which a declaration must never be able to send anywhere.
     """
 
     env: str | None = None
     block: Annotated[str, Field(pattern=r"^[a-z0-9-]*(\{env\})?[a-z0-9-]*$")] | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _declarable(cls, variable: str | None) -> str | None:
+        if variable is not None and not declarable_secret_variable(variable):
+            allowed = ", ".join(sorted(PLATFORM_SECRET_VARIABLES))
+            raise ValueError(
+                f"a secret variable must be named {SECRET_VARIABLE_PREFIX}<NAME> (or one of: {allowed}); "
+                f"rename the variable (e.g. {SECRET_VARIABLE_PREFIX}ORDERS_API_TOKEN) or use 'block:'"
+            )
+        return variable
 
     @model_validator(mode="after")
     def _somewhere(self) -> SecretRef:

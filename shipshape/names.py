@@ -22,6 +22,19 @@ PII_KEY_VARIABLE = "PII_HASH_KEY"  # the default PII key for local runs; deploye
 PII_KEY_BLOCK = "pii-hash-key-{env}"
 
 
+AUDIT_SCHEMA = "audit"
+"""Where each run's raw and transformed data waits for the audit gate."""
+PLATFORM_SCHEMA = "platform"
+"""The platform's records: the ledger, dead letters, incidents."""
+RESERVED_SCHEMA_PREFIXES = ("pg_",)
+RESERVED_SCHEMAS = frozenset({AUDIT_SCHEMA, PLATFORM_SCHEMA, "public", "information_schema"})
+"""No declaration may publish into these: `make apply` grants consumers read on every destination schema."""
+
+
+def reserved_schema(schema: str) -> bool:
+    return schema in RESERVED_SCHEMAS or schema.startswith(RESERVED_SCHEMA_PREFIXES)
+
+
 def pipeline_tag(pipeline: str) -> str:
     return f"pipeline:{pipeline}"
 
@@ -84,6 +97,20 @@ def secret_block_variable(block_template: str) -> str:
     """Where `make apply` reads a Secret block's value: `pii-hash-key-{env}` → SHIPSHAPE_SECRET_PII_HASH_KEY."""
     stem = block_template.replace("{env}", "").strip("-")
     return "SHIPSHAPE_SECRET_" + stem.upper().replace("-", "_")
+
+
+SECRET_VARIABLE_PREFIX = "SHIPSHAPE_SECRET_"
+"""A declaration's `{env: …}` secret names a variable with this prefix, so it can never name the worker's own
+credentials (PREFECT_API_KEY, PREFECT_API_AUTH_STRING, SHIPSHAPE_WAREHOUSE_URL, …) and send them to a declared host."""
+PLATFORM_SECRET_VARIABLES = frozenset({PII_KEY_VARIABLE})
+"""Variables outside the prefix a declaration may still name: the PII hash key's default (`pii.key`)."""
+
+
+def declarable_secret_variable(variable: str) -> bool:
+    """Whether a declaration may read this environment variable as a secret."""
+    return (variable.startswith(SECRET_VARIABLE_PREFIX) and variable != SECRET_VARIABLE_PREFIX) or (
+        variable in PLATFORM_SECRET_VARIABLES
+    )
 
 
 def role_name(environment: str, purpose: RolePurpose) -> str:

@@ -26,6 +26,8 @@ from shipshape.secrets import SecretResolver
 from shipshape.sources.base import CHUNK_ROWS
 from shipshape.sources.csv_options import CsvOptions
 from shipshape.sources.kind import SourceBase, SourceKind
+from shipshape.sources.path_template import FIX as TEMPLATE_FIX
+from shipshape.sources.path_template import fill_path, template_problems
 
 CSV_BLOCK_BYTES = 1024 * 1024
 """CSV bytes parsed at a time; must exceed the longest row. Arrow reads up to 32 blocks ahead in the
@@ -37,9 +39,19 @@ class FileSource(SourceBase):
     """`kind: file` in a declaration: one landed CSV or Parquet file per partition."""
 
     kind: Literal["file"]
-    path: str = Field(description="Path template: `{data_dir}`, `{start:%Y-%m-%d}`, `{end:...}` are replaced.")
+    path: str = Field(
+        description="Path under `{data_dir}/`; only `{data_dir}`, `{start:%Y-%m-%d}`, `{end:...}` are replaced."
+    )
     format: Literal["csv", "parquet"]
     csv: CsvOptions = Field(default_factory=CsvOptions, description="How a CSV file is written; `format: csv` only.")
+
+    @field_validator("path")
+    @classmethod
+    def _confined_template(cls, path: str) -> str:
+        problems = template_problems(path)
+        if problems:
+            raise ValueError(f"{'; '.join(problems)}; {TEMPLATE_FIX}")
+        return path
 
     @field_validator("csv")
     @classmethod
@@ -82,13 +94,7 @@ class PartitionFileSource:
 
     def path_for(self, window: Window) -> Path:
         """The file holding the window's rows; a `SourceError` saying what was expected when it is absent."""
-        try:
-            path = Path(self._spec.path.format(data_dir=self._data_dir, start=window.start, end=window.end))
-        except (KeyError, IndexError, TypeError, ValueError) as error:
-            raise SourceError(
-                f"file source: cannot fill path template {self._spec.path!r} for partition {window.key} ({error}); "
-                "use only {data_dir}, {start:<strftime>} and {end:<strftime>}, and a partition when start/end appear"
-            ) from None
+        path = fill_path(self._spec.path, self._data_dir, window)
         if not path.is_file():
             raise SourceError(
                 f"file source: {path} does not exist (partition {window.key}); expected the {self._spec.format} file "

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from shipshape.declaration_base import SecretRef
 from shipshape.errors import ShipshapeError, SourceError, TransientError
 from shipshape.partitions import Window
+from shipshape.redact import mask_credentials, redact_driver_error
 from shipshape.secrets import SecretResolver
 from shipshape.sources.base import CHUNK_ROWS, rows_to_batch
 from shipshape.sources.kind import SourceBase, SourceKind
@@ -132,7 +133,13 @@ def _engine_url(spec: SqlSource, data_dir: Path, secrets: SecretResolver) -> sa.
         text = spec.url.replace("{data_dir}", str(data_dir))
     else:
         text = secrets(spec.url, f"sql source {spec.table!r} url")
-    url = sa.make_url(text)
+    try:
+        url = sa.make_url(text)
+    except sa.exc.ArgumentError:
+        raise SourceError(
+            f"sql source {spec.table!r}: {mask_credentials(text, text)!r} is not a SQLAlchemy URL; "
+            "expected e.g. postgresql://user@host:5432/db (check source.url)"
+        ) from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     return url
@@ -161,6 +168,7 @@ def _family(column_type: sa.types.TypeEngine[Any], sqlite: bool) -> str | None:
 def _translate(error: sa.exc.DBAPIError, table: str, url: sa.URL) -> ShipshapeError:
     """Lost connections, lock waits and timeouts may pass; missing tables/columns and bad SQL will not."""
     detail = str(error.orig).strip().splitlines()[0] if error.orig is not None else str(error)
+    detail = redact_driver_error(detail, connected_with=url.render_as_string(hide_password=False))
     sqlite_code = getattr(error.orig, "sqlite_errorcode", None)
     if sqlite_code is not None:
         retryable = sqlite_code in _SQLITE_RETRYABLE

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import import_module
 
 from shipshape.errors import ConfigurationError
+from shipshape.redact import mask_credentials
 from shipshape.warehouses.base import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse
 
 __all__ = ["AUDIT_SCHEMA", "KINDS", "PLATFORM_SCHEMA", "Warehouse", "WarehouseKind", "adapter", "open_warehouse"]
@@ -55,13 +56,5 @@ def open_warehouse(url: str) -> Warehouse:
         if url.startswith(kind.url_prefixes):
             return kind.adapter().from_url(url)
     expected = " or ".join(kind.url_form for kind in KINDS.values())
-    raise ConfigurationError(f"SHIPSHAPE_WAREHOUSE_URL={_redacted(url)!r} is not supported; expected {expected}")
-
-
-def _redacted(url: str) -> str:
-    """Never echo a password back into logs."""
-    if "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
-        scheme, rest = url.split("//", 1)
-        user = rest.split("@", 1)[0].split(":", 1)[0]
-        return f"{scheme}//{user}:***@{rest.split('@', 1)[1]}"
-    return url
+    shown = mask_credentials(url, url)
+    raise ConfigurationError(f"SHIPSHAPE_WAREHOUSE_URL={shown!r} is not supported; expected {expected}")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import pyarrow as pa
 
 from shipshape.column_types import ColumnType
+from shipshape.names import AUDIT_SCHEMA, PLATFORM_SCHEMA
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.locks import AdvisoryLocks, LockClaim
 from shipshape.warehouses.roles import RoleStatements
@@ -25,8 +26,7 @@ from shipshape.warehouses.roles import RoleStatements
 if TYPE_CHECKING:
     from shipshape.audit import SodaTarget
 
-AUDIT_SCHEMA = "audit"
-PLATFORM_SCHEMA = "platform"
+__all__ = ["AUDIT_SCHEMA", "PLATFORM_SCHEMA", "Warehouse"]
 
 
 class Warehouse(RoleStatements, ABC):

@@ -6,6 +6,7 @@ to wait on; locks are in-process. A long statement relies on the task's timeout,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,12 +17,21 @@ import pyarrow as pa
 
 from shipshape.column_types import ColumnType
 from shipshape.errors import TransientError, WarehouseError
+from shipshape.redact import redact_driver_error
 from shipshape.warehouses.base import Warehouse
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.duckdb_soda import DuckDBTarget
 
 URL_PREFIX = "duckdb:///"
 
+# Where DuckDB quotes a row's value: a failed cast (`Could not convert string '…' to INT64`,
+# `invalid date field format: "…"`, `with value … can't be cast`) or a key (`Duplicate key "id: …"`).
+_VALUE_ECHOES = (
+    re.compile(r"Could not convert string (?P<quote>['\"])(?P<value>.*?)(?P=quote) to"),
+    re.compile(r'field format: "(?P<value>[^"\n]*)"'),
+    re.compile(r"with value (?P<value>.+?) can't be cast"),
+    re.compile(r'Duplicate key "(?P<value>[^"\n]*)"'),
+)
 
 class DuckDBWarehouse(Warehouse):
     capabilities = Capabilities(
@@ -51,8 +61,10 @@ class DuckDBWarehouse(Warehouse):
             self._connection = duckdb.connect(str(path))
         except duckdb.IOException as error:
             raise TransientError(
-                f"DuckDB warehouse {path} is in use by another process ({error}). DuckDB allows one process "
-                "at a time: wait for that run to finish, or use PostgreSQL for concurrent runs"
+                redact_driver_error(
+                    f"DuckDB warehouse {path} is in use by another process ({error}). DuckDB allows one process "
+                    "at a time: wait for that run to finish, or use PostgreSQL for concurrent runs"
+                )
             ) from error
         self.execute("SET TimeZone = 'UTC'")
         self.path = path
@@ -99,6 +111,11 @@ def _translated(what: str) -> Iterator[None]:
     try:
         yield
     except (duckdb.TransactionException, duckdb.IOException) as error:
-        raise TransientError(f"DuckDB: {error} (while running: {what.strip()[:200]})") from error
+        raise TransientError(_message(error, what)) from error
     except duckdb.Error as error:
-        raise WarehouseError(f"DuckDB: {error} (while running: {what.strip()[:200]})") from error
+        raise WarehouseError(_message(error, what)) from error
+
+
+def _message(error: duckdb.Error, what: str) -> str:
+    text = f"DuckDB: {error} (while running: {what.strip()[:200]})"
+    return redact_driver_error(text, value_echoes=_VALUE_ECHOES)

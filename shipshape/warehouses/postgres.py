@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from shipshape.column_types import ColumnType
 from shipshape.errors import TransientError, WarehouseError
+from shipshape.redact import redact_driver_error
 from shipshape.settings import SessionTimeouts, session_timeouts
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.locks import AdvisoryLocks
@@ -33,6 +34,13 @@ _REFUSED_LOGIN = re.compile(
     r"FATAL:\s+(role .* does not exist|database .* does not exist|password authentication failed)"
 )
 
+# Where PostgreSQL quotes a row's value: a failed cast (`invalid input syntax for type bigint: "…"`,
+# `… out of range: "…"`), a key (`Key (id)=(…) already exists`), a whole row (`Failing row contains (…)`).
+_VALUE_ECHOES = (
+    re.compile(r'(?:for type [^:\n]+|out of range): "(?P<value>[^"\n]*)"'),
+    re.compile(r"Key \([^)\n]*\)=\((?P<value>.*)\) (?:already exists|is not present|conflicts)"),
+    re.compile(r"Failing row contains \((?P<value>.*)\)\."),
+)
 
 class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
     capabilities = Capabilities(
@@ -58,7 +66,7 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
     def __init__(self, url: str, timeouts: SessionTimeouts) -> None:
         self.url = url
         self._session_url = _with_session_settings(url, timeouts)
-        with _translated("connect to PostgreSQL"):
+        with _translated("connect to PostgreSQL", self._session_url):
             self._connection = psycopg.connect(self._session_url, autocommit=True)
 
     def close(self) -> None:
@@ -78,7 +86,10 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
             yield
 
     def _load_batches(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
-        with _translated(f"bulk load into {schema}.{table}"), adbc.connect(self._session_url) as connection:
+        with (
+            _translated(f"bulk load into {schema}.{table}", self._session_url),
+            adbc.connect(self._session_url) as connection,
+        ):
             with connection.cursor() as cursor:
                 cursor.adbc_ingest(table, batches, mode="append", db_schema_name=schema)
             connection.commit()
@@ -114,16 +125,6 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
         self.execute("SELECT pg_advisory_xact_lock(?)", [_lock_key(name)])
         self.execute("RESET lock_timeout")
 
-
-def _with_session_settings(url: str, timeouts: SessionTimeouts) -> str:
-    """The URL with libpq's connect_timeout and the session settings every connection (psycopg and ADBC) gets."""
-    parts = urlsplit(url)
-    options = (
-        f"-c TimeZone=UTC -c statement_timeout={timeouts.statement * 1000} -c lock_timeout={timeouts.lock * 1000}"
-    )
-    query = [*parse_qsl(parts.query), ("connect_timeout", str(timeouts.connect)), ("options", options)]
-    return parts._replace(query=urlencode(query, quote_via=quote)).geturl()
-
     def _lock_session(self) -> int:
         return int(self.fetch_all("SELECT pg_backend_pid()")[0][0])
 
@@ -143,6 +144,16 @@ def _with_session_settings(url: str, timeouts: SessionTimeouts) -> str:
         return all(_lock_key(name) & 0xFFFF_FFFF_FFFF_FFFF in held_keys for name in names)
 
 
+def _with_session_settings(url: str, timeouts: SessionTimeouts) -> str:
+    """The URL with libpq's connect_timeout and the session settings every connection (psycopg and ADBC) gets."""
+    parts = urlsplit(url)
+    options = (
+        f"-c TimeZone=UTC -c statement_timeout={timeouts.statement * 1000} -c lock_timeout={timeouts.lock * 1000}"
+    )
+    query = [*parse_qsl(parts.query), ("connect_timeout", str(timeouts.connect)), ("options", options)]
+    return parts._replace(query=urlencode(query, quote_via=quote)).geturl()
+
+
 def _pyformat(sql: str, params: Sequence[Any]) -> str:
     """psycopg wants %s; platform SQL uses ? (user SQL runs without params, so its % signs stay)."""
     return sql.replace("%", "%%").replace("?", "%s") if params else sql
@@ -153,13 +164,20 @@ def _lock_key(name: str) -> int:
 
 
 @contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """Driver errors become the platform's transient/terminal errors, so tasks never catch psycopg's."""
+def _translated(what: str, url: str = "") -> Iterator[None]:
+    """Driver errors become the platform's transient/terminal errors, so tasks never catch psycopg's.
+
+    Where the driver was handed the `url` (connecting, bulk loading) its text may quote the password: masked.
+    """
     try:
         yield
     except psycopg.Error as error:
         state = getattr(error, "sqlstate", None) or ""
-        message = f"PostgreSQL: {str(error).strip()} (while running: {what.strip()[:200]})"
+        message = redact_driver_error(
+            f"PostgreSQL: {str(error).strip()} (while running: {what.strip()[:200]})",
+            connected_with=url,
+            value_echoes=_VALUE_ECHOES,
+        )
         refused_login = _REFUSED_LOGIN.search(str(error)) is not None
         if (isinstance(error, psycopg.OperationalError) and not state and not refused_login) or state.startswith(
             _TRANSIENT_SQLSTATE_PREFIXES
@@ -167,4 +185,10 @@ def _translated(what: str) -> Iterator[None]:
             raise TransientError(message) from error
         raise WarehouseError(message) from error
     except adbc.Error as error:
-        raise WarehouseError(f"PostgreSQL bulk load: {str(error).strip()} (while running: {what})") from error
+        raise WarehouseError(
+            redact_driver_error(
+                f"PostgreSQL bulk load: {str(error).strip()} (while running: {what})",
+                connected_with=url,
+                value_echoes=_VALUE_ECHOES,
+            )
+        ) from error

@@ -36,7 +36,9 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_up_starts_on_a_busy_machine_serves_the_ui_runs_the_example_and_down_stops_exactly_its_processes(tmp_path: Path) -> None:
+def test_up_starts_on_a_busy_machine_serves_the_ui_runs_the_example_and_down_stops_exactly_its_processes(
+    tmp_path: Path,
+) -> None:
     port, prefix = free_port(), f"shipshape_test_up_{uuid.uuid4().hex[:8]}"
     platform = [cli("python"), "-m", "infra.local.platform"]
     options = ["--state-dir", str(tmp_path), "--port", str(port), "--database-prefix", prefix]

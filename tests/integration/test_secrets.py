@@ -27,14 +27,14 @@ def test_a_missing_block_names_it_and_how_to_create_it(prefect_api: str) -> None
 
 
 def test_an_environment_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORDERS_API_TOKEN", "from-env")
-    assert prefect_secret(SecretRef(env="ORDERS_API_TOKEN"), "token") == "from-env"
+    monkeypatch.setenv("SHIPSHAPE_SECRET_ORDERS_API_TOKEN", "from-env")
+    assert prefect_secret(SecretRef(env="SHIPSHAPE_SECRET_ORDERS_API_TOKEN"), "token") == "from-env"
 
 
 def test_an_unset_variable_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ORDERS_API_TOKEN", raising=False)
-    with pytest.raises(ConfigurationError, match="environment variable ORDERS_API_TOKEN is not set"):
-        prefect_secret(SecretRef(env="ORDERS_API_TOKEN"), "token")
+    monkeypatch.delenv("SHIPSHAPE_SECRET_ORDERS_API_TOKEN", raising=False)
+    with pytest.raises(ConfigurationError, match="environment variable SHIPSHAPE_SECRET_ORDERS_API_TOKEN is not set"):
+        prefect_secret(SecretRef(env="SHIPSHAPE_SECRET_ORDERS_API_TOKEN"), "token")
 
 
 def test_a_reference_needs_a_place() -> None:
@@ -43,8 +43,9 @@ def test_a_reference_needs_a_place() -> None:
 
 
 def test_a_set_variable_wins_over_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORDERS_API_TOKEN", "from-env")
-    assert prefect_secret(SecretRef(env="ORDERS_API_TOKEN", block="no-such-block"), "token") == "from-env"
+    monkeypatch.setenv("SHIPSHAPE_SECRET_ORDERS_API_TOKEN", "from-env")
+    reference = SecretRef(env="SHIPSHAPE_SECRET_ORDERS_API_TOKEN", block="no-such-block")
+    assert prefect_secret(reference, "token") == "from-env"
 
 
 def test_the_block_of_the_runs_environment_is_read(prefect_api: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -152,11 +152,11 @@ def test_batches_never_exceed_chunk_rows_across_pages(delays: list[float]) -> No
 def test_bearer_token_is_sent_on_every_request_and_never_logged(
     delays: list[float], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("ORDERS_API_TOKEN", "s3cret-token")
+    monkeypatch.setenv("SHIPSHAPE_SECRET_ORDERS_API_TOKEN", "s3cret-token")
     caplog.set_level(logging.DEBUG)
     with serve_json_api(RECORDS, page_size=2, token="s3cret-token") as api:
         api.fail_next(1, 503)
-        table = _read(_source(_spec(api, "cursor", token=SecretRef(env="ORDERS_API_TOKEN")), delays))
+        table = _read(_source(_spec(api, "cursor", token=SecretRef(env="SHIPSHAPE_SECRET_ORDERS_API_TOKEN")), delays))
 
     assert table.num_rows == 5
     assert {request.headers["authorization"] for request in api.requests} == {"Bearer s3cret-token"}
@@ -263,9 +263,9 @@ def test_unreachable_api_raises_transient_error(delays: list[float]) -> None:
 def test_client_errors_fail_at_once_without_retry(
     delays: list[float], monkeypatch: pytest.MonkeyPatch, server_token: str | None, path: str, status: int, hint: str
 ) -> None:
-    monkeypatch.setenv("ORDERS_API_TOKEN", "wrong")
+    monkeypatch.setenv("SHIPSHAPE_SECRET_ORDERS_API_TOKEN", "wrong")
     with serve_json_api(RECORDS, token=server_token) as api:
-        spec = _spec(api, url=api.url(path), token=SecretRef(env="ORDERS_API_TOKEN"))
+        spec = _spec(api, url=api.url(path), token=SecretRef(env="SHIPSHAPE_SECRET_ORDERS_API_TOKEN"))
         with pytest.raises(SourceError) as raised:
             _read(_source(spec, delays))
 

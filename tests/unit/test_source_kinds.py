@@ -31,7 +31,7 @@ from shipshape.sources.kind import SourceBase, SourceKind
 from shipshape.sources.registry import SOURCE_KINDS, register_source_kind, unregister_source_kind
 from shipshape.sources.sql import SQL
 
-API_KEY = SecretRef(env="MEMORY_API_KEY", block="memory-api-key-{env}")
+API_KEY = SecretRef(env="SHIPSHAPE_SECRET_MEMORY_API_KEY", block="memory-api-key-{env}")
 
 
 class MemorySource(SourceBase):
