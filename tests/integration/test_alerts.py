@@ -84,15 +84,18 @@ def _declare(project: Path, name: str, change: dict[str, Any], replace: dict[str
         document[key] = {**document.get(key, {}), **value} if isinstance(value, dict) else value
     document.update(replace or {})
     document["name"] = name
+    # A pipeline reads only its own folder: each copy gets its own transform file.
+    (project / "pipelines" / name).mkdir(parents=True)
+    shutil.copy(PACKAGE_ROOT / "pipelines/shop_orders/fct_orders.sql", project / "pipelines" / name / "fct_orders.sql")
+    document["transform"] = [f"pipelines/{name}/fct_orders.sql"]
     (project / "pipelines" / f"{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def _make_project(root: Path, api: JsonApi) -> Path:
     """The example project's files, four declarations and the platform's flows (the entrypoints)."""
     project = root / "project"
-    for relative in ("pipelines/shop_orders/fct_orders.sql", "checks/fct_orders.yaml"):
-        (project / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PACKAGE_ROOT / relative, project / relative)
+    (project / "checks").mkdir(parents=True)
+    shutil.copy(PACKAGE_ROOT / "checks/fct_orders.yaml", project / "checks/fct_orders.yaml")
     (project / "flows").symlink_to(PACKAGE_ROOT / "flows")
     anomaly = {"anomaly": {"baseline_partitions": 5, "min_history": 3}}
     _declare(project, "shop_orders", {"volume": anomaly, "slo": {"fast_burn_rate": 2}})

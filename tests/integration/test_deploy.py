@@ -8,7 +8,6 @@ dev deployment on a process worker and the staging deployment on a docker worker
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
@@ -26,7 +24,6 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from demo.shop_app import generate
 from deployments.environments import ENVIRONMENTS
 from runtime.blocks import WarehouseConnection
-from shipshape.settings import PACKAGE_ROOT
 from tests.support.docker_engine import git_sha
 from tests.support.platform import (
     EnvironmentValues,
@@ -146,33 +143,6 @@ def test_apply_updates_exactly_what_changed_and_plan_said_so(platform: Platform)
     assert plan.stdout.splitlines() == [*expected, "prod: would change 3 object(s)"], plan.stdout + plan.stderr
     assert apply.stdout.splitlines() == [*expected, "prod: changed 3 object(s)"]
     assert restore.stdout.splitlines() == [*expected, "prod: changed 3 object(s)"]
-
-
-def test_plan_and_apply_remove_what_a_removed_pipeline_left_behind(platform: Platform, tmp_path: Path) -> None:
-    """Renaming or deleting a declaration must not leave its alerts behind (nor crash plan/apply)."""
-    shutil.copytree(PACKAGE_ROOT / "pipelines", tmp_path / "pipelines")
-    shutil.copytree(PACKAGE_ROOT / "checks", tmp_path / "checks")
-    declaration = yaml.safe_load((tmp_path / "pipelines" / "shop_orders.yaml").read_text())
-    declaration["name"], declaration["destination"]["table"] = "old_orders", "old_orders"
-    old = tmp_path / "pipelines" / "old_orders.yaml"
-    old.write_text(yaml.safe_dump(declaration, sort_keys=False))
-    infra = [cli("python"), "-m", "infra"]
-    env = {**platform.env("staging"), "SHIPSHAPE_PROJECT_DIR": str(tmp_path)}
-    added = run([*infra, "apply", "--env", "staging"], env)
-    created = [line.split(" (")[0] for line in added.stdout.splitlines() if "old_orders" in line]
-    assert sorted(created) == [
-        f"+ automation shipshape-staging-old_orders-{alert}"
-        for alert in ("audit-blocked", "incidents", "recovered", "run-failed")
-    ], added.stdout + added.stderr
-
-    old.unlink()
-    plan = run([*infra, "plan", "--env", "staging"], env)
-    apply = run([*infra, "apply", "--env", "staging"], env)
-    after = run([*infra, "plan", "--env", "staging"], env)
-    removed = sorted(line.replace("+", "-", 1) for line in created)
-    assert plan.stdout.splitlines() == [*removed, "staging: would change 4 object(s)"], plan.stdout + plan.stderr
-    assert apply.stdout.splitlines() == [*removed, "staging: changed 4 object(s)"], apply.stdout + apply.stderr
-    assert after.stdout.splitlines() == ["no changes", "staging: would change 0 object(s)"]
 
 
 def test_pools_are_process_for_dev_and_docker_for_staging_and_prod(platform: Platform) -> None:

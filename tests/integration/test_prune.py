@@ -37,7 +37,12 @@ def two_pipelines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PACKAGE_ROOT / relative, tmp_path / relative)
     refunds = yaml.safe_load((tmp_path / EXAMPLE_FILES[0]).read_text())
-    refunds |= {"name": REMOVED, "destination": {"table": "fct_refunds"}}
+    # A pipeline reads only its own folder: the copy gets its own transform file.
+    (tmp_path / "pipelines" / REMOVED).mkdir()
+    shutil.copy(PACKAGE_ROOT / EXAMPLE_FILES[1], tmp_path / "pipelines" / REMOVED / "fct_refunds.sql")
+    refunds |= {
+        "name": REMOVED, "destination": {"table": "fct_refunds"}, "transform": [f"pipelines/{REMOVED}/fct_refunds.sql"]
+    }
     refunds["owner"]["slack_channel"] = "#refunds-data"
     refunds["pii"]["key"] = {"block": "refunds-pii-key-{env}"}
     (tmp_path / "pipelines" / f"{REMOVED}.yaml").write_text(yaml.safe_dump(refunds))
