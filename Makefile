@@ -25,8 +25,9 @@ demo: install
 	$(BIN)/python -m demo
 
 # Static checks first (seconds): style, the layer contracts in pyproject.toml, strict types of the product code.
+# Then two workers; tests that share one machine-wide resource stay on one (tests/conftest.py, SHARING_THE_MACHINE).
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=20
 
 test-fast: install
 	$(BIN)/pytest tests/unit

@@ -24,6 +24,19 @@ from tests.support.docker_engine import (
 )
 from tests.support.postgres import database_url, databases
 
+SHARING_THE_MACHINE = frozenset(
+    {"test_alerts", "test_backfill", "test_deploy", "test_first_run", "test_image", "test_local_platform"}
+)
+"""Test modules that use what one machine has only once: PostgreSQL's cluster-wide roles (`shipshape_dev_loader`…,
+created by `infra apply`), the private Docker engine and its data root, or every core (`busy_cores`). Under
+`pytest -n 2` (`make test`) they run one after another on one worker, never beside each other."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SHARING_THE_MACHINE:
+            item.add_marker(pytest.mark.xdist_group("machine"))
+
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
