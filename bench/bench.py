@@ -15,7 +15,6 @@ cannot rot unnoticed); `--database-url` points it at an existing empty database 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -27,7 +26,16 @@ from pathlib import Path
 import pyarrow as pa
 from load_methods import SCHEMA, load_project, load_psql_copy, load_to_sql
 from orders_data import orders, write_csv, write_parquet
-from wap_run import DESTINATION_SCHEMA, DESTINATION_TABLE, CliRun, WapRunError, landing_path, run_cli, write_project
+from wap_run import (
+    DESTINATION_SCHEMA,
+    DESTINATION_TABLE,
+    CliRun,
+    WapRunError,
+    landing_path,
+    run_cli,
+    run_environment,
+    write_project,
+)
 
 from infra.local.server import prefect_server
 from shipshape.warehouses import open_warehouse
@@ -140,16 +148,7 @@ def _measure_wap(results: Results, workdir: Path, data_dir: Path, url: str) -> N
     prefect_home = workdir / "prefect"
     _progress("starting a Prefect server for the pipeline runs")
     with prefect_server(prefect_home, workdir / "prefect-server.log") as api_url:
-        env = {
-            **os.environ,
-            "SHIPSHAPE_PROJECT_DIR": str(project_dir),
-            "SHIPSHAPE_DATA_DIR": str(data_dir),
-            "SHIPSHAPE_WAREHOUSE_URL": url,
-            "SODA_CORE_TELEMETRY_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "PREFECT_HOME": str(prefect_home),
-            "PREFECT_API_URL": api_url,
-        }
+        env = run_environment(project_dir, data_dir, url, prefect_home, api_url)
         rows = results.rows
         results.wap_first = _pipeline_run("pipeline run 1 (creates the table)", env, api_url, workdir, url, rows)
         results.wap_rerun = _pipeline_run("pipeline run 2 (re-run)", env, api_url, workdir, url, rows)
