@@ -4,13 +4,14 @@ On a private PostgreSQL server (`private_postgres.py`: the benchmark crashes it,
 Prefect server started once, a clean `shipshape run` of the 1M-row benchmark partition gives the reference: the
 published table's checksum, and when each phase ran. Then, again and again, a run gets one fault at a random
 moment inside one phase — SIGKILL of the whole `shipshape run` process group, or `pg_ctl restart -m immediate`
-of the server — and is re-run until it succeeds. After every recovery the published table must equal the clean
-run's (checksum; lost and duplicated keys counted), and nothing of the faulty run may remain: no audit table but
-the latest run's raw one, no advisory lock.
+of the server — and is then re-run once, as an operator would; the re-run must succeed, and afterwards the published
+table must equal the clean run's (checksum; lost and duplicated keys counted) and nothing of the faulty run may
+remain: no audit table but the latest run's raw one, no advisory lock.
 
 Phases are the flow's tasks; extract and load stream through one task (`extract-to-audit`), so its first half
 counts as extract (opening the source, creating the raw table, the first batches) and its second half as load.
-Which phase a fault really hit is read back from the faulty run's task runs, since timings drift between runs.
+Each fault is aimed from the end of the task before its phase, and which phase it really hit is read back from
+the faulty run's own output (`run_output.py`), since timings drift between runs.
 The last line is `chaos: kills=<n> restarts=<n> identical=<n> lost_rows=<n> duplicated_rows=<n> orphans=<n>`.
 """
 
@@ -91,6 +92,8 @@ class Fault:
 class Outcome:
     fault: Fault
     hit: str
+    faulty_end: str
+    """How the faulty run ended: killed, or its exit code and last output line (after a restart)."""
     delay: float
     """Seconds after its aim's anchor."""
     waited_seconds: float
@@ -231,8 +234,8 @@ def _inject_and_recover(
     for attempt in range(1, MISSED_FAULT_ATTEMPTS + 1):
         aim = aims[fault.phase]
         delay = rng.uniform(aim.start, aim.end)
-        hit = _faulty_run(fault, aim.anchor, delay, aims, server, env, log_stem.with_suffix(".log"))
-        if hit is not None:
+        faulty = _faulty_run(fault, aim.anchor, delay, aims, server, env, log_stem.with_suffix(".log"))
+        if faulty is not None:
             break
         _progress(f"the run got past {fault.phase} before its {fault.kind} (attempt {attempt}); another moment")
     else:
@@ -242,7 +245,8 @@ def _inject_and_recover(
     with open_warehouse(url) as warehouse:
         published, left = fingerprint(warehouse), leftovers(warehouse)
     orphans = left.audit_tables + [f"advisory lock x{left.advisory_locks}"] * (left.advisory_locks > 0)
-    return Outcome(fault, hit, delay, waited, recovery, published, orphans)
+    hit, faulty_end = faulty
+    return Outcome(fault, hit, faulty_end, delay, waited, recovery, published, orphans)
 
 
 def _faulty_run(
@@ -253,9 +257,9 @@ def _faulty_run(
     server: PrivatePostgres,
     env: dict[str, str],
     log_path: Path,
-) -> str | None:
-    """Run, and fault the run `delay` seconds after `anchor`; the phase the fault hit, or None if it came too late
-    (the run got past the anchor before it showed, or ended)."""
+) -> tuple[str, str] | None:
+    """Run, and fault the run `delay` seconds after `anchor`; the phase the fault hit and how the run ended, or None
+    if the fault came too late (the run got past the anchor before it showed, or ended)."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             cli_argv(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
@@ -278,7 +282,9 @@ def _faulty_run(
             output.join()
         finally:
             stop_process_group(process.pid, grace_seconds=0)
-    return _phase_hit(output, faulted, aims)
+    lines = log_path.read_text(errors="replace").splitlines() or [""]
+    end = "killed" if fault.kind == "kill" else f"exit {process.returncode}: {lines[-1][:160]}"
+    return _phase_hit(output, faulted, aims), end
 
 
 def _phase_hit(output: RunOutput, faulted: float, aims: dict[str, Aim]) -> str:
@@ -328,6 +334,7 @@ def _report_outcome(number: str, outcome: Outcome, tally: Tally) -> None:
     orphans = f"orphans {outcome.orphans}" if outcome.orphans else "no orphans"
     _progress(
         f"fault {number}: {outcome.fault.kind} aimed at {outcome.fault.phase}, hit {outcome.hit} "
+        f"({outcome.faulty_end}), "
         f"{outcome.delay:.2f} s after its anchor; sessions ended {outcome.waited_seconds:.2f} s later; "
         f"re-run {outcome.recovery.run_seconds:.2f} s: {published}, {orphans}"
     )
