@@ -10,8 +10,8 @@ remain: no audit table but the latest run's raw one, no advisory lock.
 
 Phases are the flow's tasks; extract and load stream through one task (`extract-to-audit`), so its first half
 counts as extract (opening the source, creating the raw table, the first batches) and its second half as load.
-Each fault is aimed from the end of the task before its phase, and which phase it really hit is read back from
-the faulty run's own output (`run_output.py`), since timings drift between runs.
+Each fault is aimed by the latest successful run's timing, from the end of the task before its phase, and which
+phase it really hit is read back from the faulty run's own output (`run_output.py`), since timings drift.
 The last line is `chaos: kills=<n> restarts=<n> identical=<n> lost_rows=<n> duplicated_rows=<n> orphans=<n>`.
 """
 
@@ -159,13 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         logs.mkdir()
 
         run_cli(env, api_url, logs / "clean-1.log")  # creates the table; the second run is the steady state
-        aims = _clean_run_aims(env, api_url, logs / "clean-2.log")
+        run_cli(env, api_url, logs / "clean-2.log")
+        aims = _latest_run_aims(api_url)
         with open_warehouse(url) as warehouse:
             tally = Tally(fingerprint(warehouse))
         _progress("clean run phases (s after the previous task's end): " + _describe(aims))
         faults = _plan(args.kills, args.restarts, rng)
         for number, fault in enumerate(faults, start=1):
             outcome = _inject_and_recover(fault, aims, rng, server, env, api_url, url, logs / f"fault-{number}")
+            aims = _latest_run_aims(api_url)
             tally.outcomes.append(outcome)
             _report_outcome(f"{number}/{len(faults)}", outcome, tally)
         running = flow_runs_running(api_url)
@@ -195,9 +197,10 @@ def _positive(text: str) -> int:
     return value
 
 
-def _clean_run_aims(env: dict[str, str], api_url: str, log_path: Path) -> dict[str, Aim]:
-    """Where each phase lies in a fault-free run, from its task runs' start and end times."""
-    run_cli(env, api_url, log_path)
+def _latest_run_aims(api_url: str) -> dict[str, Aim]:
+    """Where each phase lay in the latest (successful) run, from its task runs' start and end times.
+
+    Re-read after every recovery run: on a shared machine the phases stretch and shrink with its load."""
     flow_run = latest_flow_run(api_url)
     by_name = {task_name(task_run): task_run for task_run in task_runs(api_url, flow_run["id"])}
     anchor, anchor_time = FLOW_RUN_BEGAN, _instant(flow_run["start_time"])
