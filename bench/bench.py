@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+from arguments import positive
 from load_methods import SCHEMA, load_project, load_psql_copy, load_to_sql
 from orders_data import orders, write_csv, write_parquet
 from wap_run import (
@@ -89,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=_positive, default=3, help="timed runs per fast load method (median taken)")
-    parser.add_argument("--rows", type=_positive, default=1_000_000, help="rows of the table (default 1,000,000)")
+    parser.add_argument("--repeat", type=positive, default=3, help="timed runs per fast load method (median taken)")
+    parser.add_argument("--rows", type=positive, default=1_000_000, help="rows of the table (default 1,000,000)")
     parser.add_argument(
         "--only", choices=["load", "wap"],
         help="load: the three load methods only; wap: the pipeline runs and memory (with \\copy as the baseline)",
@@ -105,13 +106,6 @@ def _parser() -> argparse.ArgumentParser:
         "--database-url", help="an existing, empty PostgreSQL database to use (and leave in place) instead"
     )
     return parser
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _own_database(server: str, cleanup: ExitStack) -> str:

@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from arguments import positive
 from chaos_checks import Fingerprint, fingerprint, leftovers
 from orders_data import orders, write_parquet
 from private_postgres import PrivatePostgres, private_postgres
@@ -183,18 +184,11 @@ def _exit_cleanly(signum: int, _: object) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=_positive, default=1_000_000, help="rows of the partition (default 1,000,000)")
-    parser.add_argument("--kills", type=_positive, default=20, help="SIGKILLs of a run, spread over the phases")
+    parser.add_argument("--rows", type=positive, default=1_000_000, help="rows of the partition (default 1,000,000)")
+    parser.add_argument("--kills", type=positive, default=20, help="SIGKILLs of a run, spread over the phases")
     parser.add_argument("--restarts", type=int, default=3, help="immediate restarts of PostgreSQL during a run")
     parser.add_argument("--seed", type=int, default=None, help="for the moments and phases (default: random)")
     return parser
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _latest_run_aims(api_url: str) -> dict[str, Aim]:
