@@ -62,7 +62,7 @@ PHASE_TASKS = {
     "audit-partition": ("audit",),
     "publish-partitions": ("publish",),
 }
-"""The flow's tasks in run order and the phases each holds; a task with two holds each for half its clean run time."""
+"""The flow's tasks in run order and the phases each holds; a task with two holds each for half its run time."""
 FAULTY_RUN_TIMEOUT_SECONDS = 300
 """A run that neither finishes nor fails this long after its fault is hung: a finding, and it is killed."""
 SESSION_END_TIMEOUT_SECONDS = 120
@@ -74,8 +74,8 @@ FaultKind = Literal["kill", "restart"]
 
 @dataclass(frozen=True)
 class Aim:
-    """When a phase ran in the clean run: seconds after a milestone of the run's output (`run_output.py`), the
-    previous task's end, so that the drift of earlier phases does not add up."""
+    """When a phase ran in the latest successful run: seconds after a milestone of the run's output
+    (`run_output.py`), the previous task's end, so that the drift of earlier phases does not add up."""
 
     anchor: str
     start: float
