@@ -49,7 +49,7 @@ bench: install
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 # SIGKILLs and PostgreSQL crashes at random moments of a 1M-row run, each followed by a re-run that must publish
-# what a clean run does (a private PostgreSQL server; ~15 min). Quick: CHAOS_ARGS="--rows 20000 --kills 3 --restarts 1".
+# what a clean run does (a private PostgreSQL server; 7-15 min). Quick: CHAOS_ARGS="--rows 20000 --kills 3 --restarts 1".
 CHAOS_ARGS ?=
 chaos: install
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
