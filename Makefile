@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: install demo test test-fast lint validate generate bench lock clean
+.PHONY: install demo test test-fast lint validate generate bench chaos lock clean
 
 install: $(STAMP)
 
@@ -48,6 +48,12 @@ generate: install
 BENCH_ARGS ?=
 bench: install
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
+# SIGKILLs and PostgreSQL crashes at random moments of a 1M-row run, each followed by a re-run that must publish
+# what a clean run does (a private PostgreSQL server; 7-15 min). Quick: CHAOS_ARGS="--rows 20000 --kills 3 --restarts 1".
+CHAOS_ARGS ?=
+chaos: install
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 # Environments (deployments/environments.py): ENV=dev|staging|prod. Values come from the environment
 # (see README "Environments"); PREFECT_API_URL names the environment's Prefect API.

@@ -15,7 +15,6 @@ cannot rot unnoticed); `--database-url` points it at an existing empty database 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -25,9 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+from arguments import positive
 from load_methods import SCHEMA, load_project, load_psql_copy, load_to_sql
 from orders_data import orders, write_csv, write_parquet
-from wap_run import DESTINATION_SCHEMA, DESTINATION_TABLE, CliRun, WapRunError, landing_path, run_cli, write_project
+from wap_run import (
+    DESTINATION_SCHEMA,
+    DESTINATION_TABLE,
+    CliRun,
+    WapRunError,
+    landing_path,
+    run_cli,
+    run_environment,
+    write_project,
+)
 
 from infra.local.server import prefect_server
 from shipshape.warehouses import open_warehouse
@@ -81,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=_positive, default=3, help="timed runs per fast load method (median taken)")
-    parser.add_argument("--rows", type=_positive, default=1_000_000, help="rows of the table (default 1,000,000)")
+    parser.add_argument("--repeat", type=positive, default=3, help="timed runs per fast load method (median taken)")
+    parser.add_argument("--rows", type=positive, default=1_000_000, help="rows of the table (default 1,000,000)")
     parser.add_argument(
         "--only", choices=["load", "wap"],
         help="load: the three load methods only; wap: the pipeline runs and memory (with \\copy as the baseline)",
@@ -97,13 +106,6 @@ def _parser() -> argparse.ArgumentParser:
         "--database-url", help="an existing, empty PostgreSQL database to use (and leave in place) instead"
     )
     return parser
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _own_database(server: str, cleanup: ExitStack) -> str:
@@ -140,16 +142,7 @@ def _measure_wap(results: Results, workdir: Path, data_dir: Path, url: str) -> N
     prefect_home = workdir / "prefect"
     _progress("starting a Prefect server for the pipeline runs")
     with prefect_server(prefect_home, workdir / "prefect-server.log") as api_url:
-        env = {
-            **os.environ,
-            "SHIPSHAPE_PROJECT_DIR": str(project_dir),
-            "SHIPSHAPE_DATA_DIR": str(data_dir),
-            "SHIPSHAPE_WAREHOUSE_URL": url,
-            "SODA_CORE_TELEMETRY_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "PREFECT_HOME": str(prefect_home),
-            "PREFECT_API_URL": api_url,
-        }
+        env = run_environment(project_dir, data_dir, url, prefect_home, api_url)
         rows = results.rows
         results.wap_first = _pipeline_run("pipeline run 1 (creates the table)", env, api_url, workdir, url, rows)
         results.wap_rerun = _pipeline_run("pipeline run 2 (re-run)", env, api_url, workdir, url, rows)

@@ -7,6 +7,7 @@ the benchmark process cannot measure it directly).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -117,10 +118,31 @@ def landing_path(data_dir: Path) -> Path:
     return Path(PATH_TEMPLATE.format(data_dir=data_dir, start=DAY))
 
 
+def run_environment(
+    project_dir: Path, data_dir: Path, warehouse_url: str, prefect_home: Path, api_url: str
+) -> dict[str, str]:
+    """What `shipshape run` needs to run the benchmark project against `warehouse_url` and a running Prefect API."""
+    return {
+        **os.environ,
+        "SHIPSHAPE_PROJECT_DIR": str(project_dir),
+        "SHIPSHAPE_DATA_DIR": str(data_dir),
+        "SHIPSHAPE_WAREHOUSE_URL": warehouse_url,
+        "SODA_CORE_TELEMETRY_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_API_URL": api_url,
+    }
+
+
+def cli_argv() -> list[str]:
+    """`shipshape run` of the benchmark pipeline for DAY, with this interpreter."""
+    day = DAY.isoformat()
+    return [sys.executable, "-m", "cli", "run", PIPELINE, "--start-date", day, "--end-date", day]
+
+
 def run_cli(env: dict[str, str], api_url: str, log_path: Path) -> CliRun:
     """Run the pipeline for DAY; raise `WapRunError` with the output's end if it fails."""
-    day = DAY.isoformat()
-    argv = [sys.executable, "-m", "cli", "run", PIPELINE, "--start-date", day, "--end-date", day]
+    argv = cli_argv()
     result_path = log_path.with_suffix(".json")
     with log_path.open("wb") as log:
         # -I -S: the wrapper needs only the standard library, and stays small without site-packages.
@@ -137,12 +159,31 @@ def run_cli(env: dict[str, str], api_url: str, log_path: Path) -> CliRun:
 
 def _latest_flow_run_durations(api_url: str) -> tuple[float, dict[str, float]]:
     """The run just finished is the newest on the benchmark's own server; its tasks in start order."""
-    [flow_run] = _post(api_url, "/flow_runs/filter", {"sort": "START_TIME_DESC", "limit": 1})
-    of_flow_run = {"flow_runs": {"id": {"any_": [flow_run["id"]]}}}
-    task_runs = _post(api_url, "/task_runs/filter", {**of_flow_run, "sort": "EXPECTED_START_TIME_ASC"})
-    # Task run names are "<task name>-<3 random characters>".
-    tasks = {str(task_run["name"]).rsplit("-", 1)[0]: float(task_run["total_run_time"]) for task_run in task_runs}
+    flow_run = latest_flow_run(api_url)
+    tasks = {task_name(task_run): float(task_run["total_run_time"]) for task_run in task_runs(api_url, flow_run["id"])}
     return float(flow_run["total_run_time"]), tasks
+
+
+def latest_flow_run(api_url: str) -> dict[str, Any]:
+    """The newest flow run on the benchmark's own server (the one a benchmark just ran, nothing else runs there)."""
+    [flow_run] = _post(api_url, "/flow_runs/filter", {"sort": "START_TIME_DESC", "limit": 1})
+    return flow_run
+
+
+def flow_runs_running(api_url: str) -> int:
+    """Flow runs the server still shows as Running: after a SIGKILL nothing tells it otherwise."""
+    return len(_post(api_url, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}))
+
+
+def task_runs(api_url: str, flow_run_id: str) -> list[dict[str, Any]]:
+    """The flow run's task runs in start order."""
+    of_flow_run = {"flow_runs": {"id": {"any_": [flow_run_id]}}}
+    return _post(api_url, "/task_runs/filter", {**of_flow_run, "sort": "EXPECTED_START_TIME_ASC"})
+
+
+def task_name(task_run: dict[str, Any]) -> str:
+    """Task run names are "<task name>-<3 random characters>"."""
+    return str(task_run["name"]).rsplit("-", 1)[0]
 
 
 def _post(api_url: str, path: str, body: dict[str, object]) -> list[dict[str, Any]]:

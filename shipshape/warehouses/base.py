@@ -12,12 +12,13 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import pyarrow as pa
 
 from shipshape.column_types import ColumnType
+from shipshape.errors import ShipshapeError
 from shipshape.names import AUDIT_SCHEMA, PLATFORM_SCHEMA
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.locks import AdvisoryLocks, LockClaim
@@ -273,8 +274,14 @@ class Warehouse(RoleStatements, ABC):
                     break
                 held.append(name)
             yield acquired
-        finally:
-            self._release_all(held)
+        except BaseException:
+            # The block's own error says what went wrong. Releasing fails when the connection is gone (the
+            # database crashed or restarted): the engine then dropped the locks with the session, and the
+            # "while running: pg_advisory_unlock" error would only hide the real one.
+            with suppress(ShipshapeError):
+                self._release_all(held)
+            raise
+        self._release_all(held)
 
     def _advisory_locks(self) -> AdvisoryLocks | None:
         """This adapter's cross-process locks when it declares `supports_advisory_locks` (and implements them)."""
@@ -309,9 +316,18 @@ class Warehouse(RoleStatements, ABC):
         return locks._session_holds(claim.session, claim.names)
 
     def _release_all(self, held: list[str]) -> None:
-        """Release in reverse order and forget them, so a second call releases nothing twice."""
+        """Release in reverse order and forget them, so a second call releases nothing twice.
+
+        Every one is released in this process even if the engine fails to release one (its first failure is
+        raised afterwards): a name left taken here would refuse every later run of this process as busy."""
+        failure: ShipshapeError | None = None
         while held:
-            self._release(held.pop())
+            try:
+                self._release(held.pop())
+            except ShipshapeError as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
     def _take(self, name: str) -> bool:
         with self._process_locks_guard:

@@ -1,4 +1,4 @@
-"""`make bench` at a small size: every part of the benchmark runs against the real local PostgreSQL.
+"""`make bench` and `make chaos` at a small size: every part of each benchmark runs against a real PostgreSQL.
 
 Nothing else exercises the benchmark, so without this it rots unnoticed (it once exited 2 before printing
 anything when pipeline declarations started to require an owner). The figures at this size mean nothing;
@@ -16,6 +16,12 @@ from tests.support.make import make, newcomer_environment
 BENCH_TIMEOUT_SECONDS = 900
 """A hung benchmark fails the test instead of the whole CI job; at this size it takes about a minute."""
 SMALL = "--rows 20000 --repeat 1"
+CHAOS_TIMEOUT_SECONDS = 600
+"""At this size about a minute: a private PostgreSQL and a Prefect server start, then 2 clean and 8 faulty/re-runs."""
+CHAOS_SMALL = "--rows 20000 --kills 3 --restarts 1"
+CHAOS_LAST_LINE = re.compile(
+    r"chaos: kills=(\d+) restarts=(\d+) identical=(\d+) lost_rows=(\d+) duplicated_rows=(\d+) orphans=(\d+)"
+)
 LAST_LINE = re.compile(r"bench: load_vs_copy=(\S+) load_vs_to_sql=(\S+) wap_vs_copy=(\S+) rss_5m_vs_1m=(\S+)")
 
 
@@ -36,3 +42,15 @@ def as_number(text: str) -> float:
         return float(text)
     except ValueError:
         return math.nan
+
+
+def test_chaos_recovers_every_killed_or_crashed_run_to_the_clean_result(tmp_path: Path) -> None:
+    env = newcomer_environment(PREFECT_HOME=str(tmp_path / "prefect-home"))
+    chaos = make("chaos", f"CHAOS_ARGS={CHAOS_SMALL}", env=env, timeout=CHAOS_TIMEOUT_SECONDS)
+    last_line = chaos.stdout.splitlines()[-1] if chaos.stdout else ""
+    tally = CHAOS_LAST_LINE.fullmatch(last_line)
+    assert tally, f"unexpected last line: {last_line!r}\n{chaos.stdout[-6000:]}"
+    kills, restarts, identical, lost, duplicated, orphans = map(int, tally.groups())
+    assert (kills, restarts) == (3, 1), last_line
+    assert (identical, lost, duplicated, orphans) == (kills + restarts, 0, 0, 0), chaos.stdout[-6000:]
+    assert chaos.returncode == 0, chaos.stdout[-6000:]

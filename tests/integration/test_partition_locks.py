@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from shipshape.warehouses import open_warehouse
 
@@ -31,6 +32,25 @@ def test_a_refused_holder_keeps_nothing(warehouse_url: str) -> None:
             assert not refused
         with first.exclusive(["p:1"]) as free:
             assert free
+
+
+def test_a_lost_connection_neither_hides_the_error_nor_leaves_the_partition_busy(postgres_url: str) -> None:
+    """The database restarting under a run ends the session holding its locks: the server drops them, and
+    releasing them fails. The run must fail with its own error, and this process must not keep the name taken."""
+    with (
+        open_warehouse(postgres_url) as run,
+        pytest.raises(ValueError, match="the run's own error"),
+        run.exclusive(["p:lost"]) as held,
+    ):
+        assert held
+        with open_warehouse(postgres_url) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        raise ValueError("the run's own error")
+    with open_warehouse(postgres_url) as next_run, next_run.exclusive(["p:lost"]) as taken:
+        assert taken
 
 
 def test_duckdb_file_in_use_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
