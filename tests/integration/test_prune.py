@@ -24,18 +24,16 @@ from infra.ownership import created
 from shipshape import names
 from shipshape.catalog import load_all
 from shipshape.settings import PACKAGE_ROOT
+from tests.support.project import EXAMPLE_FILES, copy_example
 
 ENV_NAME = "dev"
-EXAMPLE_FILES = ["pipelines/shop_orders.yaml", "pipelines/shop_orders/fct_orders.sql", "checks/fct_orders.yaml"]
 REMOVED = "shop_refunds"
 
 
 @pytest.fixture
 def two_pipelines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """shop_orders and shop_refunds (own channel, own PII Secret block), and the values `make apply` reads."""
-    for relative in EXAMPLE_FILES:
-        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PACKAGE_ROOT / relative, tmp_path / relative)
+    copy_example(tmp_path)
     refunds = yaml.safe_load((tmp_path / EXAMPLE_FILES[0]).read_text())
     # A pipeline reads only its own folder: the copy gets its own transform file.
     (tmp_path / "pipelines" / REMOVED).mkdir()

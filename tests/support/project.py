@@ -50,13 +50,18 @@ class Project:
         }
 
 
-def make_project(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> Project:
-    """Copy the example pipeline into tmp_path, generate DAYS days of shop orders, point settings at it."""
-    root = tmp_path / "project"
+def copy_example(root: Path) -> None:
+    """The example pipeline's declaration, SQL and contract, at the same places under `root`."""
     for relative in EXAMPLE_FILES:
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(PACKAGE_ROOT / relative, target)
+
+
+def make_project(tmp_path: Path, warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """Copy the example pipeline into tmp_path, generate DAYS days of shop orders, point settings at it."""
+    root = tmp_path / "project"
+    copy_example(root)
     project = Project(root=root, data_dir=tmp_path / "data", warehouse_url=warehouse_url)
     generate(project.shop_db, FIRST_DAY, DAYS)
     for name, value in project.env().items():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,17 +19,15 @@ from shipshape.declaration import Owner
 from shipshape.errors import ConfigurationError, DeclarationError
 from shipshape.settings import PACKAGE_ROOT
 from tests.support.markdown import github_anchors
+from tests.support.project import EXAMPLE_FILES, copy_example
 
-EXAMPLE_FILES = ["pipelines/shop_orders.yaml", "pipelines/shop_orders/fct_orders.sql", "checks/fct_orders.yaml"]
 RUNBOOK = "runbooks/shop_orders.md"
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the example pipeline with its generated files written, as the project folder."""
-    for relative in EXAMPLE_FILES:
-        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PACKAGE_ROOT / relative, tmp_path / relative)
+    copy_example(tmp_path)
     monkeypatch.setenv("SHIPSHAPE_PROJECT_DIR", str(tmp_path))
     assert main([]) == 0
     return tmp_path
