@@ -1,8 +1,9 @@
 """The warehouse as code: schemas, platform tables and each environment's least-privilege roles.
 
 `reconcile` reads the warehouse's catalogs, compares them with what the declared pipelines and the
-environment need, and returns one `Change` per difference: with `dry_run` it only reports them (plan),
-otherwise it makes them in one transaction (apply). One function for both, so a plan is exactly what
+environment need, and returns one `Change` per difference (a missing privilege is granted, one the roles
+hold beyond the policy revoked): with `dry_run` it only reports them (plan), otherwise it makes them in
+one transaction (apply). One function for both, so a plan is exactly what
 the next apply does, and an apply after an apply returns []. There is no state file: privileges,
 default privileges and passwords are all read back from the warehouse itself, through the adapter's role
 statements (`shipshape.warehouses.roles`); this module holds only the policy and the plan/apply steps.
@@ -66,6 +67,7 @@ def reconcile(admin_url: str, env: Environment, passwords: Mapping[str, str], *,
             database = warehouse.current_database()
             grants, defaults = _access_policy(env, database, published, _existing_tables(warehouse, published))
             steps += _grant_steps(warehouse, grants)
+            steps += _revoke_steps(warehouse, [env.role(purpose) for purpose in PASSWORD_VARIABLES], grants)
             steps += _default_privilege_steps(warehouse, defaults)
         if not dry_run:
             for step in steps:
@@ -157,6 +159,23 @@ def _grant_steps(warehouse: Warehouse, grants: list[Grant]) -> Iterator[_Step]:
                 Change("grant", f"{', '.join(missing)} on {grant.on} {'.'.join(grant.path)} to {grant.role}", "create"),
                 partial(warehouse.grant_privileges, replace(grant, privileges=tuple(missing))),
             )
+
+
+def _revoke_steps(warehouse: Warehouse, roles: list[str], grants: list[Grant]) -> Iterator[_Step]:
+    """Whatever the platform's roles hold on schemas and tables beyond `grants` — a grant by hand, or left by a
+    policy that has since narrowed — is revoked, so least privilege is what apply converges to, not a floor.
+    """
+    allowed = {(grant.on, grant.path, grant.role, privilege) for grant in grants for privilege in grant.privileges}
+    for role in roles:
+        for held in warehouse.held_privileges(role):
+            extra = tuple(
+                privilege for privilege in held.privileges if (held.on, held.path, role, privilege) not in allowed
+            )
+            if extra:
+                yield _Step(
+                    Change("grant", f"{', '.join(extra)} on {held.on} {'.'.join(held.path)} to {role}", "delete"),
+                    partial(warehouse.revoke_privileges, replace(held, privileges=extra)),
+                )
 
 
 def _default_privilege_steps(warehouse: Warehouse, defaults: list[DefaultPrivilege]) -> Iterator[_Step]:

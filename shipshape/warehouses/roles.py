@@ -62,6 +62,15 @@ class RoleStatements:
     def grant_privileges(self, grant: Grant) -> None:
         raise self._no_roles()
 
+    def held_privileges(self, role: str) -> list[Grant]:
+        """Every schema and table privilege granted to `role` itself, one `Grant` per object, on objects it
+        does not own (an owner's rights come with ownership, not from a grant, so there is nothing to revoke).
+        """
+        raise self._no_roles()
+
+    def revoke_privileges(self, grant: Grant) -> None:
+        raise self._no_roles()
+
     def missing_default_privileges(self, default: DefaultPrivilege) -> list[str]:
         raise self._no_roles()
 
