@@ -379,8 +379,15 @@ def test_a_redirect_to_another_origin_is_followed_without_the_token(delays: list
 
 
 def test_a_page_over_max_page_bytes_is_refused(api: JsonApi, delays: list[float]) -> None:
-    with pytest.raises(SourceError, match=r"a page of more than 64 bytes \(source.max_page_bytes\)"):
+    with pytest.raises(SourceError, match=r"a page of more than 64 bytes \(source\.max_page_bytes\)"):
         _read(_source(_spec(api, max_page_bytes=64), delays))
+
+
+def test_an_endless_page_is_cut_off_at_max_page_bytes_while_it_streams(api: JsonApi, delays: list[float]) -> None:
+    """The body never ends, so only a reader that counts as it streams can stop (reading it whole never returns)."""
+    api.script_page("/records", {}, Fault("endless"))
+    with pytest.raises(SourceError, match=r"a page of more than 1048576 bytes \(source\.max_page_bytes\)"):
+        _read(_source(_spec(api, max_page_bytes=1024 * 1024), delays))
 
 
 def test_max_pages_stops_an_api_that_keeps_paging(api: JsonApi, delays: list[float]) -> None:

@@ -39,8 +39,9 @@ class ReceivedRequest:
     over_tls: bool = False
 
 
-Misbehaviour = Literal["drop", "hang"]
-"""`drop`: close the connection without answering. `hang`: answer nothing until the server stops (a timeout)."""
+Misbehaviour = Literal["drop", "hang", "endless"]
+"""`drop`: close the connection without answering. `hang`: answer nothing until the server stops (a timeout).
+`endless`: 200 with a JSON array that never ends and no Content-Length, until the client hangs up."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(answer, Fault):
             if answer.status == "hang":
                 self.server.api.stopping.wait()
+            if answer.status == "endless":
+                self._send_endless_array()
             if isinstance(answer.status, str):
                 self.close_connection = True
                 return
@@ -168,6 +171,19 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             body, extra_headers = answer
             self._send(200, json.dumps(body), extra_headers)
+
+    def _send_endless_array(self) -> None:
+        """HTTP/1.0 with no Content-Length: the body ends only when the connection does, here never by itself."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        record = json.dumps({"id": 1, "status": "paid"}).encode() + b","
+        try:
+            self.wfile.write(b"[")
+            while not self.server.api.stopping.is_set():
+                self.wfile.write(record * 1024)
+        except OSError:
+            return  # the client hung up: what a reader with a size limit does
 
     def _send(self, status: int, body: str, headers: dict[str, str]) -> None:
         payload = body.encode()
