@@ -28,9 +28,13 @@ _OBJECT_OID = {
     "WHERE n.nspname = ? AND c.relname = ?)",
 }
 
-# Privileges granted to a role (by name) on schemas and tables (incl. views, partitioned and foreign tables)
-# it does not own: target, schema, table ('' for a schema), privilege.
+# Privileges granted to a role (by name) on this database and on schemas and tables (incl. views, partitioned and
+# foreign tables) it does not own: target, name, table name ('' unless a table), privilege.
 _HELD_PRIVILEGES = (
+    "SELECT 'database', d.datname, '', acl.privilege_type FROM pg_database AS d "
+    "CROSS JOIN LATERAL aclexplode(d.datacl) AS acl JOIN pg_roles AS r ON r.oid = acl.grantee "
+    "WHERE r.rolname = ? AND d.datname = current_database() AND d.datdba <> r.oid "
+    "UNION ALL "
     "SELECT 'schema', n.nspname, '', acl.privilege_type FROM pg_namespace AS n "
     "CROSS JOIN LATERAL aclexplode(n.nspacl) AS acl JOIN pg_roles AS r ON r.oid = acl.grantee "
     "WHERE r.rolname = ? AND n.nspowner <> r.oid "
@@ -80,8 +84,8 @@ class PostgresRoles(Warehouse):
 
     def held_privileges(self, role: str) -> list[Grant]:
         by_object: dict[tuple[GrantTarget, tuple[str, ...]], list[str]] = {}
-        for on, schema, table, privilege in self.fetch_all(_HELD_PRIVILEGES, [role, role]):
-            path = (schema, table) if table else (schema,)
+        for on, name, table, privilege in self.fetch_all(_HELD_PRIVILEGES, [role, role, role]):
+            path = (name, table) if table else (name,)
             by_object.setdefault((on, path), []).append(privilege)
         return [Grant(on, path, role, tuple(privileges)) for (on, path), privileges in by_object.items()]
 

@@ -63,8 +63,9 @@ class RoleStatements:
         raise self._no_roles()
 
     def held_privileges(self, role: str) -> list[Grant]:
-        """Every schema and table privilege granted to `role` itself, one `Grant` per object, on objects it
-        does not own (an owner's rights come with ownership, not from a grant, so there is nothing to revoke).
+        """Every privilege granted to `role` itself on the current database, its schemas and tables, one `Grant`
+        per object. Objects it owns are left out: an owner's rights come with ownership, not from a grant, so
+        there is nothing to revoke.
         """
         raise self._no_roles()
 

@@ -129,11 +129,14 @@ def test_privileges_granted_beyond_the_policy_are_planned_as_revokes_and_apply_r
 ) -> None:
     publish_a_table(postgres_url, applied)
     loader, _, consumer = roles(applied)
+    with psycopg.connect(postgres_url) as admin:
+        database = admin.execute("SELECT current_database()").fetchone()[0]
     by_hand = [
         ("DELETE ON platform.publish_ledger", consumer),
         ("DELETE, TRUNCATE ON platform.publish_ledger", loader),
         (f"INSERT ON {PUBLISHED}", loader),  # next to the SELECT the policy gives it
         ("CREATE ON SCHEMA analytics", loader),  # next to the USAGE the policy gives it
+        (f"CREATE ON DATABASE {database}", consumer),  # next to CONNECT: it could create schemas
     ]
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         for privileges, role in by_hand:
@@ -146,11 +149,12 @@ def test_privileges_granted_beyond_the_policy_are_planned_as_revokes_and_apply_r
         f"- grant DELETE, TRUNCATE on table platform.publish_ledger to {loader}",
         f"- grant INSERT on table {PUBLISHED} to {loader}",
         f"- grant CREATE on schema analytics to {loader}",
+        f"- grant CREATE on database {database} to {consumer}",
     ])
     assert reconcile(postgres_url, applied, PASSWORDS, dry_run=False) == plan
     assert reconcile(postgres_url, applied, PASSWORDS, dry_run=False) == []
     with connect_as(postgres_url, applied, "consumer") as as_consumer:
-        assert allowed(as_consumer, ["DELETE FROM platform.publish_ledger WHERE false"]) == []
+        assert allowed(as_consumer, ["DELETE FROM platform.publish_ledger WHERE false", "CREATE SCHEMA sneaky"]) == []
         assert as_consumer.execute(f"SELECT count(*) FROM {PUBLISHED}").fetchone() == (2,)  # the policy's own stays
     with connect_as(postgres_url, applied, "loader") as as_loader:
         refused = [
