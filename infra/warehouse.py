@@ -67,7 +67,9 @@ def reconcile(admin_url: str, env: Environment, passwords: Mapping[str, str], *,
             database = warehouse.current_database()
             grants, defaults = _access_policy(env, database, published, _existing_tables(warehouse, published))
             steps += _grant_steps(warehouse, grants)
-            steps += _revoke_steps(warehouse, [env.role(purpose) for purpose in PASSWORD_VARIABLES], grants)
+            platform_roles = [env.role(purpose) for purpose in PASSWORD_VARIABLES]
+            steps += _revoke_steps(warehouse, platform_roles, grants)
+            steps += _membership_steps(warehouse, platform_roles)
             steps += _default_privilege_steps(warehouse, defaults)
         if not dry_run:
             for step in steps:
@@ -176,6 +178,17 @@ def _revoke_steps(warehouse: Warehouse, roles: list[str], grants: list[Grant]) -
                     Change("grant", f"{', '.join(extra)} on {held.on} {'.'.join(held.path)} to {role}", "delete"),
                     partial(warehouse.revoke_privileges, replace(held, privileges=extra)),
                 )
+
+
+def _membership_steps(warehouse: Warehouse, roles: list[str]) -> Iterator[_Step]:
+    """The policy makes the platform's roles members of no role: a membership would hand one every privilege of
+    another (`pg_read_all_data`, an admin role) past all the revokes above, so each one found is revoked.
+    """
+    for role in roles:
+        for group in warehouse.memberships(role):
+            yield _Step(
+                Change("grant", f"role {group} to {role}", "delete"), partial(warehouse.revoke_membership, group, role)
+            )
 
 
 def _default_privilege_steps(warehouse: Warehouse, defaults: list[DefaultPrivilege]) -> Iterator[_Step]:

@@ -95,6 +95,17 @@ class PostgresRoles(Warehouse):
             f"REVOKE {', '.join(grant.privileges)} ON {grant.on.upper()} {quoted} FROM {self.quote(grant.role)}"
         )
 
+    def memberships(self, role: str) -> list[str]:
+        found = self.fetch_all(
+            "SELECT g.rolname FROM pg_auth_members AS m JOIN pg_roles AS g ON g.oid = m.roleid "
+            "JOIN pg_roles AS r ON r.oid = m.member WHERE r.rolname = ? ORDER BY 1",
+            [role],
+        )
+        return [str(group) for (group,) in found]
+
+    def revoke_membership(self, group: str, role: str) -> None:
+        self.execute(f"REVOKE {self.quote(group)} FROM {self.quote(role)}")
+
     def missing_default_privileges(self, default: DefaultPrivilege) -> list[str]:
         held = self.fetch_all(
             "SELECT acl.privilege_type FROM pg_default_acl AS d "

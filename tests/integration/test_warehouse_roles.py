@@ -138,9 +138,12 @@ def test_privileges_granted_beyond_the_policy_are_planned_as_revokes_and_apply_r
         ("CREATE ON SCHEMA analytics", loader),  # next to the USAGE the policy gives it
         (f"CREATE ON DATABASE {database}", consumer),  # next to CONNECT: it could create schemas
     ]
+    memberships = ["pg_read_all_data", "pg_write_all_data"]  # every table, around any per-table grant
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         for privileges, role in by_hand:
             admin.execute(sql.SQL(f"GRANT {privileges} TO {{}}").format(sql.Identifier(role)))
+        for group in memberships:
+            admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(consumer)))
 
     plan = reconcile(postgres_url, applied, PASSWORDS, dry_run=True)
 
@@ -150,11 +153,17 @@ def test_privileges_granted_beyond_the_policy_are_planned_as_revokes_and_apply_r
         f"- grant INSERT on table {PUBLISHED} to {loader}",
         f"- grant CREATE on schema analytics to {loader}",
         f"- grant CREATE on database {database} to {consumer}",
+        *(f"- grant role {group} to {consumer}" for group in memberships),
     ])
     assert reconcile(postgres_url, applied, PASSWORDS, dry_run=False) == plan
     assert reconcile(postgres_url, applied, PASSWORDS, dry_run=False) == []
     with connect_as(postgres_url, applied, "consumer") as as_consumer:
-        assert allowed(as_consumer, ["DELETE FROM platform.publish_ledger WHERE false", "CREATE SCHEMA sneaky"]) == []
+        refused_to_consumer = [
+            "DELETE FROM platform.publish_ledger WHERE false",
+            "SELECT count(*) FROM platform.publish_ledger",
+            "CREATE SCHEMA sneaky",
+        ]
+        assert allowed(as_consumer, refused_to_consumer) == []
         assert as_consumer.execute(f"SELECT count(*) FROM {PUBLISHED}").fetchone() == (2,)  # the policy's own stays
     with connect_as(postgres_url, applied, "loader") as as_loader:
         refused = [
