@@ -1,8 +1,9 @@
 """The warehouse as code: schemas, platform tables and each environment's least-privilege roles.
 
 `reconcile` reads the warehouse's catalogs, compares them with what the declared pipelines and the
-environment need, and returns one `Change` per difference: with `dry_run` it only reports them (plan),
-otherwise it makes them in one transaction (apply). One function for both, so a plan is exactly what
+environment need, and returns one `Change` per difference (a missing privilege is granted, one the roles
+hold beyond the policy revoked): with `dry_run` it only reports them (plan), otherwise it makes them in
+one transaction (apply). One function for both, so a plan is exactly what
 the next apply does, and an apply after an apply returns []. There is no state file: privileges,
 default privileges and passwords are all read back from the warehouse itself, through the adapter's role
 statements (`shipshape.warehouses.roles`); this module holds only the policy and the plan/apply steps.
@@ -66,6 +67,9 @@ def reconcile(admin_url: str, env: Environment, passwords: Mapping[str, str], *,
             database = warehouse.current_database()
             grants, defaults = _access_policy(env, database, published, _existing_tables(warehouse, published))
             steps += _grant_steps(warehouse, grants)
+            platform_roles = [env.role(purpose) for purpose in PASSWORD_VARIABLES]
+            steps += _revoke_steps(warehouse, platform_roles, grants)
+            steps += _membership_steps(warehouse, platform_roles)
             steps += _default_privilege_steps(warehouse, defaults)
         if not dry_run:
             for step in steps:
@@ -156,6 +160,34 @@ def _grant_steps(warehouse: Warehouse, grants: list[Grant]) -> Iterator[_Step]:
             yield _Step(
                 Change("grant", f"{', '.join(missing)} on {grant.on} {'.'.join(grant.path)} to {grant.role}", "create"),
                 partial(warehouse.grant_privileges, replace(grant, privileges=tuple(missing))),
+            )
+
+
+def _revoke_steps(warehouse: Warehouse, roles: list[str], grants: list[Grant]) -> Iterator[_Step]:
+    """Whatever the platform's roles hold on schemas and tables beyond `grants` — a grant by hand, or left by a
+    policy that has since narrowed — is revoked, so least privilege is what apply converges to, not a floor.
+    """
+    allowed = {(grant.on, grant.path, grant.role, privilege) for grant in grants for privilege in grant.privileges}
+    for role in roles:
+        for held in warehouse.held_privileges(role):
+            extra = tuple(
+                privilege for privilege in held.privileges if (held.on, held.path, role, privilege) not in allowed
+            )
+            if extra:
+                yield _Step(
+                    Change("grant", f"{', '.join(extra)} on {held.on} {'.'.join(held.path)} to {role}", "delete"),
+                    partial(warehouse.revoke_privileges, replace(held, privileges=extra)),
+                )
+
+
+def _membership_steps(warehouse: Warehouse, roles: list[str]) -> Iterator[_Step]:
+    """The policy makes the platform's roles members of no role: a membership would hand one every privilege of
+    another (`pg_read_all_data`, an admin role) past all the revokes above, so each one found is revoked.
+    """
+    for role in roles:
+        for group in warehouse.memberships(role):
+            yield _Step(
+                Change("grant", f"role {group} to {role}", "delete"), partial(warehouse.revoke_membership, group, role)
             )
 
 

@@ -7,10 +7,22 @@ Window placeholders: `{start}` and `{end}` in the URL and in params become the w
 Retries: 429 waits for Retry-After (capped), 5xx and network faults back off exponentially with full
 jitter; any other 4xx is a mistake retrying cannot fix and fails at once. Pages stream into
 batches of at most `chunk_rows` records, so memory holds one page and one batch.
+
+A hostile or broken API is contained (SECURITY.md):
+- the token goes only to the origin of `source.url` (scheme, host and port): it is added to each request for
+  that origin, never to the client, so httpx's redirect rule (it drops `Authorization` when a redirect leaves
+  the origin) holds too. A `Link` next page on another origin — another host or port, or `http://` when the
+  source is `https://` — is refused rather than followed without the token: data the platform publishes
+  should come from the reviewed host, and an API that moves its pages elsewhere is worth a look by a person;
+- a page is read as a stream and refused once it passes `max_page_bytes` (never read whole first);
+- at most `max_pages` pages are read; a cursor or next link already seen, or a numbered page repeating the
+  records of an earlier one (an API ignoring the page parameter), stops the read with an error.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import time
@@ -35,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_SECONDS = 60.0
 BODY_SNIPPET_CHARS = 300
+DEFAULT_MAX_PAGES = 10_000
+DEFAULT_MAX_PAGE_BYTES = 64 * 1024 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _NETWORK_FAULTS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 _JSON_FAMILIES: list[tuple[type | tuple[type, ...], str]] = [
     (bool, "boolean"),  # before int: bool is an int in Python
@@ -79,9 +94,22 @@ class HttpSource(SourceBase):
     token: SecretRef | None = None
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    max_pages: Annotated[int, Field(ge=1)] = Field(
+        DEFAULT_MAX_PAGES, description="Pages read at most; more is an error (an API that never stops paging)."
+    )
+    max_page_bytes: Annotated[int, Field(ge=1)] = Field(
+        DEFAULT_MAX_PAGE_BYTES, description="Bytes one page's body may hold; checked while it streams in."
+    )
 
     def describe(self) -> str:
         return f"HTTP JSON API `{self.url}`"
+
+
+class _Answer(NamedTuple):
+    """A response whose body was streamed in under `max_page_bytes` (the stream itself is closed)."""
+
+    response: httpx.Response
+    content: bytes
 
 
 class _Page(NamedTuple):
@@ -142,77 +170,104 @@ class HttpJsonSource:
             yield rows_to_batch(names, rows)
 
     def _pages(self, window: Window) -> Generator[_Page, None, None]:
-        """Each page's records, following the declared pagination until it says there is nothing more."""
+        """Each page's records, following the declared pagination until it says there is nothing more.
+
+        `seen` holds every cursor, next link or numbered page's records digest so far: a repeat of any of them,
+        not only of the last, is a loop.
+        """
         pagination = self._spec.pagination
         url = httpx.URL(_fill(self._spec.url, window))
+        origin = _origin(url)
         params: dict[str, Any] = {name: _fill(value, window) for name, value in self._spec.params.items()}
         if isinstance(pagination, PageNumberPagination):
             params[pagination.page_param] = pagination.first_page
+        seen: set[str] = {str(url.copy_merge_params(params))}
         with self._client() as client:
-            while True:
+            for page_count in range(1, self._spec.max_pages + 1):
                 # Merged here: httpx's own `params=` would replace a query string written into source.url.
-                page = self._get_page(client, url.copy_merge_params(params))
+                page = self._get_page(client, url.copy_merge_params(params), origin)
                 yield page
+                where = f"http source: GET {page.response.url}"
                 if isinstance(pagination, CursorPagination):
                     cursor = _at_path(page.body, pagination.cursor_field)
                     if cursor in (None, ""):
                         return
-                    if cursor == params.get(pagination.cursor_param):
-                        raise SourceError(
-                            f"http source: GET {page.response.url} returned the cursor it was given ({cursor!r}); "
-                            f"stopping instead of looping forever — check pagination.cursor_field"
-                        )
+                    _refuse_repeat(seen, f"cursor {cursor!r}", f"{where} returned cursor {cursor!r} a second time",
+                                   "check pagination.cursor_field")
                     params[pagination.cursor_param] = cursor
                 elif isinstance(pagination, PageNumberPagination):
                     if not page.records:
                         return
+                    _refuse_repeat(seen, _digest(page.records), f"{where} returned the records of an earlier page",
+                                   f"check the API pages by pagination.page_param {pagination.page_param!r}")
                     params[pagination.page_param] += 1
                 elif isinstance(pagination, LinkHeaderPagination) and "next" in page.response.links:
                     # The next link carries its own query string; sending params again would duplicate them.
                     url, params = page.response.url.join(page.response.links["next"]["url"]), {}
+                    if _origin(url) != origin:
+                        raise SourceError(
+                            f"{where} names {url} as the next page, on another origin than source.url "
+                            f"({_show(origin)}); refused, the token and the read stay on the declared origin — "
+                            "check the API's Link header or point source.url at the origin that serves the pages"
+                        )
+                    _refuse_repeat(seen, str(url), f"{where} links to {url}, a page already read, as next",
+                                   "the API's Link header loops")
                 else:
                     return
+                if page_count == self._spec.max_pages:
+                    raise SourceError(
+                        f"{where}: page {page_count} still has a next page, and source.max_pages is "
+                        f"{self._spec.max_pages}; stopped — if the API really has more, raise source.max_pages "
+                        "or narrow the window or params"
+                    )
 
     def _client(self) -> httpx.Client:
-        headers = {"Accept": "application/json"}
-        if self._spec.token is not None:
-            headers["Authorization"] = f"Bearer {self._secrets(self._spec.token, 'http source token')}"
-        return httpx.Client(headers=headers, timeout=self._spec.timeout_seconds, follow_redirects=True)
+        """No token here: a client-level header would go to every URL the client is handed (see `_headers`)."""
+        return httpx.Client(
+            headers={"Accept": "application/json"}, timeout=self._spec.timeout_seconds, follow_redirects=True
+        )
 
-    def _get_page(self, client: httpx.Client, url: httpx.URL) -> _Page:
-        response = self._get(client, url)
+    def _headers(self, url: httpx.URL, origin: tuple[str, str, int]) -> dict[str, str]:
+        """The bearer token, only for a request to the declared origin."""
+        if self._spec.token is None or _origin(url) != origin:
+            return {}
+        return {"Authorization": f"Bearer {self._secrets(self._spec.token, 'http source token')}"}
+
+    def _get_page(self, client: httpx.Client, url: httpx.URL, origin: tuple[str, str, int]) -> _Page:
+        response, content = self._get(client, url, origin)
         try:
-            body = response.json()
+            body = json.loads(content)
         except ValueError:
             raise SourceError(
-                f"http source: GET {response.url} did not return JSON: {_snippet(response)}; check source.url"
+                f"http source: GET {response.url} did not return JSON: {_snippet(content)}; check source.url"
             ) from None
         records = _at_path(body, self._spec.records_path)
         if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
             raise SourceError(
                 f"http source: GET {response.url}: records_path {self._spec.records_path!r} does not lead to a list "
-                f"of JSON objects; body starts {_snippet(response)}"
+                f"of JSON objects; body starts {_snippet(content)}"
             )
         return _Page(records, body, response)
 
-    def _get(self, client: httpx.Client, url: httpx.URL) -> httpx.Response:
+    def _get(self, client: httpx.Client, url: httpx.URL, origin: tuple[str, str, int]) -> _Answer:
         """One GET with retries: 429 and 5xx and network faults are retried, other 4xx fail at once."""
         for attempt in range(1, self._spec.max_attempts + 1):
             try:
-                response = client.get(url)
+                with client.stream("GET", url, headers=self._headers(url, origin)) as streamed:
+                    response, content = streamed, self._read_capped(streamed)
             except _NETWORK_FAULTS as error:
                 problem, delay = f"{type(error).__name__}: {error}", self._backoff(attempt)
             except httpx.HTTPError as error:
                 raise SourceError(f"http source: GET {url} cannot be sent: {error}; check source.url") from error
             else:
                 if response.is_success:
-                    return response
+                    return _Answer(response, content)
                 status = response.status_code
                 if status != 429 and status < 500:
                     hint = _FIX_HINTS.get(status, "fix the request in the declaration")
                     raise SourceError(
                         f"http source: GET {response.url} answered {status} {response.reason_phrase}: "
-                        f"{_snippet(response)} — {hint} (not retried)"
+                        f"{_snippet(content)} — {hint} (not retried)"
                     )
                 problem = f"HTTP {status} {response.reason_phrase}"
                 retry_after = _retry_after(response) if status == 429 else None
@@ -228,6 +283,20 @@ class HttpJsonSource:
             f"http source: GET {url} failed {self._spec.max_attempts} times; last: {problem}. "
             "The API is unavailable or rate limiting: transient, retried within the pipeline's retries.attempts"
         )
+
+    def _read_capped(self, response: httpx.Response) -> bytes:
+        """The decoded body, refused once it passes `max_page_bytes`: a huge or endless page never fills memory."""
+        limit, chunks, size = self._spec.max_page_bytes, [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise SourceError(
+                    f"http source: GET {response.url} sent a page of more than {limit} bytes "
+                    "(source.max_page_bytes); stopped reading — ask the API for smaller pages (a page-size "
+                    "param) or raise source.max_page_bytes"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(max_delay, base_delay·2^(attempt-1))], so retrying clients spread out."""
@@ -277,8 +346,30 @@ def _retry_after(response: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    """Scheme, host and port (the default one when the URL names none): what a browser calls the origin."""
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0)
+
+
+def _show(origin: tuple[str, str, int]) -> str:
+    scheme, host, port = origin
+    return f"{scheme}://{host}:{port}"
+
+
+def _refuse_repeat(seen: set[str], key: str, problem: str, fix: str) -> None:
+    """Remember `key`; a second sight of it means the pagination loops, which is an error rather than a hang."""
+    if key in seen:
+        raise SourceError(f"{problem}; stopping instead of looping forever — {fix}")
+    seen.add(key)
+
+
+def _digest(records: list[dict[str, Any]]) -> str:
+    """A page's records, as a short fingerprint, so remembering every page costs little memory."""
+    return hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _snippet(content: bytes) -> str:
+    text = " ".join(content.decode("utf-8", errors="replace").split())
     return repr(text[:BODY_SNIPPET_CHARS] + ("…" if len(text) > BODY_SNIPPET_CHARS else ""))
 
 

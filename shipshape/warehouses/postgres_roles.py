@@ -13,7 +13,7 @@ import os
 import re
 
 from shipshape.warehouses.base import Warehouse
-from shipshape.warehouses.roles import DefaultPrivilege, Grant
+from shipshape.warehouses.roles import DefaultPrivilege, Grant, GrantTarget
 
 # PostgreSQL's own defaults for new SCRAM verifiers (SCRAM_DEFAULT_SALT_LEN, scram_iterations).
 _SCRAM_SALT_BYTES = 16
@@ -27,6 +27,24 @@ _OBJECT_OID = {
     "table": "(SELECT c.oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
     "WHERE n.nspname = ? AND c.relname = ?)",
 }
+
+# Privileges granted to a role (by name) on this database and on schemas and tables (incl. views, partitioned and
+# foreign tables) it does not own: target, name, table name ('' unless a table), privilege.
+_HELD_PRIVILEGES = (
+    "SELECT 'database', d.datname, '', acl.privilege_type FROM pg_database AS d "
+    "CROSS JOIN LATERAL aclexplode(d.datacl) AS acl JOIN pg_roles AS r ON r.oid = acl.grantee "
+    "WHERE r.rolname = ? AND d.datname = current_database() AND d.datdba <> r.oid "
+    "UNION ALL "
+    "SELECT 'schema', n.nspname, '', acl.privilege_type FROM pg_namespace AS n "
+    "CROSS JOIN LATERAL aclexplode(n.nspacl) AS acl JOIN pg_roles AS r ON r.oid = acl.grantee "
+    "WHERE r.rolname = ? AND n.nspowner <> r.oid "
+    "UNION ALL "
+    "SELECT 'table', n.nspname, c.relname, acl.privilege_type FROM pg_class AS c "
+    "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+    "CROSS JOIN LATERAL aclexplode(c.relacl) AS acl JOIN pg_roles AS r ON r.oid = acl.grantee "
+    "WHERE r.rolname = ? AND c.relowner <> r.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+    "ORDER BY 1, 2, 3, 4"
+)
 
 
 class PostgresRoles(Warehouse):
@@ -63,6 +81,30 @@ class PostgresRoles(Warehouse):
     def grant_privileges(self, grant: Grant) -> None:
         quoted = ".".join(self.quote(part) for part in grant.path)
         self.execute(f"GRANT {', '.join(grant.privileges)} ON {grant.on.upper()} {quoted} TO {self.quote(grant.role)}")
+
+    def held_privileges(self, role: str) -> list[Grant]:
+        by_object: dict[tuple[GrantTarget, tuple[str, ...]], list[str]] = {}
+        for on, name, table, privilege in self.fetch_all(_HELD_PRIVILEGES, [role, role, role]):
+            path = (name, table) if table else (name,)
+            by_object.setdefault((on, path), []).append(privilege)
+        return [Grant(on, path, role, tuple(privileges)) for (on, path), privileges in by_object.items()]
+
+    def revoke_privileges(self, grant: Grant) -> None:
+        quoted = ".".join(self.quote(part) for part in grant.path)
+        self.execute(
+            f"REVOKE {', '.join(grant.privileges)} ON {grant.on.upper()} {quoted} FROM {self.quote(grant.role)}"
+        )
+
+    def memberships(self, role: str) -> list[str]:
+        found = self.fetch_all(
+            "SELECT g.rolname FROM pg_auth_members AS m JOIN pg_roles AS g ON g.oid = m.roleid "
+            "JOIN pg_roles AS r ON r.oid = m.member WHERE r.rolname = ? ORDER BY 1",
+            [role],
+        )
+        return [str(group) for (group,) in found]
+
+    def revoke_membership(self, group: str, role: str) -> None:
+        self.execute(f"REVOKE {self.quote(group)} FROM {self.quote(role)}")
 
     def missing_default_privileges(self, default: DefaultPrivilege) -> list[str]:
         held = self.fetch_all(

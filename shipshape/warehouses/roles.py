@@ -62,6 +62,25 @@ class RoleStatements:
     def grant_privileges(self, grant: Grant) -> None:
         raise self._no_roles()
 
+    def held_privileges(self, role: str) -> list[Grant]:
+        """Every privilege granted to `role` itself on the current database, its schemas and tables, one `Grant`
+        per object. Objects it owns are left out: an owner's rights come with ownership, not from a grant, so
+        there is nothing to revoke.
+        """
+        raise self._no_roles()
+
+    def revoke_privileges(self, grant: Grant) -> None:
+        raise self._no_roles()
+
+    def memberships(self, role: str) -> list[str]:
+        """The roles `role` is a member of: it may act with all of their privileges (PostgreSQL's
+        `pg_read_all_data`, say), around any grant on a single object.
+        """
+        raise self._no_roles()
+
+    def revoke_membership(self, group: str, role: str) -> None:
+        raise self._no_roles()
+
     def missing_default_privileges(self, default: DefaultPrivilege) -> list[str]:
         raise self._no_roles()
 

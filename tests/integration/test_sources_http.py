@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -19,7 +21,8 @@ from shipshape.partitions import FULL_REFRESH, Window
 from shipshape.sources.base import CHUNK_ROWS
 from shipshape.sources.factory import check_drift
 from shipshape.sources.http import MAX_RETRY_AFTER_SECONDS, HttpJsonSource, HttpSource
-from tests.support.http_api import JsonApi, refused_url, serve_json_api
+from tests.support.http_api import Fault, JsonApi, refused_url, serve_json_api
+from tests.support.tls import localhost_tls
 
 JAN_2 = Window("2024-01-02", datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC))
 COLUMNS = {"id": "bigint", "amount": "double", "status": "text"}
@@ -320,3 +323,103 @@ def test_drift_renamed_key_is_reported_and_new_key_returned(delays: list[float])
     with pytest.raises(SchemaDriftError, match="column 'status' declared as text is missing from orders api"):
         check_drift(declared, observed, "orders api")
     assert check_drift(declared, {**observed, "status": None}, "orders api") == ["state"]
+
+
+# A hostile or broken API: the token stays on the declared origin, and no page, nor number of pages, is unbounded.
+
+TOKEN = SecretRef(env="SHIPSHAPE_SECRET_ORDERS_API_TOKEN")
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SHIPSHAPE_SECRET_ORDERS_API_TOKEN", "s3cret-token")
+    return "Bearer s3cret-token"
+
+
+def _first_page_links_to(api: JsonApi, next_url: str) -> None:
+    """The first `/links` page (only the first: a loop would hang the source on main) names `next_url` as next."""
+    api.script_page("/links", {}, Fault(200, {"Link": f'<{next_url}>; rel="next"'}, json.dumps(RECORDS[:2])), times=1)
+
+
+def test_a_next_link_to_another_origin_is_refused_and_that_origin_gets_nothing(
+    delays: list[float], token: str
+) -> None:
+    with serve_json_api(RECORDS, token="s3cret-token") as api, serve_json_api(RECORDS) as elsewhere:
+        _first_page_links_to(api, elsewhere.url("/links?offset=2"))
+        with pytest.raises(SourceError, match=r"on another origin than source\.url") as refused:
+            _read(_source(_spec(api, "link_header", token=TOKEN), delays))
+
+    assert elsewhere.url("/links?offset=2") in str(refused.value)
+    assert elsewhere.requests == []
+    assert [request.headers.get("authorization") for request in api.requests] == [token]
+
+
+def test_a_next_link_downgraded_to_http_on_the_same_port_is_refused_before_the_token_leaves_in_clear(
+    delays: list[float], token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server_tls, certificate = localhost_tls(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    with serve_json_api(RECORDS, token="s3cret-token", tls=server_tls) as api:
+        _first_page_links_to(api, api.url("/links?offset=2").replace("https://", "http://"))
+        with pytest.raises(SourceError, match=r"on another origin than source\.url"):
+            _read(_source(_spec(api, "link_header", token=TOKEN), delays))
+
+    assert [(request.over_tls, request.headers.get("authorization")) for request in api.requests] == [(True, token)]
+
+
+def test_a_redirect_to_another_origin_is_followed_without_the_token(delays: list[float], token: str) -> None:
+    """httpx drops Authorization on a redirect leaving the origin; this holds it, as the token is per request."""
+    with serve_json_api(RECORDS, token="s3cret-token") as api, serve_json_api(RECORDS) as elsewhere:
+        api.script_page("/records", {}, Fault(302, {"Location": elsewhere.url("/records")}))
+        table = _read(_source(_spec(api, token=TOKEN), delays))
+
+    assert table.num_rows == 5
+    assert [request.headers.get("authorization") for request in api.requests] == [token]
+    assert [request.headers.get("authorization") for request in elsewhere.requests] == [None]
+
+
+def test_a_page_over_max_page_bytes_is_refused(api: JsonApi, delays: list[float]) -> None:
+    with pytest.raises(SourceError, match=r"a page of more than 64 bytes \(source\.max_page_bytes\)"):
+        _read(_source(_spec(api, max_page_bytes=64), delays))
+
+
+def test_an_endless_page_is_cut_off_at_max_page_bytes_while_it_streams(api: JsonApi, delays: list[float]) -> None:
+    """The body never ends, so only a reader that counts as it streams can stop (reading it whole never returns)."""
+    api.script_page("/records", {}, Fault("endless"))
+    with pytest.raises(SourceError, match=r"a page of more than 1048576 bytes \(source\.max_page_bytes\)"):
+        _read(_source(_spec(api, max_page_bytes=1024 * 1024), delays))
+
+
+def test_max_pages_stops_an_api_that_keeps_paging(api: JsonApi, delays: list[float]) -> None:
+    with pytest.raises(SourceError, match=r"page 2 still has a next page, and source\.max_pages is 2"):
+        _read(_source(_spec(api, "cursor", max_pages=2), delays))
+
+
+def test_max_pages_allows_exactly_that_many_pages(api: JsonApi, delays: list[float]) -> None:
+    assert _read(_source(_spec(api, "cursor", max_pages=3), delays)).num_rows == 5
+
+
+def test_a_cursor_seen_two_pages_ago_stops_the_read(api: JsonApi, delays: list[float]) -> None:
+    def page_with_cursor(cursor: str) -> Fault:
+        return Fault(200, body=json.dumps({"data": {"items": RECORDS[:1]}, "meta": {"next_cursor": cursor}}))
+
+    # a → b → a: never the cursor just given, so only memory of every cursor catches it (two rounds at most).
+    api.script_page("/cursor", {"cursor": "a"}, page_with_cursor("b"), times=2)
+    api.script_page("/cursor", {"cursor": "b"}, page_with_cursor("a"), times=2)
+    api.script_page("/cursor", {}, page_with_cursor("a"), times=1)
+    with pytest.raises(SourceError, match="returned cursor 'a' a second time; stopping instead of looping forever"):
+        _read(_source(_spec(api, "cursor"), delays))
+
+
+def test_a_next_link_back_to_the_first_page_stops_the_read(api: JsonApi, delays: list[float]) -> None:
+    api.script_page("/links", {"offset": "2"}, Fault(200, {"Link": f'<{api.url("/links")}>; rel="next"'}, "[]"),
+                    times=1)
+    with pytest.raises(SourceError, match="a page already read, as next; stopping instead of looping forever"):
+        _read(_source(_spec(api, "link_header"), delays))
+
+
+def test_page_numbers_the_api_ignores_stop_with_an_error(api: JsonApi, delays: list[float]) -> None:
+    api.script_page("/records", {"page": "4"}, Fault(200, body="[]"))  # on main, ends the otherwise endless read
+    spec = HttpSource(kind="http", url=api.url("/records"), pagination={"type": "page_number"}, columns=COLUMNS)
+    with pytest.raises(SourceError, match=r"/records\?page=2 returned the records of an earlier page"):
+        _read(_source(spec, delays))

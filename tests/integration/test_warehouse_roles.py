@@ -124,6 +124,57 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     assert reconcile(postgres_url, env, PASSWORDS, dry_run=True) == []
 
 
+def test_privileges_granted_beyond_the_policy_are_planned_as_revokes_and_apply_removes_them(
+    postgres_url: str, applied: Environment
+) -> None:
+    publish_a_table(postgres_url, applied)
+    loader, _, consumer = roles(applied)
+    with psycopg.connect(postgres_url) as admin:
+        database = admin.execute("SELECT current_database()").fetchone()[0]
+    by_hand = [
+        ("DELETE ON platform.publish_ledger", consumer),
+        ("DELETE, TRUNCATE ON platform.publish_ledger", loader),
+        (f"INSERT ON {PUBLISHED}", loader),  # next to the SELECT the policy gives it
+        ("CREATE ON SCHEMA analytics", loader),  # next to the USAGE the policy gives it
+        (f"CREATE ON DATABASE {database}", consumer),  # next to CONNECT: it could create schemas
+    ]
+    memberships = ["pg_read_all_data", "pg_write_all_data"]  # every table, around any per-table grant
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        for privileges, role in by_hand:
+            admin.execute(sql.SQL(f"GRANT {privileges} TO {{}}").format(sql.Identifier(role)))
+        for group in memberships:
+            admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(consumer)))
+
+    plan = reconcile(postgres_url, applied, PASSWORDS, dry_run=True)
+
+    assert sorted(str(change) for change in plan) == sorted([
+        f"- grant DELETE on table platform.publish_ledger to {consumer}",
+        f"- grant DELETE, TRUNCATE on table platform.publish_ledger to {loader}",
+        f"- grant INSERT on table {PUBLISHED} to {loader}",
+        f"- grant CREATE on schema analytics to {loader}",
+        f"- grant CREATE on database {database} to {consumer}",
+        *(f"- grant role {group} to {consumer}" for group in memberships),
+    ])
+    assert reconcile(postgres_url, applied, PASSWORDS, dry_run=False) == plan
+    assert reconcile(postgres_url, applied, PASSWORDS, dry_run=False) == []
+    with connect_as(postgres_url, applied, "consumer") as as_consumer:
+        refused_to_consumer = [
+            "DELETE FROM platform.publish_ledger WHERE false",
+            "SELECT count(*) FROM platform.publish_ledger",
+            "CREATE SCHEMA sneaky",
+        ]
+        assert allowed(as_consumer, refused_to_consumer) == []
+        assert as_consumer.execute(f"SELECT count(*) FROM {PUBLISHED}").fetchone() == (2,)  # the policy's own stays
+    with connect_as(postgres_url, applied, "loader") as as_loader:
+        refused = [
+            "DELETE FROM platform.publish_ledger WHERE false",
+            f"INSERT INTO {PUBLISHED} SELECT 3, 30.00 WHERE false",
+            "CREATE TABLE analytics.fct_sneaky (one int)",
+        ]
+        assert allowed(as_loader, refused) == []
+        assert as_loader.execute(f"SELECT count(*) FROM {PUBLISHED}").fetchone() == (2,)
+
+
 def test_tables_that_existed_before_apply_get_the_same_access_as_later_ones(
     postgres_url: str, env: Environment
 ) -> None:

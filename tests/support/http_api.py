@@ -9,12 +9,16 @@ Endpoints (page size `page_size`):
 - `/links?offset=N`     → a bare list, with `Link: <...>; rel="next"` while more remain
 - `/records`            → a bare list of every record, no pagination
 - `/data`               → `{"data": [...]}`, every record, no pagination (`{"data": []}` when there are none)
+
+With `tls`, the port speaks HTTPS and plain HTTP both (it peeks at the first byte of each connection), so a
+test can show what a client sends after a downgrade to `http://` on the very same host and port.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -32,10 +36,12 @@ class ReceivedRequest:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    over_tls: bool = False
 
 
-Misbehaviour = Literal["drop", "hang"]
-"""`drop`: close the connection without answering. `hang`: answer nothing until the server stops (a timeout)."""
+Misbehaviour = Literal["drop", "hang", "endless"]
+"""`drop`: close the connection without answering. `hang`: answer nothing until the server stops (a timeout).
+`endless`: 200 with a JSON array that never ends and no Content-Length, until the client hangs up."""
 
 
 @dataclass(frozen=True)
@@ -101,14 +107,18 @@ class JsonApi:
 
         Unlike `fail_next`, other pages are served as usual, so a failure can strike in the middle of a read.
         """
-        body = json.dumps({"error": f"scripted {status}"})
-        with self._lock:
-            self._page_faults.append(_PageFault(path, query, Fault(status, body=body), times))
+        self.script_page(path, query, Fault(status, body=json.dumps({"error": f"scripted {status}"})), times=times)
 
-    def answer(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Fault | tuple[Any, dict[str, str]]:
-        """Record the request, then pick its answer: a scripted fault, an auth failure, or a page of records."""
+    def script_page(self, path: str, query: dict[str, str], answer: Fault, *, times: int | None = None) -> None:
+        """Answer requests for one page with `answer` (any status, headers, body): a hostile or broken API."""
         with self._lock:
-            self._requests.append(ReceivedRequest(path, query, headers))
+            self._page_faults.append(_PageFault(path, query, answer, times))
+
+    def answer(self, request: ReceivedRequest) -> Fault | tuple[Any, dict[str, str]]:
+        """Record the request, then pick its answer: a scripted fault, an auth failure, or a page of records."""
+        path, query, headers = request.path, request.query, request.headers
+        with self._lock:
+            self._requests.append(request)
             if self._faults:
                 return self._faults.popleft()
             for page_fault in self._page_faults:
@@ -147,10 +157,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        answer = self.server.api.answer(parts.path, dict(parse_qsl(parts.query)), headers)
+        over_tls = isinstance(self.connection, ssl.SSLSocket)
+        answer = self.server.api.answer(ReceivedRequest(parts.path, dict(parse_qsl(parts.query)), headers, over_tls))
         if isinstance(answer, Fault):
             if answer.status == "hang":
                 self.server.api.stopping.wait()
+            if answer.status == "endless":
+                self._send_endless_array()
             if isinstance(answer.status, str):
                 self.close_connection = True
                 return
@@ -158,6 +171,19 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             body, extra_headers = answer
             self._send(200, json.dumps(body), extra_headers)
+
+    def _send_endless_array(self) -> None:
+        """HTTP/1.0 with no Content-Length: the body ends only when the connection does, here never by itself."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        record = json.dumps({"id": 1, "status": "paid"}).encode() + b","
+        try:
+            self.wfile.write(b"[")
+            while not self.server.api.stopping.is_set():
+                self.wfile.write(record * 1024)
+        except OSError:
+            return  # the client hung up: what a reader with a size limit does
 
     def _send(self, status: int, body: str, headers: dict[str, str]) -> None:
         payload = body.encode()
@@ -176,19 +202,27 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, api: JsonApi) -> None:
+    def __init__(self, api: JsonApi, tls: ssl.SSLContext | None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.api = api
+        self.tls = tls
+
+    def get_request(self) -> tuple[Any, Any]:
+        """A connection opening with a TLS handshake record (0x16) is served over TLS, any other as plain HTTP."""
+        connection, address = super().get_request()
+        if self.tls is not None and connection.recv(1, socket.MSG_PEEK) == b"\x16":
+            connection = self.tls.wrap_socket(connection, server_side=True)
+        return connection, address
 
 
 @contextmanager
 def serve_json_api(
-    records: list[dict[str, Any]], *, page_size: int = 2, token: str | None = None
+    records: list[dict[str, Any]], *, page_size: int = 2, token: str | None = None, tls: ssl.SSLContext | None = None
 ) -> Iterator[JsonApi]:
-    """Run the API in a background thread for the duration of the `with` block."""
+    """Run the API in a background thread for the duration of the `with` block (`base_url` https with `tls`)."""
     api = JsonApi(records, page_size=page_size, token=token)
-    server = _Server(api)
-    api.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = _Server(api, tls)
+    api.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

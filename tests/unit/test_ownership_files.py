@@ -132,3 +132,32 @@ def test_person_must_be_an_email_address(project: Path) -> None:
     edit_declaration(project, lambda data: data["owner"].update(person="Ana Lima"))
     with pytest.raises(DeclarationError, match=r"field 'owner\.person': got 'Ana Lima'"):
         load_pipeline(project / "pipelines" / "shop_orders.yaml", project)
+
+
+def _declaring(transform: list[str], contract: str) -> DeclaredPipeline:
+    """The example pipeline declaring other paths, built past the catalog (which refuses these) to test the
+    generator's own rule.
+    """
+    shop = load_all(PACKAGE_ROOT)[0]
+    return DeclaredPipeline(
+        shop.spec.model_copy(update={"transform": transform, "contract": contract}), shop.file, PACKAGE_ROOT
+    )
+
+
+def test_a_declared_path_outside_the_pipelines_own_places_gets_no_codeowners_line() -> None:
+    claimed = ["infra/warehouse.py", ".github/workflows/delivery.yml", "pipelines/other/fct.sql",
+               "pipelines/shop_orders/../../shipshape/names.py", "/shipshape/", "pipelines/shop_orders/*/../x.sql"]
+    text = codeowners.render([_declaring(claimed, "checks/*")])
+
+    pipeline_lines = text.split("# shop_orders")[1].split("\n\n")[0].splitlines()[1:]
+    assert [line.split()[0] for line in pipeline_lines] == [
+        "/pipelines/shop_orders.yaml", "/pipelines/shop_orders/", "/runbooks/shop_orders.md"
+    ]
+
+
+def test_the_platform_folders_close_codeowners_so_no_earlier_line_can_claim_them() -> None:
+    lines = codeowners.render([_declaring(["pipelines/shop_orders/fct_orders.sql"], "checks/fct_orders.yaml")])
+    closing = lines.rstrip("\n").splitlines()[-len(codeowners.PLATFORM_PATHS):]
+
+    assert closing == [f"/{path}  {codeowners.PLATFORM_OWNER}" for path in codeowners.PLATFORM_PATHS]
+    assert {"infra/", ".github/", "shipshape/", "deployments/"} <= set(codeowners.PLATFORM_PATHS)
