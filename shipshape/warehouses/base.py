@@ -53,6 +53,14 @@ class Warehouse(RoleStatements, ABC):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement; `?` marks parameters."""
 
+    def execute_one(self, sql: str) -> None:
+        """Run `sql`, which must be exactly one statement: the engine itself refuses a second one.
+
+        For statements that embed user SQL (`create_table_as`): `shipshape.user_sql` already refused a second
+        statement, and this is the engine-side layer under it, for the day a parser and an engine disagree.
+        """
+        self.execute(sql)
+
     @abstractmethod
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
@@ -134,7 +142,7 @@ class Warehouse(RoleStatements, ABC):
     def create_table_as(self, schema: str, table: str, select_sql: str, *, scratch: bool = False) -> None:
         unlogged = "UNLOGGED " if scratch and self.capabilities.supports_unlogged_tables else ""
         self.execute(f"DROP TABLE IF EXISTS {self.qualified(schema, table)}")
-        self.execute(f"CREATE {unlogged}TABLE {self.qualified(schema, table)} AS {select_sql}")
+        self.execute_one(f"CREATE {unlogged}TABLE {self.qualified(schema, table)} AS {select_sql}")
 
     def drop_table(self, schema: str, table: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.qualified(schema, table)}")

@@ -43,6 +43,7 @@ class DuckDBWarehouse(Warehouse):
         supports_returning=True,
         supports_merge=True,
         supports_partition_exchange=False,
+        sql_dialect="duckdb",
     )
 
     @classmethod
@@ -75,6 +76,14 @@ class DuckDBWarehouse(Warehouse):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with _translated(sql):
             self._connection.execute(sql, list(params) or None)
+
+    def execute_one(self, sql: str) -> None:
+        """DuckDB's `execute` runs every `;`-separated statement, so its own parser counts them first."""
+        with _translated(sql):
+            count = len(duckdb.extract_statements(sql))
+        if count != 1:
+            raise WarehouseError(f"DuckDB: expected exactly one statement, got {count} (while running: {sql[:200]})")
+        self.execute(sql)
 
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with _translated(sql):

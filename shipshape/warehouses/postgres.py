@@ -51,6 +51,7 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
         supports_returning=True,
         supports_merge=True,  # MERGE since PostgreSQL 15 (CI and compose run 16)
         supports_partition_exchange=False,
+        sql_dialect="postgres",
     )
 
     @classmethod
@@ -75,6 +76,15 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with _translated(sql):
             self._connection.execute(_pyformat(sql, params), params or None)
+
+    def execute_one(self, sql: str) -> None:
+        """Sent with the extended protocol, which takes exactly one statement: PostgreSQL refuses a `;` and more.
+
+        Without parameters psycopg would use the simple protocol, which runs every `;`-separated statement;
+        asking for binary results is psycopg's public way to send through the extended one instead.
+        """
+        with _translated(sql):
+            self._connection.execute(sql, binary=True)
 
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with _translated(sql):
