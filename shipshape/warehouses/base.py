@@ -164,6 +164,22 @@ class Warehouse(RoleStatements, ABC):
         )
         return [row[0] for row in rows]
 
+    def plain_table_problem(self, schema: str, table: str) -> str | None:
+        """None if reading `schema.table` runs nobody's code: a plain table; otherwise what it is instead.
+
+        The publisher reads the loader's transform output with its own rights, so a view (or anything else that
+        runs code when read) there would run the loader's SQL as the publisher. Call it inside the publish
+        transaction, before the first read; an engine that can change a relation under a reader locks it here.
+        DuckDB runs no code when a base table is read; PostgreSQL overrides this with its further checks.
+        """
+        rows = self.fetch_all(
+            "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        )
+        if not rows:
+            return "does not exist"
+        return None if rows[0][0] == "BASE TABLE" else f"is a {str(rows[0][0]).lower()}, not a plain table"
+
     def row_count(self, schema: str, table: str) -> int:
         return int(self.fetch_all(f"SELECT count(*) FROM {self.qualified(schema, table)}")[0][0])
 

@@ -42,6 +42,17 @@ _VALUE_ECHOES = (
     re.compile(r"Failing row contains \((?P<value>.*)\)\."),
 )
 
+# pg_class.relkind values a transform output could be instead of a plain table ('r').
+_RELATION_KINDS = {
+    "v": "view",
+    "m": "materialized view",
+    "f": "foreign table",
+    "p": "partitioned table",
+    "S": "sequence",
+    "i": "index",
+}
+
+
 class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
     capabilities = Capabilities(
         supports_unlogged_tables=True,
@@ -94,6 +105,37 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
     def transaction(self) -> Iterator[None]:
         with _translated("transaction"), self._connection.transaction():
             yield
+
+    def plain_table_problem(self, schema: str, table: str) -> str | None:
+        """Also refuses row-level security and column types outside pg_catalog (a domain's CHECK calls functions).
+
+        The ACCESS SHARE lock, held until the publish commits, keeps the owner from turning the table into a
+        view, enabling row-level security or dropping it between this check and the publisher's read.
+        """
+        self.execute(f"LOCK TABLE {self.qualified(schema, table)} IN ACCESS SHARE MODE")
+        rows = self.fetch_all(
+            "SELECT c.relkind, c.relrowsecurity, pg_get_userbyid(c.relowner), "
+            "array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) "
+            "FILTER (WHERE t.typnamespace <> 'pg_catalog'::regnamespace) "
+            "FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "LEFT JOIN pg_type AS t ON t.oid = a.atttypid "
+            "WHERE n.nspname = ? AND c.relname = ? GROUP BY c.relkind, c.relrowsecurity, c.relowner",
+            [schema, table],
+        )
+        if not rows:
+            return "does not exist"
+        kind, row_security, owner, foreign_types = rows[0]
+        if kind != "r":
+            return f"is a {_RELATION_KINDS.get(kind, kind)} owned by {owner}, not a plain table"
+        if row_security:
+            return f"has row-level security enabled by its owner {owner}; its policies would run as the publisher"
+        if foreign_types:
+            return (
+                f"has columns of types defined outside pg_catalog ({', '.join(foreign_types)}, owner {owner}); "
+                "their checks would run as the publisher"
+            )
+        return None
 
     def _load_batches(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
         with (
