@@ -398,9 +398,12 @@ def test_publish_refuses_a_transform_output_that_would_run_loader_code(
         status="published", check_results=[], message="", started_at=datetime.now(UTC),
     )  # fmt: skip
 
-    with open_warehouse(as_role(postgres_url, applied.role("publisher"))) as publisher:
-        with pytest.raises(PublishError, match=r"audit\.evil__out (is a view|has row-level|has columns of types)"):
-            publish(publisher, hostile, [StagedPartition(window, "evil__out", entry)], publisher.claim([]))
+    refused = r"audit\.evil__out (is a view|has row-level|has columns of types)"
+    with (
+        open_warehouse(as_role(postgres_url, applied.role("publisher"))) as publisher,
+        pytest.raises(PublishError, match=refused),
+    ):
+        publish(publisher, hostile, [StagedPartition(window, "evil__out", entry)], publisher.claim([]))
 
     with psycopg.connect(postgres_url) as admin:
         assert admin.execute(f"SELECT count(*) FROM {PUBLISHED}").fetchone() == (2,)
