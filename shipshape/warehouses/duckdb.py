@@ -33,6 +33,19 @@ _VALUE_ECHOES = (
     re.compile(r'Duplicate key "(?P<value>[^"\n]*)"'),
 )
 
+# Transform SQL runs on this connection with the platform's rights over the whole machine: without these it could
+# read or write any file the worker can (`read_csv('/etc/passwd')`, COPY … TO, ATTACH) or fetch and load extensions.
+# The platform itself only reads and writes tables of this file and hands over Arrow batches, which need none of it.
+# Once off, DuckDB refuses to turn external access back on while the database is open. `lock_configuration` is not
+# set: every connection of this process to the file shares one database, and a later one could not then set its
+# time zone; a transform cannot issue SET anyway (`shipshape.user_sql`).
+_CONFINED = (
+    "SET enable_external_access = false",
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+)
+
+
 class DuckDBWarehouse(Warehouse):
     capabilities = Capabilities(
         supports_unlogged_tables=False,
@@ -68,6 +81,8 @@ class DuckDBWarehouse(Warehouse):
                 )
             ) from error
         self.execute("SET TimeZone = 'UTC'")
+        for setting in _CONFINED:
+            self.execute(setting)
         self.path = path
 
     def close(self) -> None:

@@ -36,3 +36,20 @@ def test_a_transform_edited_after_loading_is_refused_before_it_runs(warehouse_ur
         with pytest.raises(TerminalError, match=r"transform fct_orders.sql is not one read-only query: .*DELETE"):
             run_transform(warehouse, declared.spec, [hostile], run)
         assert warehouse.row_count(AUDIT_SCHEMA, "victim") == 1
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_text('/etc/hostname')",
+        "SELECT * FROM 'https://example.com/data.parquet'",
+    ],
+)
+def test_a_duckdb_transform_cannot_reach_files_or_the_network(tmp_path: Path, sql: str) -> None:
+    with open_warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}") as warehouse:
+        warehouse.ensure_schema(AUDIT_SCHEMA)
+        with pytest.raises(WarehouseError, match="disabled"):
+            warehouse.create_table_as(AUDIT_SCHEMA, "out", sql)
+        with pytest.raises(WarehouseError, match="Cannot enable external access"):
+            warehouse.execute("SET enable_external_access = true")
