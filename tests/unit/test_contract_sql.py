@@ -29,11 +29,11 @@ def _contract_with(tmp_path: Path, check: dict[str, object]) -> Path:
             "is not one read-only query: it holds 2 statements (SELECT, DELETE)",
         ),
         (
-            {"failed_rows": {"expression": "amount < 0); CREATE FUNCTION audit.f() RETURNS int AS 'x' LANGUAGE sql; --"}},
+            {"failed_rows": {"expression": "amount < 0); CREATE FUNCTION audit.f() RETURNS int AS 'x'; --"}},
             "'checks[3].failed_rows.expression'",
         ),
         (
-            {"metric": {"query": "WITH gone AS (DELETE FROM platform.publish_ledger RETURNING 1) SELECT count(*) FROM gone",
+            {"metric": {"query": "WITH gone AS (DELETE FROM platform.publish_ledger RETURNING 1) SELECT 1",
                         "threshold": {"must_be": 0}}},
             "contains DELETE",
         ),
