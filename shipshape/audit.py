@@ -56,6 +56,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import yaml
+
+from shipshape.contract_sql import custom_sql_problems
 from shipshape.errors import DeclarationError
 
 if TYPE_CHECKING:
@@ -211,6 +214,7 @@ def _check_contract(contract_path: Path, text: str) -> None:
     except YamlParserException as error:
         raise DeclarationError(file, [str(error)]) from None
     problems = [] if dataset == DATASET_LINE else [f"'dataset' must be exactly '{DATASET_LINE}', not {dataset!r}"]
+    problems += custom_sql_problems(yaml.safe_load(text))
     for result in session.contract_verification_results:
         problems += result.get_errors() + result.get_warnings()
     if problems:

@@ -22,6 +22,7 @@ from shipshape.declaration_base import IDENTIFIER
 from shipshape.errors import DeclarationError
 from shipshape.settings import load_settings
 from shipshape.unions import member_for, union_tags
+from shipshape.user_sql import FIX, select_problem_in_any
 
 CONTRACT_FOLDER = "checks"
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -143,12 +144,16 @@ def _file_problems(spec: Pipeline, project_dir: Path) -> list[str]:
             problems.append(f"field '{field}': file {sql_file!r} does not exist")
             continue
         allowed = BUILTIN_PLACEHOLDERS | step_names
-        for placeholder in PLACEHOLDER.findall(path.read_text()):
+        text = path.read_text()
+        for placeholder in PLACEHOLDER.findall(text):
             if placeholder not in allowed:
                 problems.append(
                     f"field '{field}': {sql_file} uses {{{{ {placeholder} }}}}; expected one of "
                     + ", ".join(f"{{{{ {name} }}}}" for name in sorted(allowed))
                 )
+        # Each placeholder stands for a table name, so its bare name parses as the table it will be.
+        if (problem := select_problem_in_any(PLACEHOLDER.sub(r"\1", text))) is not None:
+            problems.append(f"field '{field}': {sql_file} is not one read-only query: {problem}; {FIX}")
         step_names.add(path.stem)
     return problems
 

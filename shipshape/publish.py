@@ -47,6 +47,8 @@ def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition],
                 "holds its partition locks (the connection holding them ended), so another run may be processing "
                 f"them. Nothing was published; {schema}.{table} is unchanged. Re-run the partition(s)"
             )
+        for partition in staged:  # before the first read of any of them: `create_table_like` reads one
+            _check_plain_table(warehouse, spec, partition)
         warehouse.ensure_schema(schema)
         warehouse.create_table_like(schema, table, AUDIT_SCHEMA, staged[0].out_table)
         published_columns = warehouse.table_columns(schema, table)
@@ -58,6 +60,20 @@ def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition],
             forget_superseded_dead_letters(warehouse, entry.pipeline, entry.partition_key, entry.run_tag)
         for partition in staged:
             record(warehouse, partition.ledger_entry)
+
+
+def _check_plain_table(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition) -> None:
+    """The publisher reads the transform output with its own rights: only a plain table runs none of the loader's
+    code there (a view calling a loader's function would write with the publisher's rights)."""
+    problem = warehouse.plain_table_problem(AUDIT_SCHEMA, partition.out_table)
+    if problem is not None:
+        schema, table = spec.destination.schema_name, spec.destination.table
+        raise PublishError(
+            f"pipeline {spec.name}, partition {partition.window.key}: the transform output "
+            f"{AUDIT_SCHEMA}.{partition.out_table} {problem}; publish copies only from a plain table the run "
+            f"created. Nothing was published; {schema}.{table} is unchanged. Drop that relation and re-run the "
+            "partition"
+        )
 
 
 def _delete_scope(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition) -> None:

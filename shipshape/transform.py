@@ -15,6 +15,7 @@ from shipshape.catalog import PLACEHOLDER
 from shipshape.declaration import Partition, Pipeline
 from shipshape.errors import TerminalError
 from shipshape.partitions import Window
+from shipshape.user_sql import FIX, select_problem
 from shipshape.warehouses import AUDIT_SCHEMA, Warehouse
 
 
@@ -32,11 +33,24 @@ def run_transform(warehouse: Warehouse, spec: Pipeline, sql_files: list[Path], r
     output = run.raw
     for index, sql_file in enumerate(sql_files, start=1):
         output = run.out if index == len(sql_files) else run.step(f"s{index}")
-        warehouse.create_table_as(AUDIT_SCHEMA, output, render(sql_file, names), scratch=True)
+        sql = render(sql_file, names)
+        _check_one_select(warehouse, spec, sql_file, sql)
+        warehouse.create_table_as(AUDIT_SCHEMA, output, sql, scratch=True)
         names[sql_file.stem] = warehouse.qualified(AUDIT_SCHEMA, output)
     if spec.partition is not None:
         _check_inside_window(warehouse, spec, spec.partition, run.window, output)
     return output
+
+
+def _check_one_select(warehouse: Warehouse, spec: Pipeline, sql_file: Path, sql: str) -> None:
+    """Checked again here, in the engine's own dialect, though loading the declaration checked it: the file may
+    have changed since, and a query read as one SELECT in another dialect must still be one in this engine's."""
+    problem = select_problem(sql, warehouse.capabilities.sql_dialect)
+    if problem is not None:
+        raise TerminalError(
+            f"pipeline {spec.name}: transform {sql_file.name} is not one read-only query: {problem}; {FIX}. "
+            "Nothing ran and nothing was published"
+        )
 
 
 def window_bounds(spec: Pipeline, window: Window) -> tuple[date | datetime, date | datetime]:

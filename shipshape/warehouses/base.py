@@ -54,6 +54,14 @@ class Warehouse(RoleStatements, ABC):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement; `?` marks parameters."""
 
+    def execute_one(self, sql: str) -> None:
+        """Run `sql`, which must be exactly one statement: the engine itself refuses a second one.
+
+        For statements that embed user SQL (`create_table_as`): `shipshape.user_sql` already refused a second
+        statement, and this is the engine-side layer under it, for the day a parser and an engine disagree.
+        """
+        self.execute(sql)
+
     @abstractmethod
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
@@ -135,7 +143,7 @@ class Warehouse(RoleStatements, ABC):
     def create_table_as(self, schema: str, table: str, select_sql: str, *, scratch: bool = False) -> None:
         unlogged = "UNLOGGED " if scratch and self.capabilities.supports_unlogged_tables else ""
         self.execute(f"DROP TABLE IF EXISTS {self.qualified(schema, table)}")
-        self.execute(f"CREATE {unlogged}TABLE {self.qualified(schema, table)} AS {select_sql}")
+        self.execute_one(f"CREATE {unlogged}TABLE {self.qualified(schema, table)} AS {select_sql}")
 
     def drop_table(self, schema: str, table: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {self.qualified(schema, table)}")
@@ -156,6 +164,22 @@ class Warehouse(RoleStatements, ABC):
             [schema, table],
         )
         return [row[0] for row in rows]
+
+    def plain_table_problem(self, schema: str, table: str) -> str | None:
+        """None if reading `schema.table` runs nobody's code: a plain table; otherwise what it is instead.
+
+        The publisher reads the loader's transform output with its own rights, so a view (or anything else that
+        runs code when read) there would run the loader's SQL as the publisher. Call it inside the publish
+        transaction, before the first read; an engine that can change a relation under a reader locks it here.
+        DuckDB runs no code when a base table is read; PostgreSQL overrides this with its further checks.
+        """
+        rows = self.fetch_all(
+            "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        )
+        if not rows:
+            return "does not exist"
+        return None if rows[0][0] == "BASE TABLE" else f"is a {str(rows[0][0]).lower()}, not a plain table"
 
     def row_count(self, schema: str, table: str) -> int:
         return int(self.fetch_all(f"SELECT count(*) FROM {self.qualified(schema, table)}")[0][0])

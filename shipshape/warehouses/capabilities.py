@@ -27,3 +27,5 @@ class Capabilities:
     supports_merge: bool
     # Publishing by swapping a whole partition in; no adapter provides it yet (a later issue).
     supports_partition_exchange: bool
+    # The sqlglot dialect user SQL is parsed in right before it runs here (`shipshape.user_sql`).
+    sql_dialect: str

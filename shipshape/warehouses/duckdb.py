@@ -33,6 +33,19 @@ _VALUE_ECHOES = (
     re.compile(r'Duplicate key "(?P<value>[^"\n]*)"'),
 )
 
+# Transform SQL runs on this connection with the platform's rights over the whole machine: without these it could
+# read or write any file the worker can (`read_csv('/etc/passwd')`, COPY … TO, ATTACH) or fetch and load extensions.
+# The platform itself only reads and writes tables of this file and hands over Arrow batches, which need none of it.
+# Once off, DuckDB refuses to turn external access back on while the database is open. `lock_configuration` is not
+# set: every connection of this process to the file shares one database, and a later one could not then set its
+# time zone; a transform cannot issue SET anyway (`shipshape.user_sql`).
+_CONFINED = (
+    "SET enable_external_access = false",
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+)
+
+
 class DuckDBWarehouse(Warehouse):
     capabilities = Capabilities(
         supports_unlogged_tables=False,
@@ -43,6 +56,7 @@ class DuckDBWarehouse(Warehouse):
         supports_returning=True,
         supports_merge=True,
         supports_partition_exchange=False,
+        sql_dialect="duckdb",
     )
 
     @classmethod
@@ -67,6 +81,8 @@ class DuckDBWarehouse(Warehouse):
                 )
             ) from error
         self.execute("SET TimeZone = 'UTC'")
+        for setting in _CONFINED:
+            self.execute(setting)
         self.path = path
 
     def close(self) -> None:
@@ -75,6 +91,14 @@ class DuckDBWarehouse(Warehouse):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with _translated(sql):
             self._connection.execute(sql, list(params) or None)
+
+    def execute_one(self, sql: str) -> None:
+        """DuckDB's `execute` runs every `;`-separated statement, so its own parser counts them first."""
+        with _translated(sql):
+            count = len(duckdb.extract_statements(sql))
+        if count != 1:
+            raise WarehouseError(f"DuckDB: expected exactly one statement, got {count} (while running: {sql[:200]})")
+        self.execute(sql)
 
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with _translated(sql):

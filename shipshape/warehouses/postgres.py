@@ -42,6 +42,17 @@ _VALUE_ECHOES = (
     re.compile(r"Failing row contains \((?P<value>.*)\)\."),
 )
 
+# pg_class.relkind values a transform output could be instead of a plain table ('r').
+_RELATION_KINDS = {
+    "v": "view",
+    "m": "materialized view",
+    "f": "foreign table",
+    "p": "partitioned table",
+    "S": "sequence",
+    "i": "index",
+}
+
+
 class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
     capabilities = Capabilities(
         supports_unlogged_tables=True,
@@ -51,6 +62,7 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
         supports_returning=True,
         supports_merge=True,  # MERGE since PostgreSQL 15 (CI and compose run 16)
         supports_partition_exchange=False,
+        sql_dialect="postgres",
     )
 
     @classmethod
@@ -76,6 +88,15 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
         with _translated(sql):
             self._connection.execute(_pyformat(sql, params), params or None)
 
+    def execute_one(self, sql: str) -> None:
+        """Sent with the extended protocol, which takes exactly one statement: PostgreSQL refuses a `;` and more.
+
+        Without parameters psycopg would use the simple protocol, which runs every `;`-separated statement;
+        asking for binary results is psycopg's public way to send through the extended one instead.
+        """
+        with _translated(sql):
+            self._connection.execute(sql, binary=True)
+
     def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with _translated(sql):
             return self._connection.execute(_pyformat(sql, params), params or None).fetchall()
@@ -84,6 +105,37 @@ class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
     def transaction(self) -> Iterator[None]:
         with _translated("transaction"), self._connection.transaction():
             yield
+
+    def plain_table_problem(self, schema: str, table: str) -> str | None:
+        """Also refuses row-level security and column types outside pg_catalog (a domain's CHECK calls functions).
+
+        The ACCESS SHARE lock, held until the publish commits, keeps the owner from turning the table into a
+        view, enabling row-level security or dropping it between this check and the publisher's read.
+        """
+        self.execute(f"LOCK TABLE {self.qualified(schema, table)} IN ACCESS SHARE MODE")
+        rows = self.fetch_all(
+            "SELECT c.relkind, c.relrowsecurity, pg_get_userbyid(c.relowner), "
+            "array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) "
+            "FILTER (WHERE t.typnamespace <> 'pg_catalog'::regnamespace) "
+            "FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "LEFT JOIN pg_type AS t ON t.oid = a.atttypid "
+            "WHERE n.nspname = ? AND c.relname = ? GROUP BY c.relkind, c.relrowsecurity, c.relowner",
+            [schema, table],
+        )
+        if not rows:
+            return "does not exist"
+        kind, row_security, owner, foreign_types = rows[0]
+        if kind != "r":
+            return f"is a {_RELATION_KINDS.get(kind, kind)} owned by {owner}, not a plain table"
+        if row_security:
+            return f"has row-level security enabled by its owner {owner}; its policies would run as the publisher"
+        if foreign_types:
+            return (
+                f"has columns of types defined outside pg_catalog ({', '.join(foreign_types)}, owner {owner}); "
+                "their checks would run as the publisher"
+            )
+        return None
 
     def _load_batches(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
         with (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -21,8 +21,12 @@ from deployments.environments import Environment
 from flows.run_pipeline import run_pipeline
 from infra.changes import Change
 from infra.warehouse import PASSWORD_VARIABLES, Purpose, passwords_from_environment, reconcile
-from shipshape.errors import ConfigurationError, WarehouseError
-from shipshape.ledger import ensure_platform_tables
+from shipshape.catalog import find_pipeline
+from shipshape.declaration import Load
+from shipshape.errors import ConfigurationError, PublishError, WarehouseError
+from shipshape.ledger import LedgerEntry, ensure_platform_tables
+from shipshape.partitions import plan_windows
+from shipshape.publish import StagedPartition, publish
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
 from tests.support.postgres import as_role
 from tests.support.project import DAYS, FIRST_DAY, make_project
@@ -398,3 +402,61 @@ def test_publishing_as_the_loader_is_refused_and_the_published_table_is_unchange
         state.result()
     assert published_rows(postgres_url) == before
     assert len(before) == orders_per_day(FIRST_DAY)
+
+
+# --- the loader's transform output runs none of the loader's code as the publisher ---------------------------------
+
+# What the loader could leave at the transform output's name, if it got DDL past the single-SELECT rule: each reads
+# as ordinary rows but, read by the publisher, calls a loader function with the publisher's rights.
+EMPTY_IT = f"CREATE FUNCTION audit.empty_it() RETURNS bigint LANGUAGE sql AS $$ DELETE FROM {PUBLISHED} RETURNING 1 $$"
+HOSTILE_OUTPUTS = {
+    "view calling a function": [
+        "CREATE VIEW audit.evil__out AS SELECT 3::bigint AS order_id, 3.00::numeric(12,2) AS amount, "
+        "audit.empty_it() AS gone"
+    ],
+    "table with a row-level policy": [
+        "CREATE TABLE audit.evil__out AS SELECT 3::bigint AS order_id, 3.00::numeric(12,2) AS amount",
+        "ALTER TABLE audit.evil__out ENABLE ROW LEVEL SECURITY",
+        "CREATE POLICY everyone ON audit.evil__out USING (audit.empty_it() IS NULL OR true)",
+    ],
+    "table with a domain column": [
+        "CREATE DOMAIN audit.checked AS bigint CHECK (audit.empty_it() IS NULL OR true)",
+        "CREATE TABLE audit.evil__out (order_id audit.checked, amount numeric(12,2))",
+    ],
+}
+
+
+@pytest.mark.parametrize("output", HOSTILE_OUTPUTS)
+def test_publish_refuses_a_transform_output_that_would_run_loader_code(
+    postgres_url: str, applied: Environment, output: str
+) -> None:
+    publish_a_table(postgres_url, applied)  # another team's table: 2 rows the publisher may delete
+    with connect_as(postgres_url, applied, "loader") as loader:
+        for statement in [EMPTY_IT, *HOSTILE_OUTPUTS[output]]:
+            loader.execute(statement)
+    spec = find_pipeline("shop_orders").spec
+    hostile = spec.model_copy(  # full_replace: publish reads every row of the output, so the function runs
+        update={
+            "name": "evil",
+            "load": Load(mode="full_replace"),
+            "destination": spec.destination.model_copy(update={"table": "evil"}),
+        }
+    )
+    (window,) = plan_windows("day", FIRST_DAY, FIRST_DAY)
+    entry = LedgerEntry(
+        pipeline="evil", partition_key=window.key, partition_start=window.start, partition_end=window.end,
+        flow_run_id="", run_tag="evil", code_version="test", contract_hash="", row_count=1, rejected_rows=0,
+        status="published", check_results=[], message="", started_at=datetime.now(UTC),
+    )  # fmt: skip
+
+    refused = r"audit\.evil__out (is a view|has row-level|has columns of types)"
+    with (
+        open_warehouse(as_role(postgres_url, applied.role("publisher"))) as publisher,
+        pytest.raises(PublishError, match=refused),
+    ):
+        publish(publisher, hostile, [StagedPartition(window, "evil__out", entry)], publisher.claim([]))
+
+    with psycopg.connect(postgres_url) as admin:
+        assert admin.execute(f"SELECT count(*) FROM {PUBLISHED}").fetchone() == (2,)
+        assert admin.execute("SELECT count(*) FROM platform.publish_ledger").fetchone() == (0,)
+        assert admin.execute("SELECT to_regclass('analytics.evil')").fetchone() == (None,)
