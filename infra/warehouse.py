@@ -222,8 +222,10 @@ def _default_privilege_steps(warehouse: Warehouse, defaults: list[DefaultPrivile
 
 
 def _row_security_steps(warehouse: Warehouse, policies: list[RowPolicy]) -> Iterator[_Step]:
-    """Row-level security on each table a policy names, then every policy not there yet. Until it is on, a
-    policy filters nothing; once on, a role with no policy on the table sees and writes no rows at all.
+    """Row-level security on each table a policy names, every policy not there yet, and every other policy on the
+    table dropped: policies for one command are OR-ed, so one added by hand (`WITH CHECK (true)` for the loader)
+    would let through all the rows the platform's refuses. Until security is on, a policy filters nothing; once
+    on, a role with no policy on the table sees and writes no rows at all.
     """
     for schema, table in dict.fromkeys((policy.schema, policy.table) for policy in policies):
         if not warehouse.row_security_enabled(schema, table):
@@ -231,11 +233,19 @@ def _row_security_steps(warehouse: Warehouse, policies: list[RowPolicy]) -> Iter
                 Change("row security", f"{schema}.{table}", "create"),
                 partial(warehouse.enable_row_security, schema, table),
             )
-    for policy in policies:
-        if not warehouse.row_policy_exists(policy):
-            condition = f"{policy.column} {policy.operator} {policy.value}" if policy.column else "every row"
+        existing = warehouse.row_policy_names(schema, table)
+        declared = [policy for policy in policies if (policy.schema, policy.table) == (schema, table)]
+        for policy in declared:
+            if policy.name not in existing:
+                condition = f"{policy.column} {policy.operator} {policy.value}" if policy.column else "every row"
+                yield _Step(
+                    Change(
+                        "row policy", f"{policy.name} on {schema}.{table}", "create", f"{policy.command} {condition}"
+                    ),
+                    partial(warehouse.create_row_policy, policy),
+                )
+        for name in sorted(set(existing) - {policy.name for policy in declared}):
             yield _Step(
-                Change("row policy", f"{policy.name} on {policy.schema}.{policy.table}", "create",
-                       f"{policy.command} {condition}"),
-                partial(warehouse.create_row_policy, policy),
+                Change("row policy", f"{name} on {schema}.{table}", "delete"),
+                partial(warehouse.drop_row_policy, schema, table, name),
             )

@@ -135,13 +135,14 @@ class PostgresRoles(Warehouse):
     def enable_row_security(self, schema: str, table: str) -> None:
         self.execute(f"ALTER TABLE {self.qualified(schema, table)} ENABLE ROW LEVEL SECURITY")
 
-    def row_policy_exists(self, policy: RowPolicy) -> bool:
-        return bool(
-            self.fetch_all(
-                "SELECT 1 FROM pg_policies WHERE schemaname = ? AND tablename = ? AND policyname = ?",
-                [policy.schema, policy.table, policy.name],
-            )
+    def row_policy_names(self, schema: str, table: str) -> list[str]:
+        found = self.fetch_all(
+            "SELECT policyname FROM pg_policies WHERE schemaname = ? AND tablename = ? ORDER BY 1", [schema, table]
         )
+        return [str(name) for (name,) in found]
+
+    def drop_row_policy(self, schema: str, table: str, name: str) -> None:
+        self.execute(f"DROP POLICY {self.quote(name)} ON {self.qualified(schema, table)}")
 
     def create_row_policy(self, policy: RowPolicy) -> None:
         """Permissive, for one role and command: rows outside `policy`'s condition are neither seen nor written."""

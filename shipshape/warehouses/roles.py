@@ -116,7 +116,11 @@ class RoleStatements:
     def enable_row_security(self, schema: str, table: str) -> None:
         raise self._no_roles()
 
-    def row_policy_exists(self, policy: RowPolicy) -> bool:
+    def row_policy_names(self, schema: str, table: str) -> list[str]:
+        """The names of every policy on the table, whoever made it (none if the table does not exist yet)."""
+        raise self._no_roles()
+
+    def drop_row_policy(self, schema: str, table: str, name: str) -> None:
         raise self._no_roles()
 
     def create_row_policy(self, policy: RowPolicy) -> None:

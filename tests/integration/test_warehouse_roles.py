@@ -263,6 +263,33 @@ def test_the_loader_may_record_failed_and_blocked_attempts_but_no_published_ledg
             publisher.execute(ledger, ["failed"])
 
 
+def test_a_ledger_policy_added_or_row_security_turned_off_by_hand_is_planned_back_and_apply_restores_it(
+    postgres_url: str, applied: Environment
+) -> None:
+    """Permissive policies are OR-ed: one more for the loader would let through what the platform's refuses."""
+    loader = applied.role("loader")
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE POLICY sneaky ON platform.publish_ledger FOR INSERT TO {} WITH CHECK (true)").format(
+                sql.Identifier(loader)
+            )
+        )
+        admin.execute("ALTER TABLE platform.publish_ledger DISABLE ROW LEVEL SECURITY")
+
+    plan = reconcile(postgres_url, applied, PASSWORDS, dry_run=True)
+
+    assert [str(change) for change in plan] == [
+        "+ row security platform.publish_ledger",
+        "- row policy sneaky on platform.publish_ledger",
+    ]
+    assert reconcile(postgres_url, applied, PASSWORDS, dry_run=False) == plan
+    assert reconcile(postgres_url, applied, PASSWORDS, dry_run=False) == []
+    with connect_as(postgres_url, applied, "loader") as as_loader, pytest.raises(
+        psycopg.errors.InsufficientPrivilege, match="row-level security"
+    ):
+        as_loader.execute("INSERT INTO platform.publish_ledger (pipeline, status) VALUES ('p', 'published')")
+
+
 def test_the_publisher_reads_audit_tables_the_loader_creates_after_apply(
     postgres_url: str, applied: Environment
 ) -> None:
