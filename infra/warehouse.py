@@ -14,6 +14,9 @@ Roles, per environment (`Environment.role`), so a bug or a hostile transform can
 - publisher: only the publish step — deletes and inserts published rows, creates a destination table on
   first publish, reads the audited tables and removes superseded dead letters;
 - consumer: reads published tables, nothing else.
+The ledger has row-level security on top of the grants: the loader may append only rows that are not
+`published` (failed and blocked attempts), the publisher only `published` ones, so the loader cannot claim a
+publish that did not happen. The admin owns the table and is not filtered.
 An engine without roles (`capabilities.supports_roles` False, e.g. DuckDB): `reconcile` ensures the schemas and
 platform tables only.
 """
@@ -33,11 +36,12 @@ from shipshape.ledger import (
     DEAD_LETTER_TABLE,
     INCIDENT_TABLE,
     LEDGER_TABLE,
+    Status,
     ensure_platform_tables,
     missing_platform_tables,
 )
 from shipshape.warehouses import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
-from shipshape.warehouses.roles import DefaultPrivilege, Grant
+from shipshape.warehouses.roles import DefaultPrivilege, Grant, RowPolicy
 
 Purpose = Literal["loader", "publisher", "consumer"]
 PASSWORD_VARIABLES: dict[Purpose, str] = {
@@ -71,6 +75,7 @@ def reconcile(admin_url: str, env: Environment, passwords: Mapping[str, str], *,
             steps += _revoke_steps(warehouse, platform_roles, grants)
             steps += _membership_steps(warehouse, platform_roles)
             steps += _default_privilege_steps(warehouse, defaults)
+            steps += _row_security_steps(warehouse, _row_policies(env))
         if not dry_run:
             for step in steps:
                 step.make()
@@ -125,6 +130,17 @@ def _access_policy(
             DefaultPrivilege(publisher, schema, consumer, ("SELECT",)),
         ]
     return grants, defaults
+
+
+def _row_policies(env: Environment) -> list[RowPolicy]:
+    """Which ledger rows each role may read and append: only the publish step may write a `published` row."""
+    loader, publisher = env.role("loader"), env.role("publisher")
+    published: Status = "published"
+    return [
+        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "SELECT"),
+        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "INSERT", "status", "<>", published),
+        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, publisher, "INSERT", "status", "=", published),
+    ]
 
 
 def _structure_steps(warehouse: Warehouse, published: list[str]) -> Iterator[_Step]:
@@ -202,4 +218,34 @@ def _default_privilege_steps(warehouse: Warehouse, defaults: list[DefaultPrivile
                     "create",
                 ),
                 partial(warehouse.grant_default_privileges, replace(default, privileges=tuple(missing))),
+            )
+
+
+def _row_security_steps(warehouse: Warehouse, policies: list[RowPolicy]) -> Iterator[_Step]:
+    """Row-level security on each table a policy names, every policy not there yet, and every other policy on the
+    table dropped: policies for one command are OR-ed, so one added by hand (`WITH CHECK (true)` for the loader)
+    would let through all the rows the platform's refuses. Until security is on, a policy filters nothing; once
+    on, a role with no policy on the table sees and writes no rows at all.
+    """
+    for schema, table in dict.fromkeys((policy.schema, policy.table) for policy in policies):
+        if not warehouse.row_security_enabled(schema, table):
+            yield _Step(
+                Change("row security", f"{schema}.{table}", "create"),
+                partial(warehouse.enable_row_security, schema, table),
+            )
+        existing = warehouse.row_policy_names(schema, table)
+        declared = [policy for policy in policies if (policy.schema, policy.table) == (schema, table)]
+        for policy in declared:
+            if policy.name not in existing:
+                condition = f"{policy.column} {policy.operator} {policy.value}" if policy.column else "every row"
+                yield _Step(
+                    Change(
+                        "row policy", f"{policy.name} on {schema}.{table}", "create", f"{policy.command} {condition}"
+                    ),
+                    partial(warehouse.create_row_policy, policy),
+                )
+        for name in sorted(set(existing) - {policy.name for policy in declared}):
+            yield _Step(
+                Change("row policy", f"{name} on {schema}.{table}", "delete"),
+                partial(warehouse.drop_row_policy, schema, table, name),
             )

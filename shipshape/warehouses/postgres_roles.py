@@ -13,7 +13,7 @@ import os
 import re
 
 from shipshape.warehouses.base import Warehouse
-from shipshape.warehouses.roles import DefaultPrivilege, Grant, GrantTarget
+from shipshape.warehouses.roles import DefaultPrivilege, Grant, GrantTarget, RowPolicy
 
 # PostgreSQL's own defaults for new SCRAM verifiers (SCRAM_DEFAULT_SALT_LEN, scram_iterations).
 _SCRAM_SALT_BYTES = 16
@@ -122,6 +122,38 @@ class PostgresRoles(Warehouse):
         self.execute(
             f"ALTER DEFAULT PRIVILEGES FOR ROLE {self.quote(default.owner)} IN SCHEMA {self.quote(default.schema)} "
             f"GRANT {', '.join(default.privileges)} ON TABLES TO {self.quote(default.grantee)}"
+        )
+
+    def row_security_enabled(self, schema: str, table: str) -> bool:
+        found = self.fetch_all(
+            "SELECT c.relrowsecurity FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ? AND c.relname = ?",
+            [schema, table],
+        )
+        return bool(found) and bool(found[0][0])
+
+    def enable_row_security(self, schema: str, table: str) -> None:
+        self.execute(f"ALTER TABLE {self.qualified(schema, table)} ENABLE ROW LEVEL SECURITY")
+
+    def row_policy_names(self, schema: str, table: str) -> list[str]:
+        found = self.fetch_all(
+            "SELECT policyname FROM pg_policies WHERE schemaname = ? AND tablename = ? ORDER BY 1", [schema, table]
+        )
+        return [str(name) for (name,) in found]
+
+    def drop_row_policy(self, schema: str, table: str, name: str) -> None:
+        self.execute(f"DROP POLICY {self.quote(name)} ON {self.qualified(schema, table)}")
+
+    def create_row_policy(self, policy: RowPolicy) -> None:
+        """Permissive, for one role and command: rows outside `policy`'s condition are neither seen nor written."""
+        condition = "true"
+        if policy.column:
+            literal = policy.value.replace("'", "''")
+            condition = f"{self.quote(policy.column)} {policy.operator} '{literal}'"
+        clause = "WITH CHECK" if policy.command == "INSERT" else "USING"
+        self.execute(
+            f"CREATE POLICY {self.quote(policy.name)} ON {self.qualified(policy.schema, policy.table)} "
+            f"FOR {policy.command} TO {self.quote(policy.role)} {clause} ({condition})"
         )
 
 

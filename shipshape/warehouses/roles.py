@@ -13,6 +13,7 @@ from typing import Literal
 from shipshape.errors import WarehouseError
 
 GrantTarget = Literal["database", "schema", "table"]
+RowCommand = Literal["SELECT", "INSERT"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,27 @@ class DefaultPrivilege:
     schema: str
     grantee: str
     privileges: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RowPolicy:
+    """Which rows `role` may `command` on a table with row-level security on: those where `column` `operator`
+    `value` holds, or every row when `column` is empty. A grant says which tables; this says which rows, so the
+    loader may append failed and blocked attempts to the ledger but never claim a publish.
+    """
+
+    schema: str
+    table: str
+    role: str
+    command: RowCommand
+    column: str = ""
+    operator: Literal["=", "<>"] = "="
+    value: str = ""
+
+    @property
+    def name(self) -> str:
+        """One policy per role and command on a table: the name says whose it is, so plan output reads alone."""
+        return f"{self.role}_{self.command.lower()}"
 
 
 class RoleStatements:
@@ -85,6 +107,23 @@ class RoleStatements:
         raise self._no_roles()
 
     def grant_default_privileges(self, default: DefaultPrivilege) -> None:
+        raise self._no_roles()
+
+    def row_security_enabled(self, schema: str, table: str) -> bool:
+        """Whether the table's rows are filtered by policies for every role but its owner (False if no table yet)."""
+        raise self._no_roles()
+
+    def enable_row_security(self, schema: str, table: str) -> None:
+        raise self._no_roles()
+
+    def row_policy_names(self, schema: str, table: str) -> list[str]:
+        """The names of every policy on the table, whoever made it (none if the table does not exist yet)."""
+        raise self._no_roles()
+
+    def drop_row_policy(self, schema: str, table: str, name: str) -> None:
+        raise self._no_roles()
+
+    def create_row_policy(self, policy: RowPolicy) -> None:
         raise self._no_roles()
 
     def _no_roles(self) -> WarehouseError:

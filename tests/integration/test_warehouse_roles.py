@@ -116,7 +116,12 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     assert f"+ grant SELECT, INSERT, UPDATE on table platform.incidents to {loader}" in lines
     assert f"+ default privilege SELECT on tables {loader} creates in audit to {publisher}" in lines
     assert f"+ default privilege SELECT on tables {publisher} creates in analytics to {consumer}" in lines
-    assert {change.kind for change in plan} == {"schema", "table", "role", "grant", "default privilege"}
+    assert "+ row security platform.publish_ledger" in lines
+    assert f"+ row policy {loader}_insert on platform.publish_ledger (INSERT status <> published)" in lines
+    assert f"+ row policy {publisher}_insert on platform.publish_ledger (INSERT status = published)" in lines
+    assert {change.kind for change in plan} == {
+        "schema", "table", "role", "grant", "default privilege", "row security", "row policy"
+    }
     assert {change.action for change in plan} == {"create"}
     with psycopg.connect(postgres_url) as admin:
         schemas = admin.execute("SELECT nspname FROM pg_namespace WHERE nspname IN ('analytics', 'audit')").fetchall()
@@ -235,6 +240,54 @@ def test_the_loader_works_in_the_audit_area_and_platform_tables_infra_created(
         with loader.exclusive(["shipshape:p:2026-11-01"]) as held:
             assert held
         loader.drop_table(AUDIT_SCHEMA, "run__raw")
+
+
+def test_the_loader_may_record_failed_and_blocked_attempts_but_no_published_ledger_row(
+    postgres_url: str, applied: Environment
+) -> None:
+    """A `published` row is what freshness, SLOs and backfill planning trust: only the publish step may write one."""
+    ledger = "INSERT INTO platform.publish_ledger (pipeline, partition_key, status) VALUES ('p', '2026-11-01', %s)"
+    with connect_as(postgres_url, applied, "loader") as loader:
+        for status in ("failed", "blocked"):
+            loader.execute(ledger, [status])
+        for claimed in ("published", None):  # NULL too: the check must hold, not merely not fail
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+                loader.execute(ledger, [claimed])
+        assert loader.execute("SELECT status FROM platform.publish_ledger ORDER BY 1").fetchall() == [
+            ("blocked",),
+            ("failed",),
+        ]
+    with connect_as(postgres_url, applied, "publisher") as publisher:
+        publisher.execute(ledger, ["published"])
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            publisher.execute(ledger, ["failed"])
+
+
+def test_a_ledger_policy_added_or_row_security_turned_off_by_hand_is_planned_back_and_apply_restores_it(
+    postgres_url: str, applied: Environment
+) -> None:
+    """Permissive policies are OR-ed: one more for the loader would let through what the platform's refuses."""
+    loader = applied.role("loader")
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE POLICY sneaky ON platform.publish_ledger FOR INSERT TO {} WITH CHECK (true)").format(
+                sql.Identifier(loader)
+            )
+        )
+        admin.execute("ALTER TABLE platform.publish_ledger DISABLE ROW LEVEL SECURITY")
+
+    plan = reconcile(postgres_url, applied, PASSWORDS, dry_run=True)
+
+    assert [str(change) for change in plan] == [
+        "+ row security platform.publish_ledger",
+        "- row policy sneaky on platform.publish_ledger",
+    ]
+    assert reconcile(postgres_url, applied, PASSWORDS, dry_run=False) == plan
+    assert reconcile(postgres_url, applied, PASSWORDS, dry_run=False) == []
+    with connect_as(postgres_url, applied, "loader") as as_loader, pytest.raises(
+        psycopg.errors.InsufficientPrivilege, match="row-level security"
+    ):
+        as_loader.execute("INSERT INTO platform.publish_ledger (pipeline, status) VALUES ('p', 'published')")
 
 
 def test_the_publisher_reads_audit_tables_the_loader_creates_after_apply(
