@@ -14,7 +14,8 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 .PHONY: install demo test test-fast lint validate generate bench chaos lock clean
 
 # The dev lock by default; deploy jobs set INSTALL_LOCK=requirements.lock so that only what the image ships sits next
-# to production credentials. Every file is checked against the lock's sha256 (--require-hashes).
+# to production credentials. Every file is checked against the lock's sha256 (--require-hashes). The project itself,
+# an editable install from this tree, has no hash to check: it is a separate --no-deps step.
 INSTALL_LOCK ?= requirements-dev.lock
 
 install: $(STAMP)
@@ -22,7 +23,6 @@ install: $(STAMP)
 $(STAMP): $(INSTALL_LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(INSTALL_LOCK)
-	# The project itself: an editable install from this tree has no hash to check, so it stays a separate step.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
