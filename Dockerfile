@@ -1,6 +1,9 @@
 # The production image: the same image runs in every environment; configuration comes from the
 # work pool's environment and Prefect blocks, never from the image. Build it with `make image`.
-FROM python:3.11-slim
+# The base is a build argument so that CI builds on a digest (the build job refuses anything else): a tag such as
+# python:3.11-slim moves to new bytes without notice. The default serves local builds and the tests' stand-in base.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -19,8 +22,9 @@ RUN groupadd --gid 10001 shipshape \
 
 WORKDIR /opt/shipshape
 # Dependencies come from the lock alone, before any source: this slow layer stays cached until the lock changes.
+# --require-hashes: every file must match the sha256 the lock recorded, whatever index or proxy served it.
 COPY requirements.lock ./
-RUN pip install --no-deps -r requirements.lock
+RUN pip install --require-hashes --no-deps -r requirements.lock
 
 COPY pyproject.toml README.md prefect.yaml ./
 COPY shipshape ./shipshape

@@ -13,11 +13,16 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 
 .PHONY: install demo test test-fast lint validate generate bench chaos lock clean
 
+# The dev lock by default; deploy jobs set INSTALL_LOCK=requirements.lock so that only what the image ships sits next
+# to production credentials. Every file is checked against the lock's sha256 (--require-hashes). The project itself,
+# an editable install from this tree, has no hash to check: it is a separate --no-deps step.
+INSTALL_LOCK ?= requirements-dev.lock
+
 install: $(STAMP)
 
-$(STAMP): requirements-dev.lock pyproject.toml
+$(STAMP): $(INSTALL_LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(INSTALL_LOCK)
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
@@ -77,28 +82,34 @@ down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m infra.local.platform down; fi
 
 # Re-pin after changing pyproject.toml dependencies (uv resolves; pip installs from the locks).
-# requirements.lock is what the image ships; requirements-dev.lock adds the test tools.
+# requirements.lock is what the image ships; requirements-dev.lock adds the test tools. Every pin carries the
+# sha256 of each file PyPI serves for it, and every install checks them (--require-hashes): a file swapped on
+# the index or a proxy fails the install. uv keeps the versions already in an existing lock unless told to upgrade.
+LOCK_FLAGS := --python-version 3.11 --native-tls --generate-hashes
 lock: install
 	$(BIN)/pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml -o requirements.lock --python-version 3.11 --native-tls
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench -o requirements-dev.lock --python-version 3.11 --native-tls
+	$(BIN)/uv pip compile pyproject.toml -o requirements.lock $(LOCK_FLAGS)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench -o requirements-dev.lock $(LOCK_FLAGS)
 
 clean: down
 	rm -rf data .prefect .platform
 
 # The production image (Dockerfile). CI: `make image image-check`; override IMAGE, DOCKER (e.g. /usr/bin/docker)
 # and BUILD_NETWORK (host here, where only the host reaches the package proxy; `default` for a sandboxed builder).
+# BASE_IMAGE (CI: a digest, python:3.11-slim@sha256:...) replaces the Dockerfile's default base when set.
 GIT_SHA = $(shell git rev-parse HEAD)
 GIT_SHA_SHORT = $(shell git rev-parse --short=12 HEAD)
 PROJECT_VERSION = $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml | head -n 1)
 IMAGE ?= shipshape:$(GIT_SHA_SHORT)
 DOCKER ?= docker
 BUILD_NETWORK ?= host
+BASE_IMAGE ?=
 
 .PHONY: image image-check
 image:
 	$(DOCKER) build --network $(BUILD_NETWORK) \
 		--build-arg VERSION=$(PROJECT_VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 		--tag $(IMAGE) .
 
 # Smoke test: the image's own copy of the declarations validates with the image's own code.

@@ -25,8 +25,12 @@ from infra.changes import Change
 from infra.ownership import created, prune, record_created
 from shipshape.errors import ConfigurationError
 
-# Containers reach the warehouse and the Prefect API through this Docker network ("host" on a single machine).
+# Containers reach the warehouse and the Prefect API through this Docker network. By default a dedicated
+# user-defined bridge (`docker network create shipshape` on each worker's engine): a pipeline container then sees
+# neither the host's ports nor its other services. "host" is only for engines without a bridge, such as the
+# tests' private engine (started with --bridge=none, /work/shared/notes/containers.md), which sets it explicitly.
 DOCKER_NETWORK_VARIABLE = "SHIPSHAPE_DOCKER_NETWORK"
+DEFAULT_DOCKER_NETWORK = "shipshape"
 MEMORY_LIMIT = "2g"
 QUEUE_KIND = "work queue"
 
@@ -135,7 +139,7 @@ def base_job_template(env: Environment) -> dict[str, Any]:
         template = copy.deepcopy(DockerWorker.get_default_base_job_template())
         defaults = {
             "env": env.job_env(),
-            "network_mode": os.environ.get(DOCKER_NETWORK_VARIABLE, "host"),
+            "network_mode": os.environ.get(DOCKER_NETWORK_VARIABLE, DEFAULT_DOCKER_NETWORK),
             "mem_limit": MEMORY_LIMIT,
             # Promoted images are addressed by digest and pulled once; a local engine keeps its own build.
             "image_pull_policy": "IfNotPresent",

@@ -152,6 +152,7 @@ def test_pools_are_process_for_dev_and_docker_for_staging_and_prod(platform: Pla
         "dev": "process", "staging": "docker", "prod": "docker",
     }
     docker_defaults = pools["shipshape-prod"].base_job_template["variables"]["properties"]
+    # The test engine's override (tests/support/platform.py); production's default is tested in tests/unit.
     assert docker_defaults["network_mode"]["default"] == "host"
     assert docker_defaults["mem_limit"]["default"] == "2g"
     assert docker_defaults["env"]["default"] == {"SHIPSHAPE_ENV": "prod", "SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-prod"}

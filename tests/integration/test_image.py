@@ -136,8 +136,8 @@ def canary_build(docker_engine: Engine, project_image: str, tmp_path_factory: py
 
 
 def test_a_rebuild_with_an_unchanged_lock_reuses_the_cached_dependency_layer(canary_build: CanaryBuild) -> None:
-    step = re.search(r"^#(\d+) \[[^\]]*\] RUN pip install --no-deps -r requirements\.lock$", canary_build.build.log,
-                     re.MULTILINE)
+    install = r"RUN pip install --require-hashes --no-deps -r requirements\.lock"
+    step = re.search(rf"^#(\d+) \[[^\]]*\] {install}$", canary_build.build.log, re.MULTILINE)
     assert step, canary_build.build.log[-3000:]
     assert re.search(rf"^#{step.group(1)} CACHED$", canary_build.build.log, re.MULTILINE), canary_build.build.log
 

@@ -53,6 +53,8 @@ def environment_values(name: str, slack_url: str) -> EnvironmentValues:
         "SHIPSHAPE_CONSUMER_PASSWORD": f"consumer-{secrets.token_hex(8)}",
         "SHIPSHAPE_SLACK_WEBHOOK_URL": f"{slack_url}/{name}-{secrets.token_hex(8)}",
         "SHIPSHAPE_SECRET_PII_HASH_KEY": f"pii-{secrets.token_hex(16)}",
+        # The private test engine has no bridge (--bridge=none): its containers can only use the host's network.
+        "SHIPSHAPE_DOCKER_NETWORK": "host",
     }
     return EnvironmentValues(name, database, values)
 

@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,6 +161,30 @@ def makefile_targets() -> set[str]:
     return targets
 
 
+def make_dry_run(target: str, **variables: str) -> str:
+    """The commands `make -n` would run for target, in a venv path that does not exist (so nothing is up to date)."""
+    assignments = [f"{name}={value}" for name, value in {"VENV": "/nonexistent/venv", **variables}.items()]
+    result = subprocess.run(
+        ["make", "-C", str(ROOT), "-n", target, *assignments], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, f"make -n {target} failed:\n{result.stderr}"
+    return result.stdout
+
+
+def lock_entries(path: Path) -> list[str]:
+    """Each requirement of a pip lock file, its continuation lines joined (comments dropped)."""
+    entries: list[str] = []
+    for line in path.read_text().splitlines():
+        text = line.split("#", 1)[0].strip() if not line.lstrip().startswith("--hash") else line.strip()
+        if not text:
+            continue
+        if line[:1].isspace() and entries:
+            entries[-1] += " " + text
+        else:
+            entries.append(text)
+    return [entry.replace("\\", " ") for entry in entries]
+
+
 def compose_tool() -> list[str]:
     """Docker Compose v2 (`docker compose`) where installed, else Debian's docker-compose; neither needs an engine."""
     docker = shutil.which("docker")
@@ -243,13 +268,40 @@ def test_every_make_target_the_workflow_calls_exists_in_the_makefile() -> None:
     assert not missing, f"the workflow calls make targets the Makefile does not define: {sorted(missing)}"
 
 
-def test_actions_are_pinned_to_major_tags_and_python_is_3_11() -> None:
+def test_actions_are_pinned_by_commit_sha_with_the_tag_in_a_comment_and_python_is_3_11() -> None:
+    """A tag can be moved to other code; a commit SHA cannot. The comment keeps the version readable for updates."""
+    lines = WORKFLOW.read_text().splitlines()
+    uses_lines = [line for line in lines if re.match(r"\s*(-\s+)?uses:", line)]
+    assert uses_lines, "the workflow uses no action: the check below would prove nothing"
+    for line in uses_lines:
+        assert re.fullmatch(r"\s*(-\s+)?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\S*( .*)?", line), line
     for job_id, job in jobs().items():
         for step in job.get("steps", []):
-            if "uses" in step:
-                assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", step["uses"]), f"{job_id}: {step['uses']}"
             if step.get("uses", "").startswith("actions/setup-python@"):
                 assert str(step["with"]["python-version"]) == "3.11", job_id
+
+
+def test_checkouts_do_not_persist_the_job_token() -> None:
+    checkouts = [
+        (job_id, step)
+        for job_id, job in jobs().items()
+        for step in job.get("steps", [])
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
+    assert checkouts, "no checkout step found"
+    for job_id, step in checkouts:
+        assert step.get("with", {}).get("persist-credentials") is False, f"{job_id}: persist-credentials not false"
+
+
+def test_deploy_jobs_install_only_the_runtime_lock() -> None:
+    """Deploy jobs hold production credentials: no test tools or repackaged binaries may be installed next to them."""
+    for env_name, (job_id, job) in deploy_jobs().items():
+        assert "requirements-dev.lock" not in yaml.safe_dump(job), f"{job_id} ({env_name}) names the dev lock"
+        assert job.get("env", {}).get("INSTALL_LOCK") == "requirements.lock", f"{job_id} does not set INSTALL_LOCK"
+    # What make really runs with that setting: only the runtime lock, hash-checked.
+    commands = make_dry_run("install", INSTALL_LOCK="requirements.lock")
+    assert "requirements-dev.lock" not in commands
+    assert re.search(r"pip install .*--require-hashes.* -r requirements\.lock\b", commands), commands
 
 
 def test_permissions_are_minimal_and_only_the_pushing_job_writes_packages() -> None:
@@ -322,7 +374,8 @@ def test_every_deploy_uses_the_same_pushed_digest() -> None:
 def test_deploy_jobs_map_every_variable_from_their_environment_and_write_no_secret() -> None:
     mappings = []
     for job_id, job in deploy_jobs().values():
-        mapped = {name: value for name, value in job["env"].items() if name != "IMAGE"}
+        # IMAGE and INSTALL_LOCK are fixed by the workflow (test_deploy_jobs_install_only_the_runtime_lock).
+        mapped = {name: value for name, value in job["env"].items() if name not in {"IMAGE", "INSTALL_LOCK"}}
         assert set(mapped) == DEPLOY_VARIABLES, f"{job_id}: {set(mapped) ^ DEPLOY_VARIABLES}"
         for name, value in mapped.items():
             # Secrets come from secrets; other values from the environment's variables, optionally with a default.
@@ -350,6 +403,50 @@ def test_the_readme_names_every_value_an_environment_needs() -> None:
     assert len(section) == 2, "README.md has no '## Delivery: CI/CD and promotion' section"
     missing = {name for name in DEPLOY_VARIABLES | set(PROMOTION.values()) if name not in section[1]}
     assert not missing, f"README's delivery section does not mention {sorted(missing)}"
+
+
+# ----------------------------------------------------------------------------------------- supply chain
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-dev.lock"])
+def test_locks_pin_every_requirement_by_version_and_sha256(lock: str) -> None:
+    entries = lock_entries(ROOT / lock)
+    assert len(entries) > 50, f"{lock}: too few requirements parsed ({len(entries)})"
+    for entry in entries:
+        assert re.match(r"[A-Za-z0-9][\w.-]*(\[[\w,-]+\])?==[\w.+!-]+ ", entry), f"{lock}: not pinned: {entry}"
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}\b", entry), f"{lock}: no sha256: {entry}"
+
+
+def test_make_install_checks_every_hash_and_keeps_the_editable_project_separate() -> None:
+    commands = make_dry_run("install").splitlines()
+    lock_installs = [line for line in commands if re.search(r"pip install .* -r \S+", line)]
+    assert lock_installs and all("--require-hashes" in line for line in lock_installs), lock_installs
+    assert any(re.search(r"-r requirements-dev\.lock\b", line) for line in lock_installs), "default is the dev lock"
+    # The project itself cannot carry a hash; it is installed alone, without pulling any dependency.
+    editable = [line for line in commands if re.search(r"pip install .*-e \.", line)]
+    assert len(editable) == 1 and "--no-deps" in editable[0] and " -r " not in editable[0], editable
+
+
+def test_the_image_installs_its_dependencies_by_hash() -> None:
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    runs = [line for line in lines if re.match(r"RUN pip install .* -r ", line)]
+    assert runs == ["RUN pip install --require-hashes --no-deps -r requirements.lock"], runs
+
+
+def test_ci_builds_on_a_base_image_pinned_by_digest() -> None:
+    """The base is a build argument; the build job refuses a base that is not a digest before it builds."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=\S+\nFROM \$\{BASE_IMAGE\}$", dockerfile, re.MULTILINE), "FROM ${BASE_IMAGE}"
+    _, job = build_job()
+    [(build_index, build_step)] = steps_running(job, r"\bmake\s+image\b(?!-)")
+    [(_, built)] = make_calls(build_step["run"])
+    assert resolve(built["BASE_IMAGE"], job, build_step) == "${{ vars.SHIPSHAPE_BASE_IMAGE }}"
+    [(guard_index, guard)] = steps_running(job, r"\"\$BASE_IMAGE\" =~ .*@sha256:\[0-9a-f\]\{64\}\$")
+    assert guard_index < build_index and "exit 1" in guard["run"]
+    assert resolve("$BASE_IMAGE", job, guard) == "${{ vars.SHIPSHAPE_BASE_IMAGE }}"
+    # make passes it on to docker build.
+    commands = make_dry_run("image", BASE_IMAGE=f"python:3.11-slim@sha256:{'0' * 64}", IMAGE="t")
+    assert f"--build-arg BASE_IMAGE=python:3.11-slim@sha256:{'0' * 64}" in commands, commands
 
 
 # ---------------------------------------------------------------------------------------------- compose
