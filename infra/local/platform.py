@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from infra.local.server import free_port, prefect_cli, server_environment, spawn, start_server, stop_process_group
 from infra.local.worker import start_worker, wait_for_worker
@@ -23,7 +24,9 @@ from shipshape.errors import TransientError
 from shipshape.settings import PACKAGE_ROOT
 from shipshape.warehouses import open_warehouse
 
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432"
+# Where `make up` finds a PostgreSQL superuser: the machine's server unless told otherwise (the tests point it
+# at a private server, since `up` creates cluster-wide roles).
+POSTGRES_ADMIN = os.environ.get("SHIPSHAPE_LOCAL_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432")
 EXAMPLE_DAYS = 14
 # Values the dev environment needs; generated once per machine, kept out of the repo (.platform is ignored).
 _GENERATED_SECRETS = (
@@ -79,7 +82,7 @@ class LocalPlatform:
         _ensure_database(warehouse_db)
         server, api_url = start_server(
             self.state_dir / "prefect", self.logs / "server.log", port=self.port,
-            database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
+            database_url=_async_url(f"{POSTGRES_ADMIN}/{prefect_db}"),
         )
         self._record("server", server.pid)
         env = {**server_environment(self.state_dir / "prefect", self.port), **self._dev_values(warehouse_db)}
@@ -111,7 +114,8 @@ class LocalPlatform:
         env = {**values, **{name: os.environ[name] for name in _GENERATED_SECRETS if os.environ.get(name)}}
         env.update(
             SHIPSHAPE_WAREHOUSE_ADMIN_URL=f"{POSTGRES_ADMIN}/{warehouse_db}",
-            SHIPSHAPE_WAREHOUSE_HOST="127.0.0.1",
+            SHIPSHAPE_WAREHOUSE_HOST=urlsplit(POSTGRES_ADMIN).hostname or "127.0.0.1",
+            SHIPSHAPE_WAREHOUSE_PORT=str(urlsplit(POSTGRES_ADMIN).port or 5432),
             SHIPSHAPE_WAREHOUSE_DATABASE=warehouse_db,
             SHIPSHAPE_SLACK_WEBHOOK_URL=os.environ.get("SHIPSHAPE_SLACK_WEBHOOK_URL") or self._webhook_sink(),
         )
@@ -141,6 +145,11 @@ class LocalPlatform:
             except ProcessLookupError:
                 pid_file.unlink()
         return alive
+
+
+def _async_url(url: str) -> str:
+    """The Prefect server reaches PostgreSQL through asyncpg."""
+    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
 def _ensure_database(name: str, extension: str | None = None) -> None:
