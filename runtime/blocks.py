@@ -46,24 +46,27 @@ class WarehouseConnection(Block):
 BlockT = TypeVar("BlockT", bound=Block)
 
 
-def load_block(block_type: type[BlockT], name: str) -> BlockT:
+def load_block(block_type: type[BlockT], name: str, environment: str | None = None) -> BlockT:
     """The saved block document `name`, from synchronous code; `ValueError` when there is none (as `load` says).
+
+    Only a block of `environment` (the run's, SHIPSHAPE_ENV, unless `make apply` names the one it applies) or of
+    none: another environment's is refused.
 
     `Block.load` answers with a coroutine when called inside an async flow; the platform loads blocks in sync
     tasks, and a coroutine here would fail later and far away, so it fails now and says why.
     """
-    _refuse_another_environments_block(name)
+    _refuse_another_environments_block(name, environment or environment_name())
     block = block_type.load(name)
     if not isinstance(block, block_type):
         raise TypeError(f"{block_type.__name__} {name!r} was loaded from async code; load blocks in a sync task")
     return block
 
 
-def _refuse_another_environments_block(name: str) -> None:
+def _refuse_another_environments_block(name: str, run_environment: str) -> None:
     """Nothing but convention keeps environments apart on a Prefect API, and one mistyped SHIPSHAPE_WAREHOUSE_BLOCK
     would give a dev run prod's warehouse credentials or channel: a run loads only its own environment's blocks.
     Refused before the API is asked, so nothing of the other environment reaches the run."""
-    owner, run_environment = names.block_environment(name), environment_name()
+    owner = names.block_environment(name)
     if owner is not None and owner != run_environment:
         raise ConfigurationError(
             f"block {name!r} belongs to environment {owner!r} but this run is in {run_environment!r} (SHIPSHAPE_ENV); "
