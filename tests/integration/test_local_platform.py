@@ -75,6 +75,8 @@ def _assert_locked_down(api_url: str, state: Path, worker_pid: int, printed: str
     assert _api_status(f"{api_url}/admin/version", "wrong")[0] == 401
     status, headers = _api_status(f"{api_url}/admin/version", auth)
     assert status == 200
+    # A page that has the password (a browser signed in) still cannot change anything without a CSRF token.
+    assert _api_status(f"{api_url}/deployments/filter", auth, method="POST")[0] == 403
     _, preflight = _api_status(f"{api_url}/deployments/filter", method="OPTIONS")
     for reply in (headers, preflight):
         assert reply.get("access-control-allow-origin") in (None, f"http://{urlsplit(api_url).netloc}")
