@@ -80,7 +80,7 @@ def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
 def _pipeline_alerts(env: Environment, declared: DeclaredPipeline) -> list[Automation]:
     spec = declared.spec
     name, owner = spec.name, spec.owner
-    channel = _block_id(env.channel_block(owner.channel_slug))
+    channel = _block_id(env.channel_block(owner.channel_slug), env)
     deployment = names.deployment_name(name, env.name)
     runs = ResourceSpecification({"prefect.resource.role": "deployment", "prefect.resource.name": deployment})
     contact = f"Owner: {owner.team}" + (f" ({owner.person})" if owner.person else "") + f" · {owner.slack_channel}"
@@ -131,7 +131,7 @@ def _platform_failed(env: Environment) -> Automation:
             posture=Posture.Reactive,
             threshold=1,
         ),
-        actions=[_notify(_block_id(env.slack_block), f"[shipshape {env.name}] {run_value('flow_run.name')} ended "
+        actions=[_notify(_block_id(env.slack_block, env), f"[shipshape {env.name}] {run_value('flow_run.name')} ended "
                          "{{ flow_run.state.name }}", (
             f"{{{{ flow.name }}}} run {run_value('flow_run.name')} of {{{{ deployment.name }}}} ended "
             f"{{{{ flow_run.state.name }}}}: {run_value('flow_run.state.message | truncate(600)')}\n" + RUN_LINK
@@ -160,11 +160,11 @@ def _notify(block_document_id: UUID, subject: str, body: str) -> SendNotificatio
     return SendNotification(block_document_id=block_document_id, subject=subject, body=body)
 
 
-def _block_id(name: str) -> UUID:
+def _block_id(name: str, env: Environment) -> UUID:
     """The Slack block's document id. Before the first apply there is none (apply saves blocks first): a plan
     then shows every automation as a create, and the nil id never reaches the server."""
     try:
-        block_id: UUID = load_block(SlackWebhook, name)._block_document_id
+        block_id: UUID = load_block(SlackWebhook, name, env.name)._block_document_id
     except ValueError:
         return UUID(int=0)
     return block_id

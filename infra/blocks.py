@@ -56,7 +56,7 @@ def reconcile(env: Environment, *, dry_run: bool) -> list[Change]:
     for name, block in desired.items():
         kind = f"{BLOCK_KIND} {block.get_block_type_slug()}"
         try:
-            current = load_block(type(block), name)
+            current = load_block(type(block), name, env.name)
         except ValueError:
             action: Action = "create"
         else:

@@ -12,6 +12,9 @@ from typing import TypeVar
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from shipshape import names
+from shipshape.errors import ConfigurationError
+from shipshape.settings import environment_name
 from shipshape.warehouses import adapter
 
 
@@ -43,13 +46,30 @@ class WarehouseConnection(Block):
 BlockT = TypeVar("BlockT", bound=Block)
 
 
-def load_block(block_type: type[BlockT], name: str) -> BlockT:
+def load_block(block_type: type[BlockT], name: str, environment: str | None = None) -> BlockT:
     """The saved block document `name`, from synchronous code; `ValueError` when there is none (as `load` says).
+
+    Only a block of `environment` (the run's, SHIPSHAPE_ENV, unless `make apply` names the one it applies) or of
+    none: another environment's is refused.
 
     `Block.load` answers with a coroutine when called inside an async flow; the platform loads blocks in sync
     tasks, and a coroutine here would fail later and far away, so it fails now and says why.
     """
+    _refuse_another_environments_block(name, environment or environment_name())
     block = block_type.load(name)
     if not isinstance(block, block_type):
         raise TypeError(f"{block_type.__name__} {name!r} was loaded from async code; load blocks in a sync task")
     return block
+
+
+def _refuse_another_environments_block(name: str, run_environment: str) -> None:
+    """Nothing but convention keeps environments apart on a Prefect API, and one mistyped SHIPSHAPE_WAREHOUSE_BLOCK
+    would give a dev run prod's warehouse credentials or channel: a run loads only its own environment's blocks.
+    Refused before the API is asked, so nothing of the other environment reaches the run."""
+    owner = names.block_environment(name)
+    if owner is not None and owner != run_environment:
+        raise ConfigurationError(
+            f"block {name!r} belongs to environment {owner!r} but this run is in {run_environment!r} (SHIPSHAPE_ENV); "
+            f"a run loads only its own environment's blocks: name {names.warehouse_block(run_environment)!r} and "
+            f"the like, or run it in {owner!r}"
+        )

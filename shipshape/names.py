@@ -13,6 +13,9 @@ from typing import Literal
 
 RolePurpose = Literal["loader", "publisher", "consumer"]
 
+ENVIRONMENTS = ("dev", "staging", "prod")
+"""The environments, in promotion order; deployments/environments.py says what differs between them."""
+
 PIPELINE_FLOW = "run-pipeline"
 PLATFORM_TAG = "shipshape-platform"
 DEPLOYMENT_TAG = "shipshape"  # every deployment prefect.yaml registers carries it; infra prunes only those
@@ -86,6 +89,16 @@ def slack_block(environment: str) -> str:
 def channel_block(environment: str, channel_slug: str) -> str:
     """An owner's channel (`Owner.channel_slug`): alerts about that owner's pipelines."""
     return f"slack-{environment}-{channel_slug}"
+
+
+def block_environment(block_name: str) -> str | None:
+    """The environment whose platform block `block_name` is (`warehouse-prod`, `slack-prod`,
+    `slack-prod-commerce-data`, `pii-hash-key-prod` → prod); None for any other name (a team's own block, a typo)."""
+    for prefix in (warehouse_block(""), slack_block(""), PII_KEY_BLOCK.format(env="")):
+        if block_name.startswith(prefix):
+            named = block_name.removeprefix(prefix).split("-", 1)[0]
+            return named if named in ENVIRONMENTS else None
+    return None
 
 
 def channel_webhook_variable(channel_slug: str) -> str:

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from infra.local.server import free_port, prefect_cli, server_environment, spawn, start_server, stop_process_group
 from infra.local.worker import start_worker, wait_for_worker
@@ -23,13 +24,15 @@ from shipshape.errors import TransientError
 from shipshape.settings import PACKAGE_ROOT
 from shipshape.warehouses import open_warehouse
 
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432"
 EXAMPLE_DAYS = 14
 # Values the dev environment needs; generated once per machine, kept out of the repo (.platform is ignored).
 _GENERATED_SECRETS = (
     "SHIPSHAPE_LOADER_PASSWORD", "SHIPSHAPE_PUBLISHER_PASSWORD", "SHIPSHAPE_CONSUMER_PASSWORD",
-    "SHIPSHAPE_SECRET_PII_HASH_KEY",
+    "SHIPSHAPE_SECRET_PII_HASH_KEY", "SHIPSHAPE_PREFECT_AUTH_STRING",
 )
+# Where `make up` finds a PostgreSQL superuser: the machine's server unless told otherwise (the tests point it
+# at a private server, since `up` creates cluster-wide roles).
+POSTGRES_ADMIN = os.environ.get("SHIPSHAPE_LOCAL_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,10 @@ class LocalPlatform:
         return self.state_dir / "logs"
 
     @property
+    def secrets_file(self) -> Path:
+        return self.state_dir / "secrets.env"
+
+    @property
     def data_dir(self) -> Path:
         """Example shop data for dev runs, apart from `make demo`'s data/ folder."""
         return self.state_dir / "data"
@@ -55,8 +62,10 @@ class LocalPlatform:
         if running := self._running():
             print(f"already up ({', '.join(running)}); `make down` first to restart")
             return
-        self.pids.mkdir(parents=True, exist_ok=True)
-        self.logs.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)  # it holds secrets.env and the server's home: this user's only
+        self.pids.mkdir(exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
         try:
             warehouse_db, worker = self._start()
         except BaseException:
@@ -64,6 +73,9 @@ class LocalPlatform:
             raise
         print(
             f"\nUp. Prefect UI: http://127.0.0.1:{self.port}\n"
+            f"  The UI and API ask for the password kept as SHIPSHAPE_PREFECT_AUTH_STRING in {self.secrets_file};\n"
+            f"  for a shell: export PREFECT_API_URL=http://127.0.0.1:{self.port}/api "
+            f"PREFECT_API_AUTH_STRING=\"$(sed -n 's/^SHIPSHAPE_PREFECT_AUTH_STRING=//p' {self.secrets_file})\"\n"
             f"  Run the example: Deployments → run-pipeline / shop_orders-dev → Run → Custom run (pick dates)\n"
             f"  Backfill:        Deployments → backfill / backfill-dev → Custom run (pipeline, dates, mode)\n"
             f"  Published data:  psql {POSTGRES_ADMIN}/{warehouse_db} -c 'select * from analytics.fct_orders limit 5'\n"
@@ -77,19 +89,26 @@ class LocalPlatform:
         prefect_db, warehouse_db = f"{self.database_prefix}_prefect", f"{self.database_prefix}_dev"
         _ensure_database(prefect_db, extension="pg_trgm")
         _ensure_database(warehouse_db)
+        dev_values = self._dev_values(warehouse_db)
+        auth = dev_values.pop("SHIPSHAPE_PREFECT_AUTH_STRING")
         server, api_url = start_server(
             self.state_dir / "prefect", self.logs / "server.log", port=self.port,
-            database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{prefect_db}",
+            database_url=_async_url(f"{POSTGRES_ADMIN}/{prefect_db}"), auth_string=auth,
         )
         self._record("server", server.pid)
-        env = {**server_environment(self.state_dir / "prefect", self.port), **self._dev_values(warehouse_db)}
+        prefect_env = server_environment(self.state_dir / "prefect", self.port, auth_string=auth)
+        env = {**prefect_env, **dev_values}
         self._run([sys.executable, "-m", "infra", "apply", "--env", "dev"], env)
         self._run([prefect_cli(), "--no-prompt", "deploy", "--all"], {**env, "DEPLOY_ENV": "dev"})
         _example_data(self.data_dir / "shop.db")
-        worker_env = {**env, "SHIPSHAPE_PROJECT_DIR": str(PACKAGE_ROOT), "SHIPSHAPE_DATA_DIR": str(self.data_dir)}
+        # Only what a run needs: the API (its deployment names the warehouse, Slack and PII-key blocks there) and
+        # the checkout; not the admin URL, the role passwords or the PII key, which the blocks hold.
+        worker_env = {
+            **prefect_env, "SHIPSHAPE_PROJECT_DIR": str(PACKAGE_ROOT), "SHIPSHAPE_DATA_DIR": str(self.data_dir)
+        }
         worker = start_worker("shipshape-dev", "process", worker_env, self.logs / "worker.log").pid
         self._record("worker", worker)
-        wait_for_worker(api_url, "shipshape-dev", self.logs / "worker.log")
+        wait_for_worker(api_url, "shipshape-dev", self.logs / "worker.log", auth)
         return warehouse_db, worker
 
     def down(self) -> None:
@@ -102,16 +121,16 @@ class LocalPlatform:
 
     def _dev_values(self, warehouse_db: str) -> dict[str, str]:
         """What `infra apply --env dev` reads: given values win, the rest is generated once and kept locally."""
-        stored = self.state_dir / "secrets.env"
+        stored = self.secrets_file
         values = dict(line.split("=", 1) for line in stored.read_text().splitlines()) if stored.exists() else {}
         for name in _GENERATED_SECRETS:
             values.setdefault(name, secrets.token_urlsafe(24))
-        stored.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
-        stored.chmod(0o600)
+        _write_private(stored, "".join(f"{name}={value}\n" for name, value in values.items()))
         env = {**values, **{name: os.environ[name] for name in _GENERATED_SECRETS if os.environ.get(name)}}
         env.update(
             SHIPSHAPE_WAREHOUSE_ADMIN_URL=f"{POSTGRES_ADMIN}/{warehouse_db}",
-            SHIPSHAPE_WAREHOUSE_HOST="127.0.0.1",
+            SHIPSHAPE_WAREHOUSE_HOST=urlsplit(POSTGRES_ADMIN).hostname or "127.0.0.1",
+            SHIPSHAPE_WAREHOUSE_PORT=str(urlsplit(POSTGRES_ADMIN).port or 5432),
             SHIPSHAPE_WAREHOUSE_DATABASE=warehouse_db,
             SHIPSHAPE_SLACK_WEBHOOK_URL=os.environ.get("SHIPSHAPE_SLACK_WEBHOOK_URL") or self._webhook_sink(),
         )
@@ -141,6 +160,21 @@ class LocalPlatform:
             except ProcessLookupError:
                 pid_file.unlink()
         return alive
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by this user only from the first byte: a temporary file created 0600
+    (never world-readable, not even between write and chmod), then renamed over the old one."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    os.replace(temporary, path)
+
+
+def _async_url(url: str) -> str:
+    """The Prefect server reaches PostgreSQL through asyncpg."""
+    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
 def _ensure_database(name: str, extension: str | None = None) -> None:

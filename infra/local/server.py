@@ -25,8 +25,15 @@ START_TIMEOUT_SECONDS = 120
 STOP_TIMEOUT_SECONDS = 20
 
 
-def server_environment(prefect_home: Path, port: int, database_url: str | None = None) -> dict[str, str]:
-    """Settings for the server process and for every client of it (workers, `prefect deploy`, scripts)."""
+def server_environment(
+    prefect_home: Path, port: int, database_url: str | None = None, auth_string: str | None = None
+) -> dict[str, str]:
+    """Settings for the server process and for every client of it (workers, `prefect deploy`, scripts).
+
+    With `auth_string`, the API is locked down for a server other processes and browser pages on this machine
+    can reach: every API call needs the string (Basic auth; /health stays open for probes), state-changing calls
+    need a CSRF token, and only the server's own UI origin may call it cross-origin.
+    """
     env = {
         **os.environ,
         "PREFECT_HOME": str(prefect_home),
@@ -39,15 +46,23 @@ def server_environment(prefect_home: Path, port: int, database_url: str | None =
     }
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    if auth_string:
+        env.update(
+            PREFECT_SERVER_API_AUTH_STRING=auth_string,
+            PREFECT_API_AUTH_STRING=auth_string,
+            PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED="true",
+            PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS=env["PREFECT_UI_URL"],
+        )
     return env
 
 
 def start_server(
-    prefect_home: Path, log_path: Path, port: int | None = None, database_url: str | None = None
+    prefect_home: Path, log_path: Path, port: int | None = None, database_url: str | None = None,
+    auth_string: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start `prefect server start` and wait until it is healthy; returns the process and its API URL."""
     port = port or free_port()
-    env = server_environment(prefect_home, port, database_url)
+    env = server_environment(prefect_home, port, database_url, auth_string)
     command = [prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     server = spawn(command, env, log_path)
     try:

@@ -14,14 +14,15 @@ def start_worker(pool: str, worker_type: str, env: dict[str, str], log_path: Pat
     return spawn([prefect_cli(), "worker", "start", "--pool", pool, "--type", worker_type], env, log_path)
 
 
-def wait_for_worker(api_url: str, pool: str, log_path: Path) -> None:
+def wait_for_worker(api_url: str, pool: str, log_path: Path, auth_string: str | None = None) -> None:
     """A worker is up once it has sent its first heartbeat for the pool; on a busy machine that takes as long as
     a server start, so both get the same limit."""
     from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+    settings = {PREFECT_API_URL: api_url, PREFECT_API_AUTH_STRING: auth_string}
+    with temporary_settings(settings), get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             if any(worker.status == "ONLINE" for worker in client.read_workers_for_work_pool(pool)):
                 return
