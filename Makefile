@@ -32,7 +32,7 @@ demo: install
 # Static checks first (seconds): style, the layer contracts in pyproject.toml, strict types of the product code.
 # Then two workers; tests that share one machine-wide resource stay on one (tests/conftest.py, SHARING_THE_MACHINE).
 test: lint
-	$(BIN)/pytest -n 2 --dist loadgroup --durations=20
+	$(BIN)/pytest -n 2 --durations=20
 
 test-fast: install
 	$(BIN)/pytest tests/unit

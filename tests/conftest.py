@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
 
 from tests.support.docker_engine import (
     Engine,
@@ -29,13 +31,24 @@ SHARING_THE_MACHINE = frozenset(
 )
 """Test modules that use what one machine has only once: PostgreSQL's cluster-wide roles (`shipshape_dev_loader`…,
 created by `infra apply`), the private Docker engine and its data root, or every core (`busy_cores`). Under
-`pytest -n 2` (`make test`) they run one after another on one worker, never beside each other."""
+`pytest -n 2` (`make test`) they run one after another, in file order, on one worker, never beside each other."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SHARING_THE_MACHINE:
-            item.add_marker(pytest.mark.xdist_group("machine"))
+class MachineSharingScheduling(LoadScopeScheduling):
+    """Every test is a unit of its own, except the modules of SHARING_THE_MACHINE: together one unit.
+
+    xdist's own `--dist loadgroup` would do this from an `xdist_group` mark, but pytest-xdist 3.8 renames the
+    item through `Item._nodeid`, which pytest 9 no longer reads: every test is scheduled alone. Scopes are
+    sent largest first (`loadscopereorder`), so one worker takes this unit at the start and the other worker
+    all the rest until it is nearly done."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        return "sharing-the-machine" if module in SHARING_THE_MACHINE else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> MachineSharingScheduling:
+    return MachineSharingScheduling(config, log)
 
 
 @pytest.fixture
