@@ -58,13 +58,16 @@ class Environment:
         return {"SHIPSHAPE_ENV": self.name, "SHIPSHAPE_WAREHOUSE_BLOCK": self.warehouse_block}
 
 
+# The names are `shipshape.names.ENVIRONMENTS`: a run (below this layer) tells each environment's blocks apart by them.
+_DEV, _STAGING, _PROD = names.ENVIRONMENTS
+
 ENVIRONMENTS: dict[str, Environment] = {
     env.name: env
     for env in (
         # dev: process worker on a developer's or CI machine; schedules paused, runs are started by hand.
-        Environment("dev", pool_type="process", schedules_active=False, pool_concurrency=2),
-        Environment("staging", pool_type="docker", schedules_active=True, pool_concurrency=4),
-        Environment("prod", pool_type="docker", schedules_active=True, pool_concurrency=4),
+        Environment(_DEV, pool_type="process", schedules_active=False, pool_concurrency=2),
+        Environment(_STAGING, pool_type="docker", schedules_active=True, pool_concurrency=4),
+        Environment(_PROD, pool_type="docker", schedules_active=True, pool_concurrency=4),
     )
 }
 
