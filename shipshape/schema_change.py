@@ -40,8 +40,8 @@ class ColumnShape:
     def type_text(self) -> str:
         if self.data_type in _DECIMALS and self.precision is not None:
             return f"{self.data_type}({self.precision},{self.scale})"
-        if self.data_type in _STRINGS and self.length is not None:
-            return f"{self.data_type}({self.length})"
+        if self.data_type in _STRINGS:  # unbounded: DuckDB's VARCHAR and PostgreSQL's text are the same type
+            return "text" if self.length is None else f"{self.data_type}({self.length})"
         return self.data_type
 
     def same_type(self, other: ColumnShape) -> bool:
