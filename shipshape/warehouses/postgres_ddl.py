@@ -119,14 +119,14 @@ END""",
 DECLARE
     source oid;
     target oid;
-    old_type regtype;
+    old_type text;
     old_mod integer;
-    new_type regtype;
+    new_type text;
     new_mod integer;
 BEGIN{_checks(loader, existing_target=True)}
-    SELECT atttypid, atttypmod INTO old_type, old_mod FROM pg_attribute
+    SELECT atttypid::regtype::text, atttypmod INTO old_type, old_mod FROM pg_attribute
     WHERE attrelid = target AND attname = column_name AND attnum > 0 AND NOT attisdropped;
-    SELECT atttypid, atttypmod INTO new_type, new_mod FROM pg_attribute
+    SELECT atttypid::regtype::text, atttypmod INTO new_type, new_mod FROM pg_attribute
     WHERE attrelid = source AND attname = column_name AND attnum > 0 AND NOT attisdropped;
     -- The same rule as shipshape.schema_change.widens: numeric typmod is ((precision << 16) | scale) + 4,
     -- varchar's is length + 4, -1 is unconstrained.
@@ -140,10 +140,10 @@ BEGIN{_checks(loader, existing_target=True)}
             AND (new_type = 'text' OR (new_type = 'character varying' AND (new_mod = -1 OR new_mod > old_mod))))
     ) THEN
         RAISE EXCEPTION 'shipshape: %.%.% % does not widen to %', target_schema, target_table, column_name,
-            format_type(old_type, old_mod), format_type(new_type, new_mod) {_REFUSED};
+            format_type(old_type::regtype, old_mod), format_type(new_type::regtype, new_mod) {_REFUSED};
     END IF;
     EXECUTE format('ALTER TABLE %I.%I ALTER COLUMN %I TYPE %s', target_schema, target_table, column_name,
-                   format_type(new_type, new_mod));
+                   format_type(new_type::regtype, new_mod));
 END""",
     }
 
@@ -208,21 +208,14 @@ class PostgresPublishedTables(Warehouse):
         }
 
     def install_owner_function(self, name: str, functions: OwnerFunctions) -> None:
-        """(Re)create one function as the owner's, runnable by the publisher alone."""
+        """(Re)create one function as the owner's, runnable by the publisher alone. Dropped first: a function of the
+        same signature made by hand may name its parameters otherwise, which CREATE OR REPLACE cannot change."""
         signature = f"{self.qualified(PLATFORM_SCHEMA, name)}({_ARGUMENTS[name]})"
+        self.execute(f"DROP FUNCTION IF EXISTS {_signature(name)}")
         self.execute(
-            f"CREATE OR REPLACE FUNCTION {signature} RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
+            f"CREATE FUNCTION {signature} RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
             f"SET search_path = pg_catalog, pg_temp AS $shipshape${_bodies(functions.loader)[name]}$shipshape$"
         )
         self.execute(f"ALTER FUNCTION {signature} OWNER TO {self.quote(functions.owner)}")
-        grantees = self.fetch_all(
-            "SELECT DISTINCT CASE acl.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(acl.grantee) END "
-            "FROM pg_proc AS p CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS acl "
-            "WHERE p.oid = to_regprocedure(?) AND acl.grantee <> p.proowner",
-            [_signature(name)],
-        )
-        for (grantee,) in grantees:
-            self.execute(
-                f"REVOKE ALL ON FUNCTION {signature} FROM {'PUBLIC' if grantee == 'PUBLIC' else self.quote(grantee)}"
-            )
+        self.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")  # a new function is everyone's to run
         self.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {self.quote(functions.publisher)}")

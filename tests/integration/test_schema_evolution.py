@@ -24,7 +24,7 @@ from shipshape.ledger import LedgerEntry, ensure_platform_tables, entries
 from shipshape.partitions import plan_windows
 from shipshape.publish import StagedPartition, publish
 from shipshape.warehouses import AUDIT_SCHEMA, Warehouse, open_warehouse
-from tests.support.project import FIRST_DAY, Project, make_project
+from tests.support.project import FIRST_DAY, make_project
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")
 
@@ -32,12 +32,15 @@ SCHEMA, TABLE = "analytics", "fct_orders"
 SECOND_DAY = date(2026, 11, 2)
 
 
-def add_coupon_code(project: Project) -> None:
-    """What a user does to publish a new source column: declaration, transform SQL, contract."""
-    project.edit_declaration(lambda data: data["source"]["columns"].update({"coupon_code": "text"}))
-    sql = project.root / "pipelines/shop_orders/fct_orders.sql"
+def add_coupon_code(root: Path) -> None:
+    """What a user does to publish a new source column: declaration, transform SQL, contract (project at `root`)."""
+    declaration_path = root / "pipelines/shop_orders.yaml"
+    declaration = yaml.safe_load(declaration_path.read_text())
+    declaration["source"]["columns"]["coupon_code"] = "text"
+    declaration_path.write_text(yaml.safe_dump(declaration, sort_keys=False))
+    sql = root / "pipelines/shop_orders/fct_orders.sql"
     sql.write_text(sql.read_text().replace("    updated_at\n", "    updated_at,\n    coupon_code\n"))
-    contract_path = project.root / "checks/fct_orders.yaml"
+    contract_path = root / "checks/fct_orders.yaml"
     contract = yaml.safe_load(contract_path.read_text())
     contract["columns"].append({"name": "coupon_code", "data_type": "text"})
     contract_path.write_text(yaml.safe_dump(contract, sort_keys=False))
@@ -51,7 +54,7 @@ def test_a_column_added_to_the_example_is_published_and_earlier_partitions_read_
     assert first.is_completed(), first.message
     with sqlite3.connect(project.shop_db) as shop:
         shop.execute("UPDATE orders SET coupon_code = 'SAVE' || (order_id % 3) WHERE created_at >= ?", ["2026-11-02"])
-    add_coupon_code(project)
+    add_coupon_code(project.root)
 
     second = run_pipeline("shop_orders", start_date=SECOND_DAY, end_date=SECOND_DAY, return_state=True)
 

@@ -449,7 +449,7 @@ def test_the_example_pipeline_runs_as_loader_and_publisher_and_the_consumer_read
         ledger = admin.execute("SELECT partition_key, status FROM platform.publish_ledger ORDER BY 1").fetchall()
         owner = admin.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'analytics'").fetchall()
     assert ledger == [(day.isoformat(), "published") for day in ALL_DAYS]
-    assert owner == [(example.role("publisher"),)], "the first publish creates the table as the publisher"
+    assert owner == [(example.role("owner"),)], "the first publish creates the table as the owner role"
 
 
 def test_publishing_as_the_loader_is_refused_and_the_published_table_is_unchanged(
