@@ -80,8 +80,8 @@ def _checks(loader: str, *, existing_target: bool) -> str:
             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
             AND t.typnamespace <> 'pg_catalog'::regnamespace);
     IF source IS NULL THEN
-        RAISE EXCEPTION 'shipshape: %.% is not a plain table of {loader} in {AUDIT_SCHEMA} (no row security, '
-            'triggers, rules or types outside pg_catalog)', source_schema, source_table {_REFUSED};
+        RAISE EXCEPTION 'shipshape: %.% is not a plain table of % in % (no row security, triggers, rules or types '
+            'outside pg_catalog)', source_schema, source_table, {_literal(loader)}, {_literal(AUDIT_SCHEMA)} {_REFUSED};
     END IF;{target if existing_target else ""}"""
 
 
