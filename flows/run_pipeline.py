@@ -144,7 +144,7 @@ def _publish_or_block(context: RunContext, outcomes: list[PartitionOutcome], cla
     )
     raise AuditFailedError(
         f"pipeline {spec.name}: contract {spec.contract} blocked {len(blocked)} of {len(outcomes)} partition(s) — "
-        f"{details}. Nothing was published; {spec.destination.schema_name}.{spec.destination.table} is unchanged"
+        f"{details}. Nothing was published; {spec.destination.schema_name}.{spec.destination.published_table} is unchanged"
     )
 
 
