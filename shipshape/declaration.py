@@ -130,6 +130,16 @@ class Destination(StrictModel):
         """The previous version's table, kept for readers until `previous_version_until`; None at version 1."""
         return versioned_table(self.table, self.version - 1) if self.version > 1 else None
 
+    def versions_note(self, today: date) -> str:
+        """Where readers find the data now, and until when the previous version stays (`shipshape status`)."""
+        current = f"{self.schema_name}.{self.published_table}"
+        if self.previous_table is None or self.previous_version_until is None:
+            return current
+        previous = f"v{self.version - 1} {self.schema_name}.{self.previous_table}"
+        if today <= self.previous_version_until:
+            return f"{current}; {previous} kept until {self.previous_version_until}"
+        return f"{current}; {previous} retired {self.previous_version_until} (make apply drops it)"
+
     def retired_tables(self, today: date) -> list[str]:
         """Earlier versions' tables nobody is promised any more: every version before the previous one, and the
         previous one once `previous_version_until` has passed."""
