@@ -4,7 +4,7 @@ column the transform no longer makes (before anything is loaded), and `destinati
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,9 @@ import yaml
 
 from cli.main import main
 from demo.shop_app import orders_per_day
+from deployments.environments import Environment
 from flows.run_pipeline import run_pipeline
+from infra.warehouse import reconcile
 from shipshape.errors import BreakingChangeError
 from shipshape.ledger import entries
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
@@ -90,3 +92,26 @@ def test_version_2_publishes_a_new_table_and_leaves_version_1_as_it_was(
     assert table(project, V1) == before
     assert "status" in before[0] and len(before[1]) == orders_per_day(FIRST_DAY)
     assert main(["validate", "--live", "--date", FIRST_DAY.isoformat()]) == 0, capsys.readouterr().err
+
+
+def test_without_roles_apply_drops_the_earlier_version_only_once_its_date_has_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    project = make_project(tmp_path, url, monkeypatch)
+    project.edit_declaration(lambda data: data["destination"].update(version=2, previous_version_until="2027-01-31"))
+    with open_warehouse(url) as admin:
+        admin.ensure_schema(SCHEMA)
+        for name in (V1, V2):
+            admin.execute(f"CREATE TABLE {SCHEMA}.{name} (order_id bigint)")
+    env = Environment("versions", "process", False, 1)
+
+    reconcile(url, env, {}, dry_run=False, today=date(2027, 1, 31))
+    with open_warehouse(url) as admin:
+        assert admin.list_tables(SCHEMA) == [V1, V2]
+    changes = reconcile(url, env, {}, dry_run=False, today=date(2027, 2, 1))
+    assert [str(change) for change in changes] == [
+        f"- table {SCHEMA}.{V1} (earlier destination.version, deprecation period over)"
+    ]
+    with open_warehouse(url) as admin:
+        assert admin.list_tables(SCHEMA) == [V2]
