@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from shipshape.audit import check_contract
     from shipshape.catalog import check_unique_destinations, load_pipeline, pipeline_files
+    from shipshape.output_columns import output_columns
 
     files = [Path(file) for file in args.files] or pipeline_files()
     failures = 0
@@ -40,6 +41,7 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             declared = load_pipeline(file.resolve())
             check_contract(declared.contract_path)
+            output_columns(declared)  # what `diff` and a run's preflight derive: an unknown column fails here
             if args.live:
                 _check_live(declared, args.date)
                 _check_published(declared)
