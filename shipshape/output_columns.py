@@ -21,9 +21,8 @@ from shipshape.catalog import PLACEHOLDER, DeclaredPipeline
 from shipshape.column_types import ColumnType
 from shipshape.errors import DeclarationError
 from shipshape.pii import HASHED_TYPE
+from shipshape.user_sql import DIALECTS
 
-# The dialect the output is derived in: every transform must parse in it (the engines agree on what matters here).
-DIALECT = "postgres"
 OutputColumns = dict[str, ColumnType | None]
 
 _SIMPLE: dict[exp.DType, str] = {
@@ -68,25 +67,30 @@ def output_columns(declared: DeclaredPipeline) -> OutputColumns:
 
 
 def _step_columns(declared: DeclaredPipeline, path: Path, tables: dict[str, OutputColumns]) -> OutputColumns:
+    """One step's output, typed in the first engine dialect that reads it (a step may use one engine's syntax)."""
     text = PLACEHOLDER.sub(lambda match: match.group(1), path.read_text().strip().rstrip(";"))
     schema: dict[str, object] = {
         name: {column: str(kind or "unknown") for column, kind in cols.items()} for name, cols in tables.items()
     }
-    try:
-        query = qualify(sqlglot.parse_one(text, read=DIALECT), schema=schema, dialect=DIALECT)
-        typed = annotate_types(query, schema=schema, dialect=DIALECT)
-    except SqlglotError as error:
-        shown = path.relative_to(declared.project_dir) if path.is_relative_to(declared.project_dir) else path
-        raise DeclarationError(
-            str(shown),
-            [
-                f"cannot derive the transform's output columns ({str(error).splitlines()[0]}); each column must "
-                "come from a declared source column or an earlier step"
-            ],
-        ) from None
-    if not isinstance(typed, exp.Query):
-        return {}
-    return {select.alias_or_name: portable_type(select.type) for select in typed.selects}
+    problems = []
+    for dialect in DIALECTS:
+        try:
+            query = qualify(sqlglot.parse_one(text, read=dialect), schema=schema, dialect=dialect)
+            typed = annotate_types(query, schema=schema, dialect=dialect)
+        except SqlglotError as error:
+            problems.append(str(error).splitlines()[0])
+            continue
+        if isinstance(typed, exp.Query):  # loading the declaration checked it is one query; this tells mypy
+            return {select.alias_or_name: portable_type(select.type) for select in typed.selects}
+        problems.append("it is not a query")
+    shown = path.relative_to(declared.project_dir) if path.is_relative_to(declared.project_dir) else path
+    raise DeclarationError(
+        str(shown),
+        [
+            f"cannot derive the transform's output columns ({problems[0]}); each column must come from a declared "
+            "source column or an earlier step"
+        ],
+    )
 
 
 def portable_type(data_type: exp.DataType | None) -> ColumnType | None:

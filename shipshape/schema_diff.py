@@ -84,7 +84,9 @@ def contract_checks(path: Path) -> dict[str, str]:
 
     A column's declared type (`data_type`, …) counts as a check: the contract's `schema` check enforces it.
     """
-    contract = yaml.safe_load(path.read_text()) or {}
+    contract = yaml.safe_load(path.read_text())
+    if not isinstance(contract, dict):
+        raise DeclarationError(path.name, ["expected a Soda contract: a mapping with dataset:, columns:, checks:"])
     checks: dict[str, str] = {}
     if contract.get("filter") is not None:
         checks["contract filter"] = _canonical(contract["filter"])

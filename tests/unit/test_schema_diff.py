@@ -234,3 +234,19 @@ def test_a_version_bump_needs_a_deprecation_date_and_versions_are_named_in_one_p
         "analytics.fct_orders_v3; v2 analytics.fct_orders_v2 kept until 2027-01-31"
     )
     assert destination.versions_note(date(2027, 2, 1)).endswith("retired 2027-01-31 (make apply drops it)")
+
+
+def test_steps_chain_and_one_engines_own_syntax_is_derived_in_that_dialect(repo: Path) -> None:
+    (repo / "pipelines" / "shop_orders" / "base.sql").write_text(
+        "SELECT * EXCLUDE (email), customer_id // 2 AS half FROM {{ raw }}"  # `//`: DuckDB only
+    )
+    edit(repo, DECLARATION, "  - pipelines/shop_orders/fct_orders.sql", "  - pipelines/shop_orders/base.sql")
+    data = yaml.safe_load((repo / DECLARATION).read_text())
+    data["transform"].append(SQL)
+    data["pii"]["columns"] = {"email": "drop"}
+    (repo / DECLARATION).write_text(yaml.safe_dump(data, sort_keys=False))
+    edit(repo, SQL, "    email AS customer_email_hash,\n", "    half,\n")
+    edit(repo, SQL, "FROM {{ raw }}", "FROM {{ base }}")
+    columns = output_columns(load_pipeline(repo / DECLARATION, repo))
+    assert (str(columns["half"]), str(columns["status"])) == ("bigint", "text")
+    assert "customer_email_hash" not in columns and "email" not in columns
