@@ -250,3 +250,17 @@ def test_steps_chain_and_one_engines_own_syntax_is_derived_in_that_dialect(repo:
     columns = output_columns(load_pipeline(repo / DECLARATION, repo))
     assert (str(columns["half"]), str(columns["status"])) == ("bigint", "text")
     assert "customer_email_hash" not in columns and "email" not in columns
+
+
+def test_a_removed_pipeline_is_reported_not_refused_and_a_lowered_version_is_breaking(repo: Path) -> None:
+    set_destination(repo, V2)
+    git(repo, "commit", "-qam", "version 2")
+    set_destination(repo, {"table": "fct_orders"})
+    lowered = diff(repo, "--base", "HEAD")
+    assert lowered.returncode == 1
+    assert lines_about(lowered.stdout, "breaking             shop_orders: destination.version lowered from 2 to 1")
+    git(repo, "rm", "-rqf", "pipelines", "checks")
+    removed = diff(repo, "--base", "HEAD")
+    assert removed.returncode == 0, removed.stdout
+    [line] = lines_about(removed.stdout, "pipeline removed")
+    assert line.startswith("pipeline-removed ") and "analytics.fct_orders_v2 is no longer published" in line
