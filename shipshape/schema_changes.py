@@ -181,15 +181,17 @@ def _breaking(
             f"{destination.previous_version_until}",
             versioned=True,
         )
+    return SchemaChange(pipeline, "breaking", subject, f"{effect}. Fix: {version_bump(pipeline, destination, today)}")
+
+
+def version_bump(pipeline: str, destination: Destination, today: date) -> str:
+    """The fix for a breaking change, in words: the next version, where it publishes, what happens to this one."""
+    schema, current = destination.schema_name, destination.published_table
     following = versioned_table(destination.table, destination.version + 1)
-    until = today + timedelta(days=30)
-    return SchemaChange(
-        pipeline,
-        "breaking",
-        subject,
-        f"{effect}. Fix: bump destination.version to {destination.version + 1} with previous_version_until "
-        f"(e.g. {until}) in pipelines/{pipeline}.yaml: the next runs publish {destination.schema_name}.{following} "
-        f"and {head.target} keeps its data and grants until then",
+    return (
+        f"bump destination.version to {destination.version + 1} with previous_version_until (e.g. "
+        f"{today + timedelta(days=30)}) in pipelines/{pipeline}.yaml: the next runs publish {schema}.{following} "
+        f"and {schema}.{current} keeps its data and grants until that date"
     )
 
 

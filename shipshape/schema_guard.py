@@ -7,12 +7,12 @@ New columns are not refused: they are additive.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from shipshape.catalog import DeclaredPipeline
 from shipshape.errors import BreakingChangeError
-from shipshape.names import versioned_table
 from shipshape.output_columns import output_columns
+from shipshape.schema_changes import version_bump
 from shipshape.warehouses import Warehouse
 
 
@@ -26,13 +26,9 @@ def check_published(warehouse: Warehouse, declared: DeclaredPipeline) -> None:
     missing = [column for column in warehouse.table_columns(schema, table) if column not in produced]
     if not missing:
         return
-    following = versioned_table(destination.table, destination.version + 1)
-    until = datetime.now(UTC).date() + timedelta(days=30)
     sql = ", ".join(spec.transform) or "the declared source columns"
     raise BreakingChangeError(
         f"pipeline {spec.name}: {schema}.{table} has column(s) {', '.join(missing)} that the transform ({sql}) no "
-        "longer produces; removing or renaming a published column breaks its readers. Keep the column, or bump "
-        f"destination.version to {destination.version + 1} with previous_version_until (e.g. {until}) in "
-        f"pipelines/{spec.name}.yaml: runs then publish {schema}.{following} and {schema}.{table} keeps its data "
-        "and grants until that date. Nothing was loaded"
+        "longer produces; removing or renaming a published column breaks its readers. Keep the column, or "
+        f"{version_bump(spec.name, destination, datetime.now(UTC).date())}. Nothing was loaded"
     )
