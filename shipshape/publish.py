@@ -36,7 +36,7 @@ class StagedPartition:
 
 def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition], claim: LockClaim) -> None:
     """Publish `staged` in one transaction, if the run still holds `claim` (its partition locks) once it is there."""
-    schema, table = spec.destination.schema_name, spec.destination.table
+    schema, table = spec.destination.schema_name, spec.destination.published_table
     with warehouse.transaction():
         # Before any DDL or DML: concurrent first publishes would both create the table, concurrent merges of one
         # key would both insert it (each deletes only what was committed before it started).
@@ -67,7 +67,7 @@ def _check_plain_table(warehouse: Warehouse, spec: Pipeline, partition: StagedPa
     code there (a view calling a loader's function would write with the publisher's rights)."""
     problem = warehouse.plain_table_problem(AUDIT_SCHEMA, partition.out_table)
     if problem is not None:
-        schema, table = spec.destination.schema_name, spec.destination.table
+        schema, table = spec.destination.schema_name, spec.destination.published_table
         raise PublishError(
             f"pipeline {spec.name}, partition {partition.window.key}: the transform output "
             f"{AUDIT_SCHEMA}.{partition.out_table} {problem}; publish copies only from a plain table the run "
@@ -78,7 +78,7 @@ def _check_plain_table(warehouse: Warehouse, spec: Pipeline, partition: StagedPa
 
 def _delete_scope(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition) -> None:
     """Remove exactly what the new rows replace: the partition, the matching keys, or everything."""
-    schema, table = spec.destination.schema_name, spec.destination.table
+    schema, table = spec.destination.schema_name, spec.destination.published_table
     if spec.load.mode == "full_replace":
         warehouse.delete_all(schema, table)
     elif spec.load.mode == "merge":
@@ -93,7 +93,7 @@ def _delete_scope(warehouse: Warehouse, spec: Pipeline, partition: StagedPartiti
 def replaced_rows(warehouse: Warehouse, spec: Pipeline, window: Window, out_table: str, new_rows: int) -> Replaced:
     """What publishing `out_table` (`new_rows` rows) would do to the rows it replaces, counted as `_delete_scope`
     deletes them: the partition's rows (`replace_partition`), or the whole table (`full_replace`, `merge`)."""
-    schema, table = spec.destination.schema_name, spec.destination.table
+    schema, table = spec.destination.schema_name, spec.destination.published_table
     target = f"{schema}.{table}"
     partitioned = spec.load.mode == "replace_partition" and spec.partition is not None
     scope = f"partition {window.key} of {target}" if partitioned else target
@@ -116,7 +116,7 @@ def _check_columns(warehouse: Warehouse, spec: Pipeline, partition: StagedPartit
     if set(produced) != set(published):
         raise PublishError(
             f"pipeline {spec.name}, partition {partition.window.key}: the transform output columns {sorted(produced)} "
-            f"differ from {spec.destination.schema_name}.{spec.destination.table} {sorted(published)} "
+            f"differ from {spec.destination.schema_name}.{spec.destination.published_table} {sorted(published)} "
             f"(new: {sorted(set(produced) - set(published))}, missing: {sorted(set(published) - set(produced))}); "
             "migrate the published table or fix the transform. Nothing was published"
         )
