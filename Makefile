@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: install demo test test-fast lint validate generate bench chaos lock clean
+.PHONY: install demo test test-fast lint validate diff generate bench chaos lock clean
 
 # The dev lock by default; deploy jobs set INSTALL_LOCK=requirements.lock so that only what the image ships sits next
 # to production credentials. Every file is checked against the lock's sha256 (--require-hashes). The project itself,
@@ -44,6 +44,11 @@ lint: install
 
 validate: install
 	$(BIN)/shipshape validate
+
+# What the branch changes in the published tables, against BASE (default: the merge base with main); exit 1 on an
+# unversioned breaking change. CI runs it on pull requests.
+diff: install
+	$(BIN)/shipshape diff $(if $(BASE),--base $(BASE))
 
 # prefect.yaml, CODEOWNERS and the runbook skeletons, from pipelines/*.yaml (tests fail when they are stale).
 generate: install

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Literal
 
 from deployments.environments import Environment
 from infra.changes import Change
 from infra.variables import required
-from shipshape.catalog import load_all
+from shipshape.catalog import DeclaredPipeline, load_all
 from shipshape.ledger import (
     DEAD_LETTER_TABLE,
     INCIDENT_TABLE,
@@ -59,33 +60,60 @@ def passwords_from_environment() -> dict[str, str]:
     return {purpose: required(name, f"the {purpose} role's password") for purpose, name in PASSWORD_VARIABLES.items()}
 
 
-def reconcile(admin_url: str, env: Environment, passwords: Mapping[str, str], *, dry_run: bool) -> list[Change]:
+def reconcile(
+    admin_url: str, env: Environment, passwords: Mapping[str, str], *, dry_run: bool, today: date | None = None
+) -> list[Change]:
     """Bring the warehouse at `admin_url` to what `env` and the declared pipelines need; returns what differed.
 
     `passwords` maps each purpose (loader, publisher, consumer) to its password; unused without roles.
     Everything is computed before anything is changed (an object that does not exist yet holds no
-    privileges), so the dry run and the apply report the same list.
+    privileges), so the dry run and the apply report the same list. Tables of earlier `destination.version`s
+    whose deprecation period ended by `today` (default: today, UTC) lose their grants and are dropped.
     """
-    published = sorted({declared.spec.destination.schema_name for declared in load_all()})
+    declared = load_all()
+    published = sorted({pipeline.spec.destination.schema_name for pipeline in declared})
+    retired = _retired_tables(declared, today or datetime.now(UTC).date())
     with open_warehouse(admin_url) as warehouse, warehouse.transaction():
         steps = list(_structure_steps(warehouse, published))
+        tables = _existing_tables(warehouse, published)
+        retiring = [(schema, table) for schema, table in retired if table in tables[schema]]
         if warehouse.capabilities.supports_roles:
             steps += _role_steps(warehouse, env, passwords)
-            reassigned = _reassigned_tables(warehouse, env.role("owner"), published)
+            reassigned = _reassigned_tables(warehouse, env.role("owner"), published, retiring)
             steps += _ownership_steps(warehouse, env.role("owner"), reassigned)
             steps += _function_steps(warehouse, _owner_functions(env))
             database = warehouse.current_database()
-            grants, defaults = _access_policy(env, database, published, _existing_tables(warehouse, published))
+            current = {schema: [t for t in names if (schema, t) not in retiring] for schema, names in tables.items()}
+            grants, defaults = _access_policy(env, database, published, current)
             steps += _grant_steps(warehouse, grants, reassigned)
             platform_roles = [*(env.role(purpose) for purpose in PASSWORD_VARIABLES), env.role("owner")]
             steps += _revoke_steps(warehouse, platform_roles, grants)
             steps += _membership_steps(warehouse, platform_roles)
             steps += _default_privilege_steps(warehouse, defaults)
             steps += _row_security_steps(warehouse, _row_policies(env))
+        steps += _retire_steps(warehouse, retiring)
         if not dry_run:
             for step in steps:
                 step.make()
     return [step.change for step in steps]
+
+
+def _retired_tables(declared: list[DeclaredPipeline], today: date) -> list[tuple[str, str]]:
+    """Earlier versions' tables whose readers were told to move by now (`Destination.retired_tables`)."""
+    return [
+        (pipeline.spec.destination.schema_name, table)
+        for pipeline in declared
+        for table in pipeline.spec.destination.retired_tables(today)
+    ]
+
+
+def _retire_steps(warehouse: Warehouse, retiring: list[tuple[str, str]]) -> Iterator[_Step]:
+    """Dropped last, after their grants were revoked above: readers had until `previous_version_until` to move."""
+    for schema, table in retiring:
+        yield _Step(
+            Change("table", f"{schema}.{table}", "delete", "earlier destination.version, deprecation period over"),
+            partial(warehouse.drop_table, schema, table),
+        )
 
 
 @dataclass(frozen=True)
@@ -170,14 +198,16 @@ def _owner_functions(env: Environment) -> OwnerFunctions:
     return OwnerFunctions(env.role("owner"), env.role("loader"), env.role("publisher"))
 
 
-def _reassigned_tables(warehouse: Warehouse, owner: str, published: list[str]) -> dict[tuple[str, ...], str]:
+def _reassigned_tables(
+    warehouse: Warehouse, owner: str, published: list[str], retiring: list[tuple[str, str]]
+) -> dict[tuple[str, ...], str]:
     """Published tables someone else owns (the publisher created them before the owner role existed; an admin by
-    hand), each with its current owner: apply hands them to the owner role."""
+    hand), each with its current owner: apply hands them to the owner role, except those it drops (`retiring`)."""
     return {
         (schema, table): current
         for schema in published
         for table, current in warehouse.table_owners(schema).items()
-        if current != owner
+        if current != owner and (schema, table) not in retiring
     }
 
 

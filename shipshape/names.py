@@ -175,3 +175,9 @@ def backfill_limit(deployment: str) -> str:
 def pipeline_resource_id(environment: str, pipeline: str) -> str:
     """The event resource of a pipeline in an environment; incident automations match on it."""
     return f"shipshape.pipeline.{environment}.{pipeline}"
+
+
+def versioned_table(table: str, version: int) -> str:
+    """The table a destination's `version` publishes: version 1 is the declared name (`fct_orders`), a later
+    one `fct_orders_v2`, so a breaking change gets a new table and readers of the old one move on their own time."""
+    return table if version == 1 else f"{table}_v{version}"

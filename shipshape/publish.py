@@ -15,13 +15,15 @@ What a publish would replace is measured before the audit gate by `replaced_rows
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from shipshape.declaration import Pipeline
 from shipshape.errors import PartitionLostError, PublishError
 from shipshape.ledger import LedgerEntry, forget_superseded_dead_letters, record
 from shipshape.names import destination_lock
 from shipshape.partitions import Window
-from shipshape.schema_change import compare
+from shipshape.schema_changes import version_bump
+from shipshape.schema_evolution import compare
 from shipshape.transform import window_bounds
 from shipshape.volume import Replaced
 from shipshape.warehouses import AUDIT_SCHEMA, Warehouse
@@ -39,7 +41,7 @@ class StagedPartition:
 
 def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition], claim: LockClaim) -> None:
     """Publish `staged` in one transaction, if the run still holds `claim` (its partition locks) once it is there."""
-    schema, table = spec.destination.schema_name, spec.destination.table
+    schema, table = spec.destination.schema_name, spec.destination.published_table
     with warehouse.transaction():
         # Before any DDL or DML: concurrent first publishes would both create the table, concurrent merges of one
         # key would both insert it (each deletes only what was committed before it started).
@@ -71,7 +73,7 @@ def _check_plain_table(warehouse: Warehouse, spec: Pipeline, partition: StagedPa
     code there (a view calling a loader's function would write with the publisher's rights)."""
     problem = warehouse.plain_table_problem(AUDIT_SCHEMA, partition.out_table)
     if problem is not None:
-        schema, table = spec.destination.schema_name, spec.destination.table
+        schema, table = spec.destination.schema_name, spec.destination.published_table
         raise PublishError(
             f"pipeline {spec.name}, partition {partition.window.key}: the transform output "
             f"{AUDIT_SCHEMA}.{partition.out_table} {problem}; publish copies only from a plain table the run "
@@ -82,7 +84,7 @@ def _check_plain_table(warehouse: Warehouse, spec: Pipeline, partition: StagedPa
 
 def _delete_scope(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition) -> None:
     """Remove exactly what the new rows replace: the partition, the matching keys, or everything."""
-    schema, table = spec.destination.schema_name, spec.destination.table
+    schema, table = spec.destination.schema_name, spec.destination.published_table
     if spec.load.mode == "full_replace":
         warehouse.delete_all(schema, table)
     elif spec.load.mode == "merge":
@@ -97,7 +99,7 @@ def _delete_scope(warehouse: Warehouse, spec: Pipeline, partition: StagedPartiti
 def replaced_rows(warehouse: Warehouse, spec: Pipeline, window: Window, out_table: str, new_rows: int) -> Replaced:
     """What publishing `out_table` (`new_rows` rows) would do to the rows it replaces, counted as `_delete_scope`
     deletes them: the partition's rows (`replace_partition`), or the whole table (`full_replace`, `merge`)."""
-    schema, table = spec.destination.schema_name, spec.destination.table
+    schema, table = spec.destination.schema_name, spec.destination.published_table
     target = f"{schema}.{table}"
     partitioned = spec.load.mode == "replace_partition" and spec.partition is not None
     scope = f"partition {window.key} of {target}" if partitioned else target
@@ -119,15 +121,16 @@ def _evolve_schema(warehouse: Warehouse, spec: Pipeline, partition: StagedPartit
     """Give the published table the output's new columns and wider types (earlier rows read NULL in a new column),
     inside the publish transaction; refuse a removed, narrowed or otherwise changed column. Returns the partition
     with what was changed on its ledger row (message and one outcome per column)."""
-    schema, table = spec.destination.schema_name, spec.destination.table
+    schema, table = spec.destination.schema_name, spec.destination.published_table
     out = partition.out_table
     change = compare(warehouse.column_shapes(schema, table), warehouse.column_shapes(AUDIT_SCHEMA, out))
     if change.refused:
+        fix = version_bump(spec.name, spec.destination, datetime.now(UTC).date())
         raise PublishError(
             f"pipeline {spec.name}, partition {partition.window.key}: the transform output {AUDIT_SCHEMA}.{out} "
             f"differs from {schema}.{table} in a way publish does not make by itself ({change.describe()}): it "
             "would drop or reinterpret published data. Nothing was published; the table is unchanged. Restore the "
-            f"column or its type in the transform, or migrate {schema}.{table} by hand"
+            f"column or its type in the transform, or {fix}"
         )
     if not change:
         return partition

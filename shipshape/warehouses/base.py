@@ -20,7 +20,7 @@ import pyarrow as pa
 from shipshape.column_types import ColumnType
 from shipshape.errors import ShipshapeError, WarehouseError
 from shipshape.names import AUDIT_SCHEMA, PLATFORM_SCHEMA
-from shipshape.schema_change import ColumnShape, widens
+from shipshape.schema_evolution import ColumnShape, widens
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.locks import AdvisoryLocks, LockClaim
 from shipshape.warehouses.roles import RoleStatements
@@ -205,7 +205,7 @@ class Warehouse(RoleStatements, ABC):
     def widen_published_column(
         self, schema: str, table: str, column: str, source_schema: str, source_table: str
     ) -> None:
-        """Give `column` the source column's type, which must widen it (`shipshape.schema_change.widens`)."""
+        """Give `column` the source column's type, which must widen it (`shipshape.schema_evolution.widens`)."""
         old = {shape.name: shape for shape in self.column_shapes(schema, table)}.get(column)
         new = {shape.name: shape for shape in self.column_shapes(source_schema, source_table)}.get(column)
         if old is None or new is None or not widens(old, new):

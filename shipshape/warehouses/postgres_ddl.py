@@ -128,7 +128,7 @@ BEGIN{_checks(loader, existing_target=True)}
     WHERE attrelid = target AND attname = column_name AND attnum > 0 AND NOT attisdropped;
     SELECT atttypid::regtype::text, atttypmod INTO new_type, new_mod FROM pg_attribute
     WHERE attrelid = source AND attname = column_name AND attnum > 0 AND NOT attisdropped;
-    -- The same rule as shipshape.schema_change.widens: numeric typmod is ((precision << 16) | scale) + 4,
+    -- The same rule as shipshape.schema_evolution.widens: numeric typmod is ((precision << 16) | scale) + 4,
     -- varchar's is length + 4, -1 is unconstrained.
     IF old_type IS NULL OR new_type IS NULL OR (old_type, old_mod) = (new_type, new_mod) OR NOT (
         (old_type, new_type) IN (('smallint', 'integer'), ('smallint', 'bigint'), ('integer', 'bigint'),
@@ -136,6 +136,9 @@ BEGIN{_checks(loader, existing_target=True)}
         OR (old_type = 'numeric' AND new_type = 'numeric' AND old_mod <> -1 AND (new_mod = -1 OR (
             (new_mod - 4) & 65535 >= (old_mod - 4) & 65535
             AND ((new_mod - 4) >> 16) - ((new_mod - 4) & 65535) >= ((old_mod - 4) >> 16) - ((old_mod - 4) & 65535))))
+        OR (old_type IN ('smallint', 'integer', 'bigint') AND (new_type = 'double precision' OR (
+            new_type = 'numeric' AND (new_mod = -1 OR ((new_mod - 4) >> 16) - ((new_mod - 4) & 65535)
+                >= CASE old_type WHEN 'smallint' THEN 5 WHEN 'integer' THEN 10 ELSE 19 END))))
         OR (old_type = 'character varying' AND old_mod <> -1
             AND (new_type = 'text' OR (new_type = 'character varying' AND (new_mod = -1 OR new_mod > old_mod))))
     ) THEN

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -525,3 +525,35 @@ def test_publish_refuses_a_transform_output_that_would_run_loader_code(
         assert admin.execute(f"SELECT count(*) FROM {PUBLISHED}").fetchone() == (2,)
         assert admin.execute("SELECT count(*) FROM platform.publish_ledger").fetchone() == (0,)
         assert admin.execute("SELECT to_regclass('analytics.evil')").fetchone() == (None,)
+
+
+def test_an_earlier_versions_table_keeps_its_grants_until_its_date_then_plan_revokes_and_drops_it(
+    postgres_url: str, env: Environment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path, postgres_url, monkeypatch)
+    project.edit_declaration(lambda data: data["destination"].update(version=2, previous_version_until="2027-01-31"))
+    last_day, day_after = date(2027, 1, 31), date(2027, 2, 1)
+    with open_warehouse(postgres_url) as admin:
+        admin.ensure_schema("analytics")
+        admin.execute(f"CREATE TABLE {PUBLISHED} (order_id bigint)")
+        admin.execute(f"CREATE TABLE {PUBLISHED}_v2 (order_id bigint)")
+    loader, publisher, consumer = roles(env)
+
+    reconcile(postgres_url, env, PASSWORDS, dry_run=False, today=last_day)
+    with connect_as(postgres_url, env, "consumer") as reader:  # both versions readable in the period
+        assert allowed(reader, [f"SELECT * FROM {PUBLISHED}", f"SELECT * FROM {PUBLISHED}_v2"]) == [
+            f"SELECT * FROM {PUBLISHED}",
+            f"SELECT * FROM {PUBLISHED}_v2",
+        ]
+    assert reconcile(postgres_url, env, PASSWORDS, dry_run=True, today=last_day) == []
+
+    plan = [str(change) for change in reconcile(postgres_url, env, PASSWORDS, dry_run=True, today=day_after)]
+    assert f"- grant SELECT on table {PUBLISHED} to {consumer}" in plan
+    assert f"- grant DELETE, INSERT, SELECT on table {PUBLISHED} to {publisher}" in plan
+    assert f"- grant SELECT on table {PUBLISHED} to {loader}" in plan
+    assert plan[-1] == f"- table {PUBLISHED} (earlier destination.version, deprecation period over)"
+    assert not [line for line in plan if f"{PUBLISHED}_v2" in line]
+    assert [str(change) for change in reconcile(postgres_url, env, PASSWORDS, dry_run=False, today=day_after)] == plan
+    with open_warehouse(postgres_url) as admin:
+        assert admin.list_tables("analytics") == ["fct_orders_v2"]
+    assert reconcile(postgres_url, env, PASSWORDS, dry_run=True, today=day_after) == []

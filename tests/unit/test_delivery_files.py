@@ -246,8 +246,20 @@ def test_pull_requests_are_tested_and_main_is_delivered() -> None:
     assert "pull_request" in on
     assert on["push"]["branches"] == ["main"]
     for job_id, job in jobs().items():
-        if job_id != "test":
+        if job_id not in ("test", "schema-diff"):
             assert "github.event_name == 'push'" in job.get("if", "") or build_job()[0] in ancestors(job_id), job_id
+
+
+def test_pull_requests_are_diffed_against_their_base_with_its_history() -> None:
+    """`shipshape diff` needs the base branch's commits: a shallow clone would fail it, not pass it."""
+    job = jobs()["schema-diff"]
+    assert job["if"] == "github.event_name == 'pull_request'"
+    checkout = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0
+    step = next(step for step in job["steps"] if "make diff" in step.get("run", ""))
+    assert step["run"] == 'make diff BASE="origin/$BASE_REF"'
+    assert step["env"]["BASE_REF"] == "${{ github.base_ref }}"
+    assert "--base origin/main" in make_dry_run("diff", BASE="origin/main")
 
 
 def test_the_test_job_runs_what_ci_runs_against_postgres() -> None:

@@ -7,6 +7,8 @@ drop or reinterpret published data that consumers rely on: a person decides (`sh
 merge), not the run. Columns are compared as both engines describe them in `information_schema.columns`
 (`Warehouse.column_shapes`), so one rule serves DuckDB and PostgreSQL; PostgreSQL's owner functions hold the same
 rule once more, in SQL, because the publisher may call them directly (`shipshape.warehouses.postgres_ddl`).
+`shipshape.schema_changes` classifies the same kinds of change before merge, on declared types; what it calls a
+widening, publish makes (and a little more that only warehouse types can say: varchar lengths, real, smallint).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from shipshape.audit import CheckOutcome
 # Ranks within a family: a type widens to any of higher rank. Both engines' spellings, lower case.
 _INTEGER_RANKS = {"smallint": 1, "integer": 2, "bigint": 3, "hugeint": 4}
 _FLOAT_RANKS = {"real": 1, "float": 1, "double precision": 2, "double": 2}
+_DOUBLES = {"double precision", "double"}
+_INTEGER_DIGITS = {"smallint": 5, "integer": 10, "bigint": 19, "hugeint": 39}
 _DECIMALS = {"numeric", "decimal"}
 _STRINGS = {"character varying", "varchar", "text"}
 
@@ -50,9 +54,17 @@ class ColumnShape:
 
 def widens(old: ColumnShape, new: ColumnShape) -> bool:
     """Whether `new`'s type holds every value of `old`'s and differs from it (smallint → integer → bigint,
-    real → double, decimal with no fewer integer or fractional digits, varchar longer or text)."""
+    real → double, decimal with no fewer integer or fractional digits, varchar longer or text; and, as
+    `shipshape diff` classifies declared types (`schema_changes.widens`), an integer to double or to a decimal
+    with room for its digits)."""
     if old.same_type(new):
         return False
+    if old.data_type in _INTEGER_DIGITS and new.data_type in _DOUBLES:
+        return True
+    if old.data_type in _INTEGER_DIGITS and new.data_type in _DECIMALS:
+        if new.precision is None or new.scale is None:
+            return True  # unconstrained
+        return new.precision - new.scale >= _INTEGER_DIGITS[old.data_type]
     for ranks in (_INTEGER_RANKS, _FLOAT_RANKS):
         if old.data_type in ranks and new.data_type in ranks:
             return ranks[new.data_type] > ranks[old.data_type]
@@ -68,7 +80,7 @@ def widens(old: ColumnShape, new: ColumnShape) -> bool:
 
 
 @dataclass(frozen=True)
-class SchemaChange:
+class TableEvolution:
     """How a transform output differs from the published table it is about to be published into."""
 
     added: tuple[ColumnShape, ...] = ()
@@ -105,12 +117,12 @@ class SchemaChange:
         ]
 
 
-def compare(published: Sequence[ColumnShape], produced: Sequence[ColumnShape]) -> SchemaChange:
+def compare(published: Sequence[ColumnShape], produced: Sequence[ColumnShape]) -> TableEvolution:
     """The difference between the published table's columns and the transform output's (matched by name)."""
     by_name = {column.name: column for column in published}
     produced_names = {column.name for column in produced}
     pairs = [(by_name[column.name], column) for column in produced if column.name in by_name]
-    return SchemaChange(
+    return TableEvolution(
         added=tuple(column for column in produced if column.name not in by_name),
         widened=tuple((old, new) for old, new in pairs if widens(old, new)),
         removed=tuple(column for column in published if column.name not in produced_names),

@@ -1,10 +1,10 @@
-"""The additive-evolution rule (`shipshape.schema_change`): what publish may change in a published table by itself."""
+"""The additive-evolution rule (`shipshape.schema_evolution`): what publish may change in a published table."""
 
 from __future__ import annotations
 
 import pytest
 
-from shipshape.schema_change import ColumnShape, compare, widens
+from shipshape.schema_evolution import ColumnShape, compare, widens
 
 
 def shape(data_type: str, length: int | None = None, precision: int | None = None, scale: int | None = None,
@@ -24,6 +24,9 @@ def shape(data_type: str, length: int | None = None, precision: int | None = Non
         (shape("numeric", precision=12, scale=2), shape("numeric")),  # unconstrained holds anything
         (shape("character varying", length=10), shape("character varying", length=40)),
         (shape("character varying", length=10), shape("text")),
+        (shape("integer"), shape("double precision")),  # as `shipshape diff` calls it additive
+        (shape("integer"), shape("numeric", precision=12, scale=2)),
+        (shape("bigint"), shape("decimal", precision=19, scale=0)),
     ],
 )
 def test_a_type_that_holds_every_old_value_widens(old: ColumnShape, new: ColumnShape) -> None:
@@ -35,7 +38,8 @@ def test_a_type_that_holds_every_old_value_widens(old: ColumnShape, new: ColumnS
     ("old", "new"),
     [
         (shape("bigint"), shape("bigint")),
-        (shape("integer"), shape("double precision")),  # another family: not a widening here
+        (shape("integer"), shape("numeric", precision=11, scale=2)),  # 9 integer digits: not all of integer's
+        (shape("double precision"), shape("bigint")),
         (shape("numeric", precision=12, scale=2), shape("numeric", precision=13, scale=4)),  # fewer integer digits
         (shape("numeric"), shape("numeric", precision=38, scale=2)),
         (shape("text"), shape("varchar")),  # the same type on both engines
