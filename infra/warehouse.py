@@ -11,9 +11,12 @@ statements (`shipshape.warehouses.roles`); this module holds only the policy and
 Roles, per environment (`Environment.role`), so a bug or a hostile transform can do as little as possible:
 - loader: everything up to the gate — creates, writes and drops tables only in `audit`, reads the published
   tables (`{{ this }}`), reads and appends to the ledger and dead letters, takes advisory locks;
-- publisher: only the publish step — deletes and inserts published rows, creates a destination table on
-  first publish, reads the audited tables and removes superseded dead letters;
-- consumer: reads published tables, nothing else.
+- publisher: only the publish step — deletes and inserts published rows, reads the audited tables and removes
+  superseded dead letters; it changes a published table's shape only through the owner's functions;
+- consumer: reads published tables, nothing else;
+- owner (NOLOGIN): owns every published table, so the publisher cannot drop, alter, truncate or grant one. Its
+  SECURITY DEFINER functions (`shipshape.warehouses.postgres_ddl`) are the only DDL on them: create on first
+  publish, add new columns, widen a type. Apply installs them and hands existing published tables to it.
 The ledger has row-level security on top of the grants: the loader may append only rows that are not
 `published` (failed and blocked attempts), the publisher only `published` ones, so the loader cannot claim a
 publish that did not happen. The admin owns the table and is not filtered.
@@ -42,7 +45,7 @@ from shipshape.ledger import (
     missing_platform_tables,
 )
 from shipshape.warehouses import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
-from shipshape.warehouses.roles import DefaultPrivilege, Grant, RowPolicy
+from shipshape.warehouses.roles import DefaultPrivilege, Grant, OwnerFunctions, RowPolicy
 
 Purpose = Literal["loader", "publisher", "consumer"]
 PASSWORD_VARIABLES: dict[Purpose, str] = {
@@ -76,11 +79,14 @@ def reconcile(
         retiring = [(schema, table) for schema, table in retired if table in tables[schema]]
         if warehouse.capabilities.supports_roles:
             steps += _role_steps(warehouse, env, passwords)
+            reassigned = _reassigned_tables(warehouse, env.role("owner"), published, retiring)
+            steps += _ownership_steps(warehouse, env.role("owner"), reassigned)
+            steps += _function_steps(warehouse, _owner_functions(env))
             database = warehouse.current_database()
             current = {schema: [t for t in names if (schema, t) not in retiring] for schema, names in tables.items()}
             grants, defaults = _access_policy(env, database, published, current)
-            steps += _grant_steps(warehouse, grants)
-            platform_roles = [env.role(purpose) for purpose in PASSWORD_VARIABLES]
+            steps += _grant_steps(warehouse, grants, reassigned)
+            platform_roles = [*(env.role(purpose) for purpose in PASSWORD_VARIABLES), env.role("owner")]
             steps += _revoke_steps(warehouse, platform_roles, grants)
             steps += _membership_steps(warehouse, platform_roles)
             steps += _default_privilege_steps(warehouse, defaults)
@@ -123,6 +129,7 @@ def _access_policy(
 ) -> tuple[list[Grant], list[DefaultPrivilege]]:
     """What each role may do. Tables that exist now get grants; tables created later, default privileges."""
     loader, publisher, consumer = env.role("loader"), env.role("publisher"), env.role("consumer")
+    owner = env.role("owner")
     grants = [
         *(Grant("database", (database,), role, ("CONNECT",)) for role in (loader, publisher, consumer)),
         Grant("schema", (AUDIT_SCHEMA,), loader, ("USAGE", "CREATE")),  # its tables: owner, so it may drop them
@@ -143,8 +150,9 @@ def _access_policy(
     for schema in published:
         grants += [
             Grant("schema", (schema,), loader, ("USAGE",)),
-            Grant("schema", (schema,), publisher, ("USAGE", "CREATE")),  # the first publish creates the table
+            Grant("schema", (schema,), publisher, ("USAGE",)),
             Grant("schema", (schema,), consumer, ("USAGE",)),
+            Grant("schema", (schema,), owner, ("USAGE", "CREATE")),  # the first publish creates the table as it
         ]
         for table in tables[schema]:
             grants += [
@@ -153,9 +161,10 @@ def _access_policy(
                 Grant("table", (schema, table), publisher, ("SELECT", "INSERT", "DELETE")),
                 Grant("table", (schema, table), consumer, ("SELECT",)),
             ]
-        defaults += [
-            DefaultPrivilege(publisher, schema, loader, ("SELECT",)),
-            DefaultPrivilege(publisher, schema, consumer, ("SELECT",)),
+        defaults += [  # what the owner's function creates is granted as the tables above are
+            DefaultPrivilege(owner, schema, loader, ("SELECT",)),
+            DefaultPrivilege(owner, schema, publisher, ("SELECT", "INSERT", "DELETE")),
+            DefaultPrivilege(owner, schema, consumer, ("SELECT",)),
         ]
     return grants, defaults
 
@@ -185,8 +194,49 @@ def _existing_tables(warehouse: Warehouse, published: list[str]) -> dict[str, li
     return {schema: warehouse.list_tables(schema) for schema in (AUDIT_SCHEMA, *published)}
 
 
+def _owner_functions(env: Environment) -> OwnerFunctions:
+    return OwnerFunctions(env.role("owner"), env.role("loader"), env.role("publisher"))
+
+
+def _reassigned_tables(
+    warehouse: Warehouse, owner: str, published: list[str], retiring: list[tuple[str, str]]
+) -> dict[tuple[str, ...], str]:
+    """Published tables someone else owns (the publisher created them before the owner role existed; an admin by
+    hand), each with its current owner: apply hands them to the owner role, except those it drops (`retiring`)."""
+    return {
+        (schema, table): current
+        for schema in published
+        for table, current in warehouse.table_owners(schema).items()
+        if current != owner and (schema, table) not in retiring
+    }
+
+
+def _ownership_steps(warehouse: Warehouse, owner: str, reassigned: Mapping[tuple[str, ...], str]) -> Iterator[_Step]:
+    for (schema, table), current in reassigned.items():
+        yield _Step(
+            Change("owner", f"{schema}.{table}", "update", f"from {current} to {owner}"),
+            partial(warehouse.set_table_owner, schema, table, owner),
+        )
+
+
+def _function_steps(warehouse: Warehouse, functions: OwnerFunctions) -> Iterator[_Step]:
+    """The owner's published-table functions, (re)installed when missing or changed in any way (body, owner,
+    settings, who may execute them)."""
+    for name, action in warehouse.owner_functions_to_install(functions).items():
+        yield _Step(
+            Change(
+                "function",
+                f"{PLATFORM_SCHEMA}.{name}",
+                "create" if action == "create" else "update",
+                f"as {functions.owner}, run by {functions.publisher}",
+            ),
+            partial(warehouse.install_owner_function, name, functions),
+        )
+
+
 def _role_steps(warehouse: Warehouse, env: Environment, passwords: Mapping[str, str]) -> Iterator[_Step]:
-    """Each role with LOGIN and its password; a password is rewritten only when the stored one differs."""
+    """Each role with LOGIN and its password; a password is rewritten only when the stored one differs. Then the
+    owner role, which nobody logs in as."""
     for purpose, variable in PASSWORD_VARIABLES.items():
         role, password = env.role(purpose), passwords[purpose]
         if not warehouse.role_exists(role):
@@ -195,11 +245,19 @@ def _role_steps(warehouse: Warehouse, env: Environment, passwords: Mapping[str, 
             yield _Step(
                 Change("password", role, "update", f"from {variable}"), partial(warehouse.set_password, role, password)
             )
+    owner = env.role("owner")
+    if not warehouse.role_exists(owner):
+        yield _Step(Change("role", owner, "create", "NOLOGIN"), partial(warehouse.create_group_role, owner))
 
 
-def _grant_steps(warehouse: Warehouse, grants: list[Grant]) -> Iterator[_Step]:
+def _grant_steps(
+    warehouse: Warehouse, grants: list[Grant], reassigned: Mapping[tuple[str, ...], str]
+) -> Iterator[_Step]:
+    """`reassigned`: a role holds every privilege on a table it owns, and loses them when apply hands the table to
+    the owner role (before these grants), so what the policy gives it there is planned as missing."""
     for grant in grants:
-        missing = warehouse.missing_privileges(grant)
+        loses_ownership = grant.on == "table" and reassigned.get(grant.path) == grant.role
+        missing = list(grant.privileges) if loses_ownership else warehouse.missing_privileges(grant)
         if missing:
             yield _Step(
                 Change("grant", f"{', '.join(missing)} on {grant.on} {'.'.join(grant.path)} to {grant.role}", "create"),

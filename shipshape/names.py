@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-RolePurpose = Literal["loader", "publisher", "consumer"]
+RolePurpose = Literal["loader", "publisher", "consumer", "owner"]
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 """The environments, in promotion order; deployments/environments.py says what differs between them."""
@@ -36,6 +36,10 @@ RESERVED_SCHEMAS = frozenset({AUDIT_SCHEMA, PLATFORM_SCHEMA, "public", "informat
 
 def reserved_schema(schema: str) -> bool:
     return schema in RESERVED_SCHEMAS or schema.startswith(RESERVED_SCHEMA_PREFIXES)
+
+
+PUBLISHED_TABLE_FUNCTIONS = ("create_published_table", "add_published_columns", "widen_published_column")
+"""The only DDL on a published table, in `PLATFORM_SCHEMA`: functions the owner role runs for the publisher."""
 
 
 def pipeline_tag(pipeline: str) -> str:
@@ -127,7 +131,9 @@ def declarable_secret_variable(variable: str) -> bool:
 
 
 def role_name(environment: str, purpose: RolePurpose) -> str:
-    """PostgreSQL role names are cluster-wide, so each environment's roles carry its name."""
+    """PostgreSQL role names are cluster-wide, so each environment's roles carry its name.
+
+    `owner` cannot log in: it owns the published tables, and only `PUBLISHED_TABLE_FUNCTIONS` act as it."""
     return f"shipshape_{environment}_{purpose}"
 
 

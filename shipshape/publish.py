@@ -6,19 +6,24 @@ The ledger row is written last, so a lock on the ledger holds a publish at its v
 Publishes to one table wait for each other (a destination lock, first in the transaction), and each then checks
 that its run still holds its partition locks: a run whose lock session dropped publishes nothing, since another
 run may already be processing the same partitions.
+A transform output with new columns or wider types changes the published table in the same transaction
+(`_evolve_schema`, through the adapter's published-table DDL: on PostgreSQL with roles, the owner role's functions).
 What a publish would replace is measured before the audit gate by `replaced_rows`, scope for scope as
 `_delete_scope` deletes it, so the gate can refuse an empty or shrinking publish (`shipshape.volume`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from shipshape.declaration import Pipeline
 from shipshape.errors import PartitionLostError, PublishError
 from shipshape.ledger import LedgerEntry, forget_superseded_dead_letters, record
 from shipshape.names import destination_lock
 from shipshape.partitions import Window
+from shipshape.schema_changes import version_bump
+from shipshape.schema_evolution import compare
 from shipshape.transform import window_bounds
 from shipshape.volume import Replaced
 from shipshape.warehouses import AUDIT_SCHEMA, Warehouse
@@ -47,13 +52,14 @@ def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition],
                 "holds its partition locks (the connection holding them ended), so another run may be processing "
                 f"them. Nothing was published; {schema}.{table} is unchanged. Re-run the partition(s)"
             )
-        for partition in staged:  # before the first read of any of them: `create_table_like` reads one
+        for partition in staged:  # before the first read of any of them: `create_published_table` reads one
             _check_plain_table(warehouse, spec, partition)
         warehouse.ensure_schema(schema)
-        warehouse.create_table_like(schema, table, AUDIT_SCHEMA, staged[0].out_table)
+        if not warehouse.table_exists(schema, table):
+            warehouse.create_published_table(schema, table, AUDIT_SCHEMA, staged[0].out_table)
+        staged = [_evolve_schema(warehouse, spec, partition) for partition in staged]
         published_columns = warehouse.table_columns(schema, table)
         for partition in staged:
-            _check_columns(warehouse, spec, partition, published_columns)
             _delete_scope(warehouse, spec, partition)
             warehouse.insert_from(schema, table, AUDIT_SCHEMA, partition.out_table, published_columns)
             entry = partition.ledger_entry
@@ -111,12 +117,28 @@ def replaced_rows(warehouse: Warehouse, spec: Pipeline, window: Window, out_tabl
     raise PublishError(f"pipeline {spec.name}: load.mode {spec.load.mode!r} needs a partition to replace")
 
 
-def _check_columns(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition, published: list[str]) -> None:
-    produced = warehouse.table_columns(AUDIT_SCHEMA, partition.out_table)
-    if set(produced) != set(published):
+def _evolve_schema(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition) -> StagedPartition:
+    """Give the published table the output's new columns and wider types (earlier rows read NULL in a new column),
+    inside the publish transaction; refuse a removed, narrowed or otherwise changed column. Returns the partition
+    with what was changed on its ledger row (message and one outcome per column)."""
+    schema, table = spec.destination.schema_name, spec.destination.published_table
+    out = partition.out_table
+    change = compare(warehouse.column_shapes(schema, table), warehouse.column_shapes(AUDIT_SCHEMA, out))
+    if change.refused:
+        fix = version_bump(spec.name, spec.destination, datetime.now(UTC).date())
         raise PublishError(
-            f"pipeline {spec.name}, partition {partition.window.key}: the transform output columns {sorted(produced)} "
-            f"differ from {spec.destination.schema_name}.{spec.destination.published_table} {sorted(published)} "
-            f"(new: {sorted(set(produced) - set(published))}, missing: {sorted(set(published) - set(produced))}); "
-            "migrate the published table or fix the transform. Nothing was published"
+            f"pipeline {spec.name}, partition {partition.window.key}: the transform output {AUDIT_SCHEMA}.{out} "
+            f"differs from {schema}.{table} in a way publish does not make by itself ({change.describe()}): it "
+            "would drop or reinterpret published data. Nothing was published; the table is unchanged. Restore the "
+            f"column or its type in the transform, or {fix}"
         )
+    if not change:
+        return partition
+    if change.added:
+        warehouse.add_published_columns(schema, table, AUDIT_SCHEMA, out)
+    for old, _ in change.widened:
+        warehouse.widen_published_column(schema, table, old.name, AUDIT_SCHEMA, out)
+    entry = partition.ledger_entry
+    message = "; ".join(filter(None, [entry.message, f"schema change: {change.describe()}"]))
+    recorded = replace(entry, message=message, check_results=[*entry.check_results, *change.outcomes()])
+    return replace(partition, ledger_entry=recorded)

@@ -45,7 +45,8 @@ def env(postgres_url: str) -> Iterator[Environment]:
     environment = Environment(f"t{uuid.uuid4().hex[:8]}", "process", False, 1)
     yield environment
     with psycopg.connect(postgres_url, autocommit=True) as admin:
-        found = admin.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [roles(environment)])
+        every_role = [*roles(environment), environment.role("owner")]
+        found = admin.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [every_role])
         existing = [row[0] for row in found]
         # One role per DROP OWNED: several at once trip over the default ACLs that name two of them.
         for role in existing:
@@ -70,9 +71,11 @@ def connect_as(postgres_url: str, env: Environment, purpose: Purpose) -> psycopg
 
 
 def publish_a_table(postgres_url: str, env: Environment) -> None:
-    """What a first publish does: the publisher creates the published table (after apply) and fills it."""
+    """What a first publish does (after apply): the owner role creates the published table, the publisher fills it."""
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(env.role("owner"))))
+        admin.execute(f"CREATE TABLE {PUBLISHED} (order_id bigint, amount numeric(12,2))")
     with connect_as(postgres_url, env, "publisher") as publisher:
-        publisher.execute(f"CREATE TABLE {PUBLISHED} (order_id bigint, amount numeric(12,2))")
         publisher.execute(f"INSERT INTO {PUBLISHED} VALUES (1, 10.00), (2, 20.00)")
 
 
@@ -95,11 +98,12 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     postgres_url: str, env: Environment
 ) -> None:
     loader, publisher, consumer = roles(env)
+    owner = env.role("owner")
 
     plan = reconcile(postgres_url, env, PASSWORDS, dry_run=True)
 
     lines = [str(change) for change in plan]
-    assert lines[:9] == [
+    assert lines[:13] == [
         "+ schema analytics",
         "+ schema audit",
         "+ schema platform",
@@ -109,18 +113,25 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
         f"+ role {loader} (LOGIN)",
         f"+ role {publisher} (LOGIN)",
         f"+ role {consumer} (LOGIN)",
+        f"+ role {owner} (NOLOGIN)",
+        *(
+            f"+ function platform.{name} (as {owner}, run by {publisher})"
+            for name in ("create_published_table", "add_published_columns", "widen_published_column")
+        ),
     ]
     assert f"+ grant USAGE, CREATE on schema audit to {loader}" in lines
-    assert f"+ grant USAGE, CREATE on schema analytics to {publisher}" in lines
+    assert f"+ grant USAGE, CREATE on schema analytics to {owner}" in lines
+    assert f"+ grant USAGE on schema analytics to {publisher}" in lines
     assert f"+ grant SELECT, DELETE on table platform.dead_letters to {publisher}" in lines
     assert f"+ grant SELECT, INSERT, UPDATE on table platform.incidents to {loader}" in lines
     assert f"+ default privilege SELECT on tables {loader} creates in audit to {publisher}" in lines
-    assert f"+ default privilege SELECT on tables {publisher} creates in analytics to {consumer}" in lines
+    assert f"+ default privilege SELECT on tables {owner} creates in analytics to {consumer}" in lines
+    assert f"+ default privilege SELECT, INSERT, DELETE on tables {owner} creates in analytics to {publisher}" in lines
     assert "+ row security platform.publish_ledger" in lines
     assert f"+ row policy {loader}_insert on platform.publish_ledger (INSERT status <> published)" in lines
     assert f"+ row policy {publisher}_insert on platform.publish_ledger (INSERT status = published)" in lines
     assert {change.kind for change in plan} == {
-        "schema", "table", "role", "grant", "default privilege", "row security", "row policy"
+        "schema", "table", "role", "function", "grant", "default privilege", "row security", "row policy"
     }
     assert {change.action for change in plan} == {"create"}
     with psycopg.connect(postgres_url) as admin:
@@ -297,8 +308,9 @@ def test_the_publisher_reads_audit_tables_the_loader_creates_after_apply(
         loader.execute(f"CREATE TABLE {AUDIT_TABLE} AS SELECT 7::bigint AS order_id, 1.5::numeric(12,2) AS amount")
         loader.execute("INSERT INTO platform.dead_letters (pipeline, run_tag) VALUES ('p', 'old')")
 
+    with open_warehouse(as_role(postgres_url, applied.role("publisher"))) as through_functions:
+        through_functions.create_published_table("analytics", "fct_orders", AUDIT_SCHEMA, AUDIT_TABLE.split(".")[1])
     with connect_as(postgres_url, applied, "publisher") as publisher:
-        publisher.execute(f"CREATE TABLE {PUBLISHED} AS SELECT * FROM {AUDIT_TABLE} WHERE 1 = 0")
         publisher.execute(f"INSERT INTO {PUBLISHED} SELECT * FROM {AUDIT_TABLE}")
         publisher.execute("DELETE FROM platform.dead_letters WHERE pipeline = 'p' AND run_tag <> 'new'")
         publisher.execute("INSERT INTO platform.publish_ledger (pipeline, status) VALUES ('p', 'published')")
@@ -437,7 +449,7 @@ def test_the_example_pipeline_runs_as_loader_and_publisher_and_the_consumer_read
         ledger = admin.execute("SELECT partition_key, status FROM platform.publish_ledger ORDER BY 1").fetchall()
         owner = admin.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'analytics'").fetchall()
     assert ledger == [(day.isoformat(), "published") for day in ALL_DAYS]
-    assert owner == [(example.role("publisher"),)], "the first publish creates the table as the publisher"
+    assert owner == [(example.role("owner"),)], "the first publish creates the table as the owner role"
 
 
 def test_publishing_as_the_loader_is_refused_and_the_published_table_is_unchanged(

@@ -72,7 +72,7 @@ def new_roles_dropped() -> Iterator[None]:
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             for env in ENVIRONMENTS.values():
-                for purpose in ("loader", "publisher", "consumer"):
+                for purpose in ("loader", "publisher", "consumer", "owner"):
                     if (role := env.role(purpose)) not in existing:
                         admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
