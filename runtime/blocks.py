@@ -19,7 +19,7 @@ from shipshape.warehouses import adapter
 
 
 class WarehouseConnection(Block):
-    """A warehouse and the two roles a pipeline uses: loader (audit area) and publisher.
+    """A warehouse and the roles a run uses: loader (audit area), publisher, and monitor (incident state).
 
     `kind` names a registered adapter (`shipshape.warehouses.KINDS`), which builds the URL from these fields.
     """
@@ -36,6 +36,8 @@ class WarehouseConnection(Block):
     loader_password: SecretStr = Field(description="Password of the loader role.")
     publisher_user: str = Field(description="Role that publishes audited partitions.")
     publisher_password: SecretStr = Field(description="Password of the publisher role.")
+    monitor_user: str = Field(description="Role of the monitors: reads the ledger, the only one writing incidents.")
+    monitor_password: SecretStr = Field(description="Password of the monitor role.")
 
     def url(self, user: str, password: SecretStr) -> str:
         """The warehouse URL of one role; only ever handed to drivers, never logged."""

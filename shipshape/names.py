@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-RolePurpose = Literal["loader", "publisher", "consumer"]
+RolePurpose = Literal["loader", "publisher", "consumer", "monitor"]
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 """The environments, in promotion order; deployments/environments.py says what differs between them."""

@@ -14,6 +14,7 @@ def _save_warehouse_block(name: str, database: str) -> None:
     WarehouseConnection(
         host="127.0.0.1", database=database, loader_user="loader", loader_password=SecretStr("loader-secret"),
         publisher_user="publisher", publisher_password=SecretStr("publisher-secret"),
+        monitor_user="monitor", monitor_password=SecretStr("monitor-secret"),
     ).save(name, overwrite=True)
 
 

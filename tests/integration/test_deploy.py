@@ -226,6 +226,7 @@ def test_a_block_with_wrong_settings_fails_the_run_naming_the_block_and_is_not_r
         WarehouseConnection(
             host="127.0.0.1", database="no_such_database", loader_user="shipshape_dev_loader",
             loader_password="x", publisher_user="shipshape_dev_publisher", publisher_password="x",
+            monitor_user="shipshape_dev_monitor", monitor_password="x",
         ).save("warehouse-broken", overwrite=True)
     wrong = {"env": {"SHIPSHAPE_ENV": "dev", "SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-broken"}}
     flow_run = run_and_wait(platform, "shop_orders-dev", job_variables=wrong)

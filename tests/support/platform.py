@@ -51,6 +51,7 @@ def environment_values(name: str, slack_url: str) -> EnvironmentValues:
         "SHIPSHAPE_LOADER_PASSWORD": f"loader-{secrets.token_hex(8)}",
         "SHIPSHAPE_PUBLISHER_PASSWORD": f"publisher-{secrets.token_hex(8)}",
         "SHIPSHAPE_CONSUMER_PASSWORD": f"consumer-{secrets.token_hex(8)}",
+        "SHIPSHAPE_MONITOR_PASSWORD": f"monitor-{secrets.token_hex(8)}",
         "SHIPSHAPE_SLACK_WEBHOOK_URL": f"{slack_url}/{name}-{secrets.token_hex(8)}",
         "SHIPSHAPE_SECRET_PII_HASH_KEY": f"pii-{secrets.token_hex(16)}",
         # The private test engine has no bridge (--bridge=none): its containers can only use the host's network.
@@ -72,7 +73,7 @@ def new_roles_dropped() -> Iterator[None]:
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             for env in ENVIRONMENTS.values():
-                for purpose in ("loader", "publisher", "consumer"):
+                for purpose in ("loader", "publisher", "consumer", "monitor"):
                     if (role := env.role(purpose)) not in existing:
                         admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
@@ -95,7 +96,8 @@ def worker(api_url: str, home: Path, env_name: str, worker_type: str, extra: dic
     pool = ENVIRONMENTS[env_name].pool_name
     log_path = home / f"worker-{env_name}.log"
     # Only what any worker host has: the API to poll. Warehouse, secrets and blocks come from the Prefect API.
-    local = ("SHIPSHAPE_WAREHOUSE_URL", "SHIPSHAPE_PUBLISHER_URL", "PII_HASH_KEY", "SHIPSHAPE_WAREHOUSE_BLOCK")
+    local = ("SHIPSHAPE_WAREHOUSE_URL", "SHIPSHAPE_PUBLISHER_URL", "SHIPSHAPE_MONITOR_URL", "PII_HASH_KEY",
+             "SHIPSHAPE_WAREHOUSE_BLOCK")
     env = {name: value for name, value in os.environ.items() if name not in local}
     env.update(PREFECT_API_URL=api_url, PREFECT_HOME=str(home), PREFECT_WORKER_QUERY_SECONDS="1")
     env.update(extra)
