@@ -341,7 +341,8 @@ def test_the_incident_grant_an_older_policy_gave_the_loader_is_revoked_by_apply(
 ) -> None:
     loader = applied.role("loader")
     with psycopg.connect(postgres_url, autocommit=True) as admin:  # what apply granted before the monitor role
-        admin.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON platform.incidents TO {}").format(sql.Identifier(loader)))
+        grant = sql.SQL("GRANT SELECT, INSERT, UPDATE ON platform.incidents TO {}").format(sql.Identifier(loader))
+        admin.execute(grant)
 
     plan = reconcile(postgres_url, applied, PASSWORDS, dry_run=True)
 

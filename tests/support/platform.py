@@ -12,7 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from deployments.environments import ENVIRONMENTS
-from infra.local.server import prefect_server, stop_process_group
+from infra.local.server import spawn_server, stop_process_group, wait_healthy
 from infra.local.worker import start_worker, wait_for_worker
 from shipshape.settings import PACKAGE_ROOT
 from tests.support.postgres import ADMIN_URL, as_role, database_url, databases
@@ -81,13 +81,28 @@ def new_roles_dropped() -> Iterator[None]:
 @contextmanager
 def real_prefect_server(home: Path) -> Iterator[str]:
     """`prefect server start` on its own PostgreSQL database (workers and automations need the real thing)."""
-    database = f"shipshape_test_prefect_{uuid.uuid4().hex[:8]}"
-    with databases([database]):
-        with psycopg.connect(database_url(database), autocommit=True) as connection:
-            connection.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        url = database_url(database, driver="postgresql+asyncpg")
-        with prefect_server(home, home / "server.log", database_url=url) as api_url:
-            yield api_url
+    with real_prefect_servers({"server": home}) as api_urls:
+        yield api_urls["server"]
+
+
+@contextmanager
+def real_prefect_servers(homes: dict[str, Path]) -> Iterator[dict[str, str]]:
+    """One server per key (an environment: each has its own Prefect API), each on its own database and home, its log
+    at `<home>/server.log`. All are started before any is waited for, so they start side by side."""
+    names = {key: f"shipshape_test_prefect_{uuid.uuid4().hex[:8]}" for key in homes}
+    with databases(list(names.values())), ExitStack() as servers:
+        started = {}
+        for key, database in names.items():
+            with psycopg.connect(database_url(database), autocommit=True) as connection:
+                connection.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            url = database_url(database, driver="postgresql+asyncpg")
+            process, api_url = spawn_server(homes[key], homes[key] / "server.log", database_url=url)
+            servers.callback(process.wait)
+            servers.callback(stop_process_group, process.pid)
+            started[key] = (process, api_url)
+        for key, (process, api_url) in started.items():
+            wait_healthy(process, api_url, homes[key] / "server.log")
+        yield {key: api_url for key, (_, api_url) in started.items()}
 
 
 @contextmanager
