@@ -10,6 +10,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import VariableCreate
 from pydantic import SecretStr
 
+from deployments.environments import deploy_settings
 from runtime.blocks import WarehouseConnection
 from runtime.connections import warehouse_urls
 from shipshape import names
@@ -71,3 +72,18 @@ def test_a_dev_run_on_the_api_marked_for_prod_is_refused_even_its_own_blocks(
     monkeypatch.setenv("SHIPSHAPE_ENV", "prod")
     monkeypatch.setenv("SHIPSHAPE_WAREHOUSE_BLOCK", "warehouse-prod")
     assert "/prod_db" in warehouse_urls().loader
+
+
+@pytest.mark.usefixtures("api_marked_prod")
+def test_prefect_deploy_of_dev_on_the_api_marked_for_prod_is_refused_in_its_build_step(
+    prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPSHAPE_IMAGE", "ghcr.io/acme/shipshape@sha256:" + "0" * 64)
+    with pytest.raises(ConfigurationError) as refused:
+        deploy_settings("dev")
+    assert str(refused.value) == (
+        f"the Prefect API at {prefect_api} belongs to environment 'prod' (Prefect variable 'shipshape-environment'), "
+        "but `prefect deploy` (DEPLOY_ENV=dev) is for 'dev'; refused before anything was read or changed: point "
+        "PREFECT_API_URL at the 'dev' environment's own Prefect API"
+    )
+    assert deploy_settings("prod")["env"] == {"SHIPSHAPE_ENV": "prod", "SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-prod"}
