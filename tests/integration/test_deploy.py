@@ -286,7 +286,8 @@ def test_a_block_with_wrong_settings_fails_the_run_naming_the_block_and_is_not_r
 ) -> None:
     with temporary_settings({PREFECT_API_URL: platform.api_urls["dev"]}):
         WarehouseConnection(
-            host="127.0.0.1", database="no_such_database", loader_user="shipshape_dev_loader",
+            host="127.0.0.1", port=int(platform.environments["dev"].values["SHIPSHAPE_WAREHOUSE_PORT"]),
+            database="no_such_database", loader_user="shipshape_dev_loader",
             loader_password="x", publisher_user="shipshape_dev_publisher", publisher_password="x",
             monitor_user="shipshape_dev_monitor", monitor_password="x",
         ).save("warehouse-broken", overwrite=True)
