@@ -17,6 +17,8 @@ Roles, per environment (`Environment.role`), so a bug or a hostile transform can
 - owner (NOLOGIN): owns every published table, so the publisher cannot drop, alter, truncate or grant one. Its
   SECURITY DEFINER functions (`shipshape.warehouses.postgres_ddl`) are the only DDL on them: create on first
   publish, add new columns, widen a type. Apply installs them and hands existing published tables to it.
+- monitor: the monitors (the monitor flow, the volume check after a publish) — reads the ledger and is the only
+  role that writes incidents, so a hostile transform running as the loader cannot open, close or silence one.
 The ledger has row-level security on top of the grants: the loader may append only rows that are not
 `published` (failed and blocked attempts), the publisher only `published` ones, so the loader cannot claim a
 publish that did not happen. The admin owns the table and is not filtered.
@@ -47,16 +49,17 @@ from shipshape.ledger import (
 from shipshape.warehouses import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
 from shipshape.warehouses.roles import DefaultPrivilege, Grant, OwnerFunctions, RowPolicy
 
-Purpose = Literal["loader", "publisher", "consumer"]
+Purpose = Literal["loader", "publisher", "consumer", "monitor"]
 PASSWORD_VARIABLES: dict[Purpose, str] = {
     "loader": "SHIPSHAPE_LOADER_PASSWORD",
     "publisher": "SHIPSHAPE_PUBLISHER_PASSWORD",
     "consumer": "SHIPSHAPE_CONSUMER_PASSWORD",
+    "monitor": "SHIPSHAPE_MONITOR_PASSWORD",
 }
 
 
 def passwords_from_environment() -> dict[str, str]:
-    """The three role passwords, keyed by purpose; they live only in the environment, never in the repository."""
+    """The role passwords, keyed by purpose; they live only in the environment, never in the repository."""
     return {purpose: required(name, f"the {purpose} role's password") for purpose, name in PASSWORD_VARIABLES.items()}
 
 
@@ -139,13 +142,15 @@ def _access_policy(
         # Reads: planning re-runs and reuse_raw; inserts: dead letters while loading, failed/blocked attempts.
         Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), loader, ("SELECT", "INSERT")),
         Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), loader, ("SELECT", "INSERT")),
-        # Monitors (volume after a publish, the monitor flow) open and resolve incidents.
-        Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), loader, ("SELECT", "INSERT", "UPDATE")),
+        # Read only: information_schema lists a table only to a role holding a privilege on it, and the run's
+        # ensure_platform_tables must find it there. Writing incidents is the monitor's alone (_monitor_grants).
+        Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), loader, ("SELECT",)),
         # Publish writes its ledger rows and deletes superseded dead letters (DELETE ... WHERE needs SELECT).
         Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), publisher, ("INSERT",)),
         Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), publisher, ("SELECT", "DELETE")),
         *(Grant("table", (AUDIT_SCHEMA, table), publisher, ("SELECT",)) for table in tables[AUDIT_SCHEMA]),
     ]
+    grants += _monitor_grants(env, database)
     defaults = [DefaultPrivilege(loader, AUDIT_SCHEMA, publisher, ("SELECT",))]
     for schema in published:
         grants += [
@@ -169,11 +174,24 @@ def _access_policy(
     return grants, defaults
 
 
+def _monitor_grants(env: Environment, database: str) -> list[Grant]:
+    """The monitors read publishes from the ledger and own the incident state: no other role may write
+    incidents, so the loader (which runs a team's transform SQL) can neither open nor silence one."""
+    monitor = env.role("monitor")
+    return [
+        Grant("database", (database,), monitor, ("CONNECT",)),
+        Grant("schema", (PLATFORM_SCHEMA,), monitor, ("USAGE",)),
+        Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), monitor, ("SELECT",)),
+        Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), monitor, ("SELECT", "INSERT", "UPDATE")),
+    ]
+
+
 def _row_policies(env: Environment) -> list[RowPolicy]:
     """Which ledger rows each role may read and append: only the publish step may write a `published` row."""
     loader, publisher = env.role("loader"), env.role("publisher")
     published: Status = "published"
     return [
+        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, env.role("monitor"), "SELECT"),  # reads every publish, writes none
         RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "SELECT"),
         RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "INSERT", "status", "<>", published),
         RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, publisher, "INSERT", "status", "=", published),

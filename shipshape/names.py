@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-RolePurpose = Literal["loader", "publisher", "consumer", "owner"]
+RolePurpose = Literal["loader", "publisher", "consumer", "owner", "monitor"]
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 """The environments, in promotion order; deployments/environments.py says what differs between them."""
@@ -23,6 +23,9 @@ BACKFILL_TAG = "backfill"
 INCIDENT_EVENT_PREFIX = "shipshape.incident"
 PII_KEY_VARIABLE = "PII_HASH_KEY"  # the default PII key for local runs; deployed runs read PII_KEY_BLOCK
 PII_KEY_BLOCK = "pii-hash-key-{env}"
+API_ENVIRONMENT_VARIABLE = "shipshape-environment"
+"""The Prefect variable marking which environment a Prefect API belongs to: `make apply` sets it on the first apply
+and refuses any other environment there; a run refuses an API marked for another environment."""
 
 
 AUDIT_SCHEMA = "audit"
