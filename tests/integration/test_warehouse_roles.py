@@ -625,7 +625,7 @@ def test_an_earlier_versions_table_keeps_its_grants_until_its_date_then_plan_rev
         admin.ensure_schema("analytics")
         admin.execute(f"CREATE TABLE {PUBLISHED} (order_id bigint)")
         admin.execute(f"CREATE TABLE {PUBLISHED}_v2 (order_id bigint)")
-    loader, publisher, consumer = roles(env)
+    loader, publisher, consumer, _monitor = roles(env)
 
     reconcile(postgres_url, env, PASSWORDS, dry_run=False, today=last_day)
     with connect_as(postgres_url, env, "consumer") as reader:  # both versions readable in the period
