@@ -120,8 +120,9 @@ def _status(args: argparse.Namespace) -> int:
         from deployments.environments import environment
 
         os.environ.update(environment(args.env).job_env())  # what its deployments' runs get: name, warehouse block
-    elif args.env:
-        os.environ.pop("SHIPSHAPE_ENV", None)
+    elif args.env:  # local runs: no deployment's name or block (they read URLs or the embedded default)
+        for variable in ("SHIPSHAPE_ENV", "SHIPSHAPE_WAREHOUSE_BLOCK"):
+            os.environ.pop(variable, None)
     name = environment_name()
     only = [find_pipeline(args.pipeline).name] if args.pipeline else None
     # A deployed environment's history is on its own API; only local runs may be read from a temporary one.

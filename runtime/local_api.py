@@ -24,8 +24,9 @@ from shipshape.settings import PACKAGE_ROOT
 
 API_RECORD = "api.env"
 _SETTINGS = ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
-PROBE_SECONDS = 2.0
-"""A healthy local server answers in milliseconds; one that does not within this is not worth waiting for."""
+PROBE_SECONDS = 10.0
+"""A server that is down refuses at once; a live one answers in milliseconds, or seconds on a busy machine, and
+waiting for it beats starting a temporary API (5-30 s)."""
 
 
 def platform_dir() -> Path:

@@ -166,9 +166,10 @@ def test_extract_reports_its_progress_as_an_artifact_and_the_terminal_shows_days
     last_day = (FIRST_DAY + timedelta(days=DAYS - 1)).isoformat()
     command = [cli("shipshape"), "run", "shop_orders", "--start-date", FIRST_DAY.isoformat(), "--end-date", last_day]
 
-    output = _run_in_terminal(command, env)
+    output = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", _run_in_terminal(command, env))  # as read, without colours
 
     assert f"ran {DAYS} partition(s)" in output, output[-3000:]
+    assert set(VIEW_AT.findall(output)) == {platform_api.url.split(":")[2].split("/")[0]}  # ran on the platform
     assert re.search(rf"\b{DAYS}/{DAYS}\b", output), output[-3000:]  # the bar: partitions loaded of N
     assert re.search(r"Chunk 1 of 2026-11-0\d: [\d,]+ rows so far, [\d,]+ rows/s", output)
     with client_of(platform_api) as client:
