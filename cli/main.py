@@ -94,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.debug:
         hide_user_error_tracebacks()
     api.wait_ready()
+    print(f"flows run on {api.description}", file=sys.stderr)
     started = time.perf_counter()
     # The tags deployed runs get from their deployment: `shipshape status` counts local runs the same way.
     with tags(*run_tags(args.pipeline, environment_name())), partition_progress(

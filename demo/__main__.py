@@ -37,6 +37,7 @@ def main() -> None:
     orders = generate(settings.data_dir / "shop.db", FIRST_DAY, DAYS)
     print(f"\n1. Generated the shop database: {orders} orders over {DAYS} days")
     api.wait_ready()
+    print(f"   (flows run on {api.description})")
     last_day = FIRST_DAY + timedelta(days=DAYS - 1)
     run_pipeline("shop_orders", start_date=FIRST_DAY, end_date=last_day)
     before = _fingerprint(BAD_DAY)

@@ -18,12 +18,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.temporary_api import TemporaryApi
+from runtime.temporary_api import TemporaryApi, allow_slow_temporary_api_start
 from shipshape.errors import ConfigurationError
 from shipshape.settings import PACKAGE_ROOT
 
 API_RECORD = "api.env"
-_SETTINGS = ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
 PROBE_SECONDS = 10.0
 """A server that is down refuses at once; a live one answers in milliseconds, or seconds on a busy machine, and
 waiting for it beats starting a temporary API (5-30 s)."""
@@ -73,7 +72,8 @@ def recorded_api(state_dir: Path) -> RecordedApi | None:
 
 
 class LocalApi:
-    """The API chosen for this process; `wait_ready` before the first flow (a no-op unless it is temporary)."""
+    """The API chosen for this process (`description` tells the user where the runs go); `wait_ready` before the
+    first flow (a no-op unless it is temporary)."""
 
     def __init__(self, description: str, temporary: TemporaryApi | None = None) -> None:
         self.description = description
@@ -104,8 +104,6 @@ def local_api(temporary: bool = True) -> LocalApi:
             f"{platform_dir() / API_RECORD}); set PREFECT_API_URL to the environment's Prefect API, or `make up`"
         )
     server = TemporaryApi()
-    from runtime.temporary_api import allow_slow_temporary_api_start
-
     allow_slow_temporary_api_start()  # imports Prefect, while the server imports its own
     if configured := _url_in_imported_prefect_settings():  # a profile or settings file names one
         server.stop()
