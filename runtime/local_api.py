@@ -101,7 +101,8 @@ def local_api(temporary: bool = True) -> LocalApi:
     if not temporary:
         raise ConfigurationError(
             f"no Prefect API to read: PREFECT_API_URL is not set and no local platform answers (record "
-            f"{platform_dir() / API_RECORD}); set PREFECT_API_URL to the environment's Prefect API, or `make up`"
+            f"{platform_dir() / API_RECORD}); set PREFECT_API_URL to that environment's Prefect API "
+            "(`make up` serves dev)"
         )
     server = TemporaryApi()
     allow_slow_temporary_api_start()  # imports Prefect, while the server imports its own

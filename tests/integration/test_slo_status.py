@@ -174,3 +174,16 @@ def test_status_against_an_unreachable_prefect_api_says_so_in_one_line(tmp_path:
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot read flow runs from the Prefect API at http://127.0.0.1:9/api/")
     assert "set PREFECT_API_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_of_a_deployed_environment_never_reads_a_temporary_api(tmp_path: Path) -> None:
+    """No PREFECT_API_URL and no local platform: prod's history is nowhere here, said in one line (no server)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("PREFECT_", "SHIPSHAPE_"))}
+    env.update(SHIPSHAPE_DATA_DIR=str(tmp_path), SHIPSHAPE_PLATFORM_DIR=str(tmp_path / "no-platform"))
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "status", "--env", "prod"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no Prefect API to read: PREFECT_API_URL is not set"), result.stderr
+    assert "set PREFECT_API_URL to that environment's Prefect API" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
