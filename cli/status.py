@@ -77,6 +77,7 @@ def _json(report: SloReport) -> dict[str, object]:
     """Machine-readable: fractions (not percentages), seconds, ISO-8601 UTC times, null for no data."""
     return {
         "pipeline": report.pipeline,
+        "table": report.tables,
         "state": state(report),
         "fresh": report.fresh,
         "fast_burn": report.fast_burn,

@@ -128,6 +128,7 @@ def test_status_env_reads_that_environments_warehouse_block_and_runs(
         host=url.hostname or "127.0.0.1", port=url.port or 5432, database=url.path.lstrip("/"),
         loader_user=url.username or "postgres", loader_password=SecretStr(url.password or "-"),
         publisher_user=url.username or "postgres", publisher_password=SecretStr(url.password or "-"),
+        monitor_user=url.username or "postgres", monitor_password=SecretStr(url.password or "-"),
     ).save(ENVIRONMENTS["staging"].warehouse_block, overwrite=True)  # fmt: skip
     with monkeypatch.context() as inside:
         inside.setenv("SHIPSHAPE_WAREHOUSE_URL", postgres_url)

@@ -24,6 +24,7 @@ def report(name: str = "shop_orders", **changes: object) -> SloReport:
         success_rate=29 / 30, freshness=1.0, success_target=0.95, freshness_target=0.99,
         success_budget_remaining=0.33, freshness_budget_remaining=1.0, success_burn_rate=0.5,
         freshness_burn_rate=0.0, fast_burn_rate=10.0,
+        tables="analytics.fct_orders_v2; v1 analytics.fct_orders kept until 2027-01-31",
     )  # fmt: skip
     values.update(changes)
     return SloReport(**values)  # type: ignore[arg-type]
@@ -86,6 +87,7 @@ def test_json_reads_back_with_fractions_seconds_and_nulls() -> None:
     assert parsed["environment"] == "prod"
     first, late = parsed["pipelines"]
     assert first["pipeline"] == "shop_orders" and first["state"] == "ok" and first["fresh"] is True
+    assert first["table"] == "analytics.fct_orders_v2; v1 analytics.fct_orders kept until 2027-01-31"
     assert first["success_rate"] == pytest.approx(29 / 30)
     assert first["staleness_seconds"] == 7200.0 and first["sla_seconds"] == 26 * 3600.0
     assert datetime.fromisoformat(first["last_published_at"]) == NOW - timedelta(hours=2)
