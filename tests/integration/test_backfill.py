@@ -375,6 +375,7 @@ def test_a_running_backfill_shows_its_progress_per_day_in_the_ui(dev: DevPlatfor
         with chromium_page() as page:
             page.goto(f"{dev.api_url.removesuffix('/api')}/artifacts/artifact/{progress.id}")
             page.get_by_text("shop_orders: 0 done, 1 blocked, 0 failed of 2 day(s)").first.wait_for()
+            page.get_by_text("Progress: 50%").first.wait_for()
             page.screenshot(path=ARTIFACTS / "backfill-progress.png", full_page=True)
         with dev.client() as client:
             assert client.read_flow_run(parent.id).state.is_running()
