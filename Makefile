@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: install demo test test-fast lint validate generate bench chaos lock clean
+.PHONY: install demo test test-fast lint validate generate bench bench-ops chaos lock clean
 
 # The dev lock by default; deploy jobs set INSTALL_LOCK=requirements.lock so that only what the image ships sits next
 # to production credentials. Every file is checked against the lock's sha256 (--require-hashes). The project itself,
@@ -53,6 +53,12 @@ generate: install
 BENCH_ARGS ?=
 bench: install
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
+# UI backfills (14 and 90 days) on `make up`'s platform vs one `shipshape run` of the same range, and a one-day run
+# cold and warm (a private PostgreSQL server; ~10 min). Quick: BENCH_OPS_ARGS="--short-days 2 --long-days 3".
+BENCH_OPS_ARGS ?=
+bench-ops: install
+	$(BIN)/python bench/ops.py $(BENCH_OPS_ARGS)
 
 # SIGKILLs and PostgreSQL crashes at random moments of a 1M-row run, each followed by a re-run that must publish
 # what a clean run does (a private PostgreSQL server; 7-15 min). Quick: CHAOS_ARGS="--rows 20000 --kills 3 --restarts 1".
