@@ -55,8 +55,9 @@ async def backfill(
             all = every day in the range.
         dry_run: Only show the plan (status, last publish, rows, estimated duration); run nothing.
         max_concurrent: At most this many of the backfill's runs at once (the pipelines' queue limit also applies).
-        days_per_run: Consecutive days each child run processes; 0 = automatic (fill max_concurrent, and enough
-            days that a run's work outweighs its ~10 s start-up, from the durations in the ledger).
+        days_per_run: Consecutive days each child run processes; 0 = automatic (fill max_concurrent, or the
+            pipelines' queue limit if lower, and enough days that a run's work outweighs its ~10 s start-up, from
+            the durations in the ledger).
     """
     plans = plan_days(pipeline, start_date, end_date)
     selected = [plan for plan in plans if plan.selected_by(mode)]
@@ -69,9 +70,9 @@ async def backfill(
         await _artifact(pipeline, "plan", rows, f"{pipeline} {start_date}..{end_date}, mode={mode}: the plan (dry run)")
         return rows
     fanout = Fanout(deployment_name(pipeline, environment_name()), max_concurrent)
-    await fanout.prepare()
+    slots = await fanout.prepare()
     estimate = selected[0].estimated_seconds if selected else None
-    planned = batches(selected, days_per_run or days_per_child(len(selected), max_concurrent, estimate))
+    planned = batches(selected, days_per_run or days_per_child(len(selected), slots, estimate))
     get_run_logger().info("%d child run(s): %s", len(planned), ", ".join(batch.key for batch in planned))
     progress = BackfillProgress(str(pipeline), len(selected))
     await progress.start()

@@ -41,11 +41,15 @@ class Fanout:
     def limit_name(self) -> str:
         return backfill_limit(self.deployment)
 
-    async def prepare(self) -> None:
-        """Fail before launching anything when the deployment is missing; (re)size the concurrency limit."""
+    async def prepare(self) -> int:
+        """Fail before launching anything when the deployment is missing; (re)size the concurrency limit.
+
+        Returns how many children can really run at once: `max_concurrent`, or fewer when the deployment's work
+        queue allows fewer (the dev pipelines' queue runs two), so that batches are sized for the slots there are.
+        """
         async with get_client() as client:
             try:
-                await client.read_deployment_by_name(f"{PIPELINE_FLOW}/{self.deployment}")
+                deployment = await client.read_deployment_by_name(f"{PIPELINE_FLOW}/{self.deployment}")
             except ObjectNotFound:
                 raise ConfigurationError(
                     f"deployment {PIPELINE_FLOW}/{self.deployment} does not exist on this Prefect API: a backfill "
@@ -53,6 +57,9 @@ class Fanout:
                     "Nothing was run"
                 ) from None
             await client.upsert_global_concurrency_limit_by_name(self.limit_name, self.max_concurrent)
+            queue = await client.read_work_queue_by_name(deployment.work_queue_name or "default",
+                                                         work_pool_name=deployment.work_pool_name)
+        return min(self.max_concurrent, queue.concurrency_limit or self.max_concurrent)
 
     async def run_all(
         self, batches: list[Batch], on_end: Callable[[Batch, FlowRun], Awaitable[None]]
