@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: install demo test test-fast lint validate generate bench bench-ops chaos lock clean
+.PHONY: install demo test test-fast lint validate generate bench chaos lock clean
 
 # The dev lock by default; deploy jobs set INSTALL_LOCK=requirements.lock so that only what the image ships sits next
 # to production credentials. Every file is checked against the lock's sha256 (--require-hashes). The project itself,
@@ -57,6 +57,7 @@ bench: install
 # UI backfills (14 and 90 days) on `make up`'s platform vs one `shipshape run` of the same range, and a one-day run
 # cold and warm (a private PostgreSQL server; ~10 min). Quick: BENCH_OPS_ARGS="--short-days 2 --long-days 3".
 BENCH_OPS_ARGS ?=
+.PHONY: bench-ops
 bench-ops: install
 	$(BIN)/python bench/ops.py $(BENCH_OPS_ARGS)
 
