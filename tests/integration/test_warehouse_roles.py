@@ -26,8 +26,10 @@ from shipshape.alerts import FRESHNESS_BREACH
 from shipshape.catalog import find_pipeline
 from shipshape.declaration import Load
 from shipshape.errors import ConfigurationError, PublishError, WarehouseError
-from shipshape.ledger import LedgerEntry, ensure_platform_tables
+from shipshape.ledger import LedgerEntry
 from shipshape.partitions import plan_windows
+from shipshape.platform_migrations import MIGRATIONS
+from shipshape.platform_schema import migrate
 from shipshape.publish import StagedPartition, publish
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
 from tests.support.postgres import as_role
@@ -108,13 +110,12 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     plan = reconcile(postgres_url, env, PASSWORDS, dry_run=True)
 
     lines = [str(change) for change in plan]
-    assert lines[:14] == [
+    assert lines[:13] == [
         "+ schema analytics",
         "+ schema audit",
         "+ schema platform",
-        "+ table platform.publish_ledger",
-        "+ table platform.dead_letters",
-        "+ table platform.incidents",
+        f"+ migration platform version 1 ({MIGRATIONS[0].description})",
+        f"+ migration platform version 2 ({MIGRATIONS[1].description})",
         f"+ role {loader} (LOGIN)",
         f"+ role {publisher} (LOGIN)",
         f"+ role {consumer} (LOGIN)",
@@ -133,6 +134,8 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     assert f"+ grant SELECT on table platform.incidents to {loader}" in lines  # read only
     assert not any(line.endswith(f"platform.incidents to {role}") for role in (publisher, consumer) for line in lines)
     assert f"+ row policy {monitor}_select on platform.publish_ledger (SELECT every row)" in lines
+    assert f"+ grant SELECT on table platform.schema_version to {loader}" in lines
+    assert f"+ grant SELECT on table platform.schema_version to {monitor}" in lines
     assert f"+ default privilege SELECT on tables {loader} creates in audit to {publisher}" in lines
     assert f"+ default privilege SELECT on tables {owner} creates in analytics to {consumer}" in lines
     assert f"+ default privilege SELECT, INSERT, DELETE on tables {owner} creates in analytics to {publisher}" in lines
@@ -140,7 +143,7 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     assert f"+ row policy {loader}_insert on platform.publish_ledger (INSERT status <> published)" in lines
     assert f"+ row policy {publisher}_insert on platform.publish_ledger (INSERT status = published)" in lines
     assert {change.kind for change in plan} == {
-        "schema", "table", "role", "function", "grant", "default privilege", "row security", "row policy"
+        "schema", "migration", "role", "function", "grant", "default privilege", "row security", "row policy"
     }
     assert {change.action for change in plan} == {"create"}
     with psycopg.connect(postgres_url) as admin:
@@ -226,7 +229,7 @@ def test_tables_that_existed_before_apply_get_the_same_access_as_later_ones(
     assert reconcile(postgres_url, env, PASSWORDS, dry_run=True) == []
 
 
-def test_duckdb_has_no_roles_so_reconcile_ensures_schemas_and_platform_tables(tmp_path: Path) -> None:
+def test_duckdb_has_no_roles_so_reconcile_ensures_schemas_and_migrates_the_platform_tables(tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     env = Environment("unused", "process", False, 1)
 
@@ -236,9 +239,8 @@ def test_duckdb_has_no_roles_so_reconcile_ensures_schemas_and_platform_tables(tm
         "+ schema analytics",
         "+ schema audit",
         "+ schema platform",
-        "+ table platform.publish_ledger",
-        "+ table platform.dead_letters",
-        "+ table platform.incidents",
+        f"+ migration platform version 1 ({MIGRATIONS[0].description})",
+        f"+ migration platform version 2 ({MIGRATIONS[1].description})",
     ]
     assert reconcile(url, env, {}, dry_run=False) == []
 
@@ -251,7 +253,7 @@ def test_the_loader_works_in_the_audit_area_and_platform_tables_infra_created(
 ) -> None:
     """The flow's own calls as the loader: ensuring what exists already must not need CREATE."""
     with open_warehouse(as_role(postgres_url, applied.role("loader"))) as loader:
-        ensure_platform_tables(loader)
+        migrate(loader)
         loader.ensure_schema(AUDIT_SCHEMA)
         loader.create_table_as(AUDIT_SCHEMA, "run__raw", "SELECT 1 AS order_id", scratch=True)
         loader.execute("INSERT INTO platform.dead_letters (pipeline, run_tag) VALUES ('p', 'r')")
