@@ -32,7 +32,7 @@ from shipshape.platform_migrations import MIGRATIONS
 from shipshape.platform_schema import migrate
 from shipshape.publish import StagedPartition, publish
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
-from tests.support.postgres import as_role
+from tests.support.postgres import as_role, drop_roles
 from tests.support.project import DAYS, FIRST_DAY, make_project
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")]
@@ -51,15 +51,7 @@ def env(postgres_url: str) -> Iterator[Environment]:
     """A fresh environment name; its roles (with everything they own or were granted) are dropped afterwards."""
     environment = Environment(f"t{uuid.uuid4().hex[:8]}", "process", False, 1)
     yield environment
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        every_role = [*roles(environment), environment.role("owner")]
-        found = admin.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [every_role])
-        existing = [row[0] for row in found]
-        # One role per DROP OWNED: several at once trip over the default ACLs that name two of them.
-        for role in existing:
-            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-        for role in existing:
-            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    drop_roles(postgres_url, [*roles(environment), environment.role("owner")])
 
 
 @pytest.fixture
