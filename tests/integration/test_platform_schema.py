@@ -1,7 +1,8 @@
 """The platform tables' versions on real DuckDB and PostgreSQL: a fresh warehouse and one left by release 1 (the
 frozen fixture, with data) both reach the code's version through `make apply`'s path and a run's; each migration
 runs once, also when two processes start at once; a run that may not migrate, or meets a newer warehouse, stops
-with one clear error; the indexes of migration 2 are the ones PostgreSQL's planner picks for the ledger's reads.
+with one clear error. (That PostgreSQL's planner picks migration 2's indexes for the ledger's reads: `make
+bench-ledger`, run small by `tests/integration/test_bench.py`.)
 
 PostgreSQL tests that apply roles create cluster-wide roles: this module is in SHARING_THE_MACHINE.
 """
@@ -23,7 +24,7 @@ from deployments.environments import Environment
 from flows.run_pipeline import run_pipeline
 from infra.warehouse import PASSWORD_VARIABLES, reconcile
 from runtime.connections import connect, ensure_platform_schema
-from shipshape import ledger, platform_schema
+from shipshape import platform_schema
 from shipshape.errors import PlatformSchemaError, WarehouseError
 from shipshape.ledger import DEAD_LETTER_TABLE, INCIDENT_TABLE, LEDGER_TABLE, PLATFORM_TABLES, entries
 from shipshape.names import PLATFORM_SCHEMA_LOCK, SCHEMA_VERSION_TABLE
@@ -308,79 +309,6 @@ def test_two_runs_starting_at_once_on_a_fresh_warehouse_run_each_migration_exact
             process.join(timeout=WAIT_SECONDS)
             if process.is_alive():
                 process.kill()
-
-
-# --- the indexes serve the ledger's reads ----------------------------------------------------------------------------
-
-PIPELINES, ROWS_EACH = 200, 100
-
-
-def hot_reads(warehouse: Warehouse) -> None:
-    """Every per-pipeline read of the platform tables a run, a backfill plan or the monitor makes."""
-    since = datetime(2026, 11, 1, tzinfo=UTC)
-    ledger.entries(warehouse, "p7")
-    ledger.published_times(warehouse, "p7", since)
-    ledger.recent_successful_runs(warehouse, "p7", 20)
-    ledger.recorded_run_tags(warehouse, "p7", "k3")
-    ledger.published_row_counts_before(warehouse, "p7", since, 14)
-    ledger.forget_superseded_dead_letters(warehouse, "p7", "k3", "t0")
-
-
-def plans_of_hot_reads(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """PostgreSQL's plan of each statement `hot_reads` sends (EXPLAIN first; the statement itself runs after)."""
-    plans = []
-    fetch_all, execute = warehouse.fetch_all, warehouse.execute
-
-    def explained(statement: Any) -> Any:
-        def run(sql: str, params: Any = ()) -> Any:
-            plans.append("\n".join(row[0] for row in fetch_all(f"EXPLAIN {sql}", params)))
-            return statement(sql, params)
-
-        return run
-
-    with monkeypatch.context() as patch:
-        patch.setattr(warehouse, "fetch_all", explained(fetch_all))
-        patch.setattr(warehouse, "execute", explained(execute))
-        hot_reads(warehouse)
-    return plans
-
-
-@pytest.mark.postgres
-def test_postgres_plans_the_ledgers_hot_reads_with_migration_2s_indexes(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    with open_warehouse(postgres_url) as warehouse:
-        with warehouse.transaction():
-            apply_migration(warehouse, MIGRATIONS[0])
-        warehouse.execute(  # 200 pipelines x 100 rows: one pipeline is 0.5% of the ledger
-            "INSERT INTO platform.publish_ledger (entry_id, pipeline, partition_key, partition_start, flow_run_id, "
-            "run_tag, row_count, status, check_results, started_at, finished_at) "
-            "SELECT n::text, 'p' || n % ?, 'k' || n / ?, ?::timestamptz + n * interval '1 minute', 'r' || n, 't' || n, "
-            "n, CASE WHEN n % 10 = 0 THEN 'failed' ELSE 'published' END, '[]', "
-            "?::timestamptz + n * interval '1 minute', ?::timestamptz + n * interval '1 minute' "
-            "FROM generate_series(1, ?) AS n",
-            [PIPELINES, PIPELINES, start, start, start, PIPELINES * ROWS_EACH],
-        )
-        warehouse.execute(
-            "INSERT INTO platform.dead_letters (pipeline, partition_key, run_tag, row_number, reason) "
-            "SELECT 'p' || n % ?, 'k' || n / ?, 't' || n, n, 'bad' FROM generate_series(1, ?) AS n",
-            [PIPELINES, PIPELINES, PIPELINES * ROWS_EACH],
-        )
-        warehouse.execute("ANALYZE platform.publish_ledger")
-        warehouse.execute("ANALYZE platform.dead_letters")
-        before = plans_of_hot_reads(warehouse, monkeypatch)
-
-        assert migrate(warehouse) == [2]
-        warehouse.execute("ANALYZE platform.publish_ledger")
-        warehouse.execute("ANALYZE platform.dead_letters")
-        after = plans_of_hot_reads(warehouse, monkeypatch)
-
-    assert len(before) == len(after) == 6
-    assert all("Seq Scan" in plan and "_pipeline_" not in plan for plan in before), before
-    ours = [name for names in INDEXES.values() for name in names]
-    for plan in after:
-        assert "Seq Scan" not in plan and any(name in plan for name in ours), "\n\n".join(after)
 
 
 def test_versions_are_consecutive_from_1() -> None:
