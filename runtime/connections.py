@@ -66,7 +66,8 @@ def ensure_platform_schema(warehouse: Warehouse) -> None:
     """
     environment = environment_name()
     command = _apply_command() if environment != LOCAL_ENVIRONMENT else "`make apply ENV=<the roles' environment>`"
-    ensure_current(warehouse, may_migrate=warehouse_urls().may_migrate, apply_command=command)
+    from_block = bool(os.environ.get("SHIPSHAPE_WAREHOUSE_BLOCK"))  # its roles are apply's: no need to load it again
+    ensure_current(warehouse, may_migrate=not from_block and warehouse_urls().may_migrate, apply_command=command)
 
 
 def _urls_from_block(name: str) -> WarehouseUrls:

@@ -85,7 +85,8 @@ class _Index:
     columns: tuple[str, ...]
 
 
-# Every read of a pipeline's ledger filters on `pipeline` first; without an index each one scans the whole history.
+# Every read of a pipeline's ledger filters on `pipeline` first; without an index each one scans the whole history
+# (`make bench-ledger`). Incidents hold one row per pipeline and kind: too few to need one.
 _HOT_QUERY_INDEXES = (
     # backfill planning (`ledger.entries`, newest first), freshness and SLOs (`published_times`), the derived run
     # timeout (`recent_successful_runs`): one pipeline's rows, by when they finished.
