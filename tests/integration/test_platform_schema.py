@@ -230,7 +230,7 @@ def test_a_warehouse_newer_than_the_code_is_refused_by_runs_and_by_apply(
 
 @pytest.mark.postgres
 def test_least_privilege_runs_wait_for_apply_to_bring_a_later_releases_migration(
-    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: str
 ) -> None:
     """A later release adds a ledger column (a third migration): its runs as loader stop until `make apply` ran it,
     which the loader could not do itself; after apply they go on."""
@@ -255,6 +255,10 @@ def test_least_privilege_runs_wait_for_apply_to_bring_a_later_releases_migration
         assert str(refused.value).startswith(
             "platform schema is at version 2, this code needs 3: run `make apply ENV=<the roles' environment>`"
         )
+        state = run_pipeline("shop_orders", start_date=FIRST_DAY, end_date=FIRST_DAY, return_state=True)
+        assert state.is_failed() and state.message and str(refused.value) in state.message, state.message
+        with connect() as loader:
+            assert loader.row_count(PLATFORM_SCHEMA, LEDGER_TABLE) == 0  # the run stopped before anything
 
         changes = reconcile(postgres_url, env, PASSWORDS, dry_run=False)
 
