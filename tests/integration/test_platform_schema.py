@@ -47,6 +47,11 @@ PASSWORDS = {purpose: f"{purpose}-test-password" for purpose in PASSWORD_VARIABL
 SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter, as a second worker's run would be
 
 
+def every_role(env: Environment) -> list[str]:
+    """The roles `make apply` creates for an environment: loader, publisher, consumer and the tables' owner."""
+    return [*(env.role(purpose) for purpose in PASSWORD_VARIABLES), env.role("owner")]
+
+
 def create_release_1(warehouse: Warehouse, url: str) -> None:
     """The warehouse as release 1 left it: its DDL for this engine, then its rows."""
     engine = "duckdb" if url.startswith("duckdb") else "postgres"
@@ -96,7 +101,7 @@ def env(warehouse_url: str) -> Iterator[Environment]:
     environment = Environment(f"t{uuid.uuid4().hex[:8]}", "process", False, 1)
     yield environment
     if not warehouse_url.startswith("duckdb"):
-        drop_roles(warehouse_url, [environment.role(purpose) for purpose in PASSWORD_VARIABLES])
+        drop_roles(warehouse_url, every_role(environment))
 
 
 # --- versions --------------------------------------------------------------------------------------------------------
@@ -267,7 +272,7 @@ def test_least_privilege_runs_wait_for_apply_to_bring_a_later_releases_migration
             ensure_platform_schema(loader)
             assert "note" in loader.table_columns(PLATFORM_SCHEMA, LEDGER_TABLE)
     finally:
-        drop_roles(postgres_url, [env.role(purpose) for purpose in PASSWORD_VARIABLES])
+        drop_roles(postgres_url, every_role(env))
 
 
 # --- two processes at once -------------------------------------------------------------------------------------------
