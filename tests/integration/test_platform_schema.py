@@ -164,6 +164,7 @@ def test_upgrading_release_1_keeps_its_data_records_the_version_adds_the_indexes
         if not warehouse_url.startswith("duckdb"):
             monkeypatch.setenv("SHIPSHAPE_WAREHOUSE_URL", as_role(warehouse_url, env.role("loader")))
             monkeypatch.setenv("SHIPSHAPE_PUBLISHER_URL", as_role(warehouse_url, env.role("publisher")))
+            monkeypatch.setenv("SHIPSHAPE_MONITOR_URL", as_role(warehouse_url, env.role("monitor")))
     state = run_pipeline("shop_orders", start_date=FIRST_DAY, end_date=FIRST_DAY, return_state=True)  # run: migrates
 
     assert state.is_completed(), state.message
@@ -245,8 +246,10 @@ def test_least_privilege_runs_wait_for_apply_to_bring_a_later_releases_migration
         reconcile(postgres_url, env, PASSWORDS, dry_run=False)
         monkeypatch.setenv("SHIPSHAPE_WAREHOUSE_URL", as_role(postgres_url, env.role("loader")))
         monkeypatch.setenv("SHIPSHAPE_PUBLISHER_URL", as_role(postgres_url, env.role("publisher")))
-        with connect() as loader:
-            ensure_platform_schema(loader)  # current: nothing to do, and the loader may read the version
+        monkeypatch.setenv("SHIPSHAPE_MONITOR_URL", as_role(postgres_url, env.role("monitor")))
+        for role in ("loader", "monitor"):
+            with connect(role) as warehouse:
+                ensure_platform_schema(warehouse)  # current: nothing to do, and each role may read the version
 
         add_column = Migration(
             3, "a ledger note", lambda warehouse: warehouse.execute("ALTER TABLE platform.publish_ledger ADD note text")
