@@ -66,6 +66,13 @@ BENCH_OPS_ARGS ?=
 bench-ops: install
 	$(BIN)/python bench/ops.py $(BENCH_OPS_ARGS)
 
+# The ledger's per-pipeline reads before and after platform migration 2's indexes, in an existing empty PostgreSQL
+# database: LEDGER_ARGS="--database-url postgresql://…/<db>" (1M rows by default; add --rows 20000 for a quick run).
+LEDGER_ARGS ?=
+.PHONY: bench-ledger
+bench-ledger: install
+	$(BIN)/python bench/ledger_reads.py $(LEDGER_ARGS)
+
 # SIGKILLs and PostgreSQL crashes at random moments of a 1M-row run, each followed by a re-run that must publish
 # what a clean run does (a private PostgreSQL server; 7-15 min). Quick: CHAOS_ARGS="--rows 20000 --kills 3 --restarts 1".
 CHAOS_ARGS ?=

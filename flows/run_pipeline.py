@@ -17,7 +17,7 @@ from prefect.states import Failed
 from prefect.task_engine import TaskRunTimeoutError
 
 from flows.retry_policy import with_declared_retries
-from runtime.connections import connect
+from runtime.connections import connect, ensure_platform_schema
 from shipshape.audit_area import RunTables
 from shipshape.catalog import find_pipeline
 from shipshape.errors import (
@@ -27,7 +27,7 @@ from shipshape.errors import (
     PartitionBusyError,
     RunTimedOutError,
 )
-from shipshape.ledger import ensure_platform_tables, recent_successful_runs, recorded_run_tags
+from shipshape.ledger import recent_successful_runs, recorded_run_tags
 from shipshape.names import PIPELINE_FLOW, partition_lock
 from shipshape.outcomes import PartitionOutcome, RunContext, failed_row
 from shipshape.partitions import Grain, Window, partition_instant, windows_for
@@ -85,7 +85,7 @@ def run_pipeline(
     windows = _windows(spec.grain, start_date, end_date)
     runs = [RunTables(spec.name, window, _run_tag()) for window in windows]
     with connect() as warehouse:
-        ensure_platform_tables(warehouse)
+        ensure_platform_schema(warehouse)
         check_published(warehouse, context.declared)  # a breaking change stops here, before anything is loaded
         history = recent_successful_runs(warehouse, spec.name, HISTORY_RUNS)
         deadline = Deadline(run_timeout(spec.timeout_delta, history, len(windows)))

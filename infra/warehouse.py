@@ -23,7 +23,7 @@ The ledger has row-level security on top of the grants: the loader may append on
 `published` (failed and blocked attempts), the publisher only `published` ones, so the loader cannot claim a
 publish that did not happen. The admin owns the table and is not filtered.
 An engine without roles (`capabilities.supports_roles` False, e.g. DuckDB): `reconcile` ensures the schemas and
-platform tables only.
+migrates the platform tables only.
 """
 
 from __future__ import annotations
@@ -38,14 +38,9 @@ from deployments.environments import Environment
 from infra.changes import Change
 from infra.variables import required
 from shipshape.catalog import DeclaredPipeline, load_all
-from shipshape.ledger import (
-    DEAD_LETTER_TABLE,
-    INCIDENT_TABLE,
-    LEDGER_TABLE,
-    Status,
-    ensure_platform_tables,
-    missing_platform_tables,
-)
+from shipshape.ledger import DEAD_LETTER_TABLE, INCIDENT_TABLE, LEDGER_TABLE, Status
+from shipshape.names import SCHEMA_VERSION_TABLE
+from shipshape.platform_schema import apply_migration, pending
 from shipshape.warehouses import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
 from shipshape.warehouses.roles import DefaultPrivilege, Grant, OwnerFunctions, RowPolicy
 
@@ -124,7 +119,7 @@ class _Step:
     """A change and how to make it: plan reports the changes, apply also makes them, in order."""
 
     change: Change
-    make: Callable[[], None]
+    make: Callable[[], object]
 
 
 def _access_policy(
@@ -142,8 +137,10 @@ def _access_policy(
         # Reads: planning re-runs and reuse_raw; inserts: dead letters while loading, failed/blocked attempts.
         Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), loader, ("SELECT", "INSERT")),
         Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), loader, ("SELECT", "INSERT")),
+        # Each run checks the platform tables' version before using them (`platform_schema.ensure_current`).
+        Grant("table", (PLATFORM_SCHEMA, SCHEMA_VERSION_TABLE), loader, ("SELECT",)),
         # Read only: information_schema lists a table only to a role holding a privilege on it, and the run's
-        # ensure_platform_tables must find it there. Writing incidents is the monitor's alone (_monitor_grants).
+        # platform schema check must find it there. Writing incidents is the monitor's alone (_monitor_grants).
         Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), loader, ("SELECT",)),
         # Publish writes its ledger rows and deletes superseded dead letters (DELETE ... WHERE needs SELECT).
         Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), publisher, ("INSERT",)),
@@ -183,6 +180,7 @@ def _monitor_grants(env: Environment, database: str) -> list[Grant]:
         Grant("schema", (PLATFORM_SCHEMA,), monitor, ("USAGE",)),
         Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), monitor, ("SELECT",)),
         Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), monitor, ("SELECT", "INSERT", "UPDATE")),
+        Grant("table", (PLATFORM_SCHEMA, SCHEMA_VERSION_TABLE), monitor, ("SELECT",)),  # the monitor flow checks it
     ]
 
 
@@ -199,13 +197,16 @@ def _row_policies(env: Environment) -> list[RowPolicy]:
 
 
 def _structure_steps(warehouse: Warehouse, published: list[str]) -> Iterator[_Step]:
-    """Schemas and platform tables, created by the admin (their owner) so no pipeline role needs CREATE for them."""
+    """Schemas, and the platform tables' pending migrations, made by the admin (their owner) so no pipeline role
+    needs CREATE for them. The migrations run in apply's one transaction, each under the platform schema lock, so
+    runs starting meanwhile wait for it; a warehouse newer than this code is refused before anything changes.
+    """
     for schema in sorted({AUDIT_SCHEMA, PLATFORM_SCHEMA, *published}):
         if not warehouse.schema_exists(schema):
             yield _Step(Change("schema", schema, "create"), partial(warehouse.ensure_schema, schema))
-    for table in missing_platform_tables(warehouse):
-        # ensure_platform_tables creates every missing one; for the next table it finds nothing left to do.
-        yield _Step(Change("table", f"{PLATFORM_SCHEMA}.{table}", "create"), partial(ensure_platform_tables, warehouse))
+    for migration in pending(warehouse):
+        change = Change("migration", f"{PLATFORM_SCHEMA} version {migration.version}", "create", migration.description)
+        yield _Step(change, partial(apply_migration, warehouse, migration))
 
 
 def _existing_tables(warehouse: Warehouse, published: list[str]) -> dict[str, list[str]]:

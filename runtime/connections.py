@@ -16,6 +16,7 @@ from typing import Literal
 
 from runtime.blocks import WarehouseConnection, load_block
 from shipshape.errors import ConfigurationError, TransientError, WarehouseError
+from shipshape.platform_schema import ensure_current
 from shipshape.settings import LOCAL_ENVIRONMENT, environment_name, load_settings
 from shipshape.warehouses import Warehouse, open_warehouse
 
@@ -28,6 +29,9 @@ class WarehouseUrls:
     publisher: str
     monitor: str
     origin: str  # where they came from, for error messages (never the URLs themselves: they may hold passwords)
+    # One role does everything (the embedded DuckDB, a single URL): nobody else owns the platform tables, so a run
+    # migrates them. Separate roles are `make apply`'s, and only apply (as their owner) may change the tables.
+    may_migrate: bool
 
 
 def warehouse_urls() -> WarehouseUrls:
@@ -36,7 +40,9 @@ def warehouse_urls() -> WarehouseUrls:
     url = os.environ.get("SHIPSHAPE_WAREHOUSE_URL") or f"duckdb:///{load_settings().data_dir / 'warehouse.duckdb'}"
     publisher = os.environ.get("SHIPSHAPE_PUBLISHER_URL") or url
     monitor = os.environ.get("SHIPSHAPE_MONITOR_URL") or url
-    return WarehouseUrls(loader=url, publisher=publisher, monitor=monitor, origin="SHIPSHAPE_WAREHOUSE_URL")
+    single_role = publisher == url and monitor == url
+    origin = "SHIPSHAPE_WAREHOUSE_URL"
+    return WarehouseUrls(loader=url, publisher=publisher, monitor=monitor, origin=origin, may_migrate=single_role)
 
 
 @contextmanager
@@ -51,6 +57,17 @@ def connect(role: Role = "loader") -> Iterator[Warehouse]:
         raise ConfigurationError(f"{error} — the {role} connection comes from {urls.origin}; check it") from None
     with warehouse:
         yield warehouse
+
+
+def ensure_platform_schema(warehouse: Warehouse) -> None:
+    """Before a run reads or writes the platform tables: they are at this code's version, or the run stops.
+
+    Migrated here when the run may (`WarehouseUrls.may_migrate`); otherwise the error names the apply to run.
+    """
+    environment = environment_name()
+    command = _apply_command() if environment != LOCAL_ENVIRONMENT else "`make apply ENV=<the roles' environment>`"
+    from_block = bool(os.environ.get("SHIPSHAPE_WAREHOUSE_BLOCK"))  # its roles are apply's: no need to load it again
+    ensure_current(warehouse, may_migrate=not from_block and warehouse_urls().may_migrate, apply_command=command)
 
 
 def _urls_from_block(name: str) -> WarehouseUrls:
@@ -68,6 +85,7 @@ def _urls_from_block(name: str) -> WarehouseUrls:
         publisher=block.url(block.publisher_user, block.publisher_password),
         monitor=block.url(block.monitor_user, block.monitor_password),
         origin=f"warehouse block {name!r} (fix it with {apply})",
+        may_migrate=False,
     )
 
 

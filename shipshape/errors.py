@@ -24,6 +24,10 @@ class ConfigurationError(ShipshapeError):
     """Configuration the platform needs (a variable, a block, a secret) is missing or wrong."""
 
 
+class PlatformSchemaError(ConfigurationError):
+    """The platform tables are older than this code and this run may not migrate them, or newer (code rolled back)."""
+
+
 class TransientError(ShipshapeError):
     """A fault that may go away on its own (network, 5xx, lock timeout): worth retrying."""
 

@@ -2,7 +2,8 @@
 
 The ledger records each publish and each blocked or failed attempt. Publish rows are written in
 the same transaction as the data they describe, so the ledger can never claim a publish that did
-not happen (or miss one that did). Freshness, backfill planning and SLOs read it.
+not happen (or miss one that did). Freshness, backfill planning and SLOs read it. The tables are versioned:
+`shipshape.platform_schema` creates and changes them, one migration at a time.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ _INCIDENT_COLUMNS = {  # one row per pipeline and incident kind: is it open now 
     "changed_at": "timestamptz",
     "detail": "text",
 }
-_PLATFORM_TABLES = {
+# What this code reads and writes; the tables themselves are made by migrations (`shipshape.platform_migrations`),
+# and a test holds the migrated tables to exactly these columns.
+PLATFORM_TABLES = {
     LEDGER_TABLE: _LEDGER_COLUMNS,
     DEAD_LETTER_TABLE: _DEAD_LETTER_COLUMNS,
     INCIDENT_TABLE: _INCIDENT_COLUMNS,
@@ -103,21 +106,7 @@ class LedgerEntry:
 def missing_platform_tables(warehouse: Warehouse) -> list[str]:
     """The platform tables not yet in the warehouse (one catalog query), in creation order."""
     existing = set(warehouse.list_tables(PLATFORM_SCHEMA))
-    return [table for table in _PLATFORM_TABLES if table not in existing]
-
-
-def ensure_platform_tables(warehouse: Warehouse) -> None:
-    """Create the platform schema and whichever tables are missing; safe to call on every run.
-
-    Existence is checked first because PostgreSQL checks the CREATE privilege before IF NOT EXISTS:
-    the least-privilege loader may write these tables but not create them.
-    """
-    warehouse.ensure_schema(PLATFORM_SCHEMA)
-    for table in missing_platform_tables(warehouse):
-        body = ", ".join(
-            f"{name} {warehouse.ddl_type(ColumnType.parse(kind))}" for name, kind in _PLATFORM_TABLES[table].items()
-        )
-        warehouse.execute(f"CREATE TABLE IF NOT EXISTS {warehouse.qualified(PLATFORM_SCHEMA, table)} ({body})")
+    return [table for table in PLATFORM_TABLES if table not in existing]
 
 
 def record(warehouse: Warehouse, entry: LedgerEntry) -> None:

@@ -31,6 +31,10 @@ and refuses any other environment there; a run refuses an API marked for another
 AUDIT_SCHEMA = "audit"
 """Where each run's raw and transformed data waits for the audit gate."""
 PLATFORM_SCHEMA = "platform"
+SCHEMA_VERSION_TABLE = "schema_version"
+"""In PLATFORM_SCHEMA: one row per migration of the platform tables the warehouse ran (`shipshape.platform_schema`)."""
+PLATFORM_SCHEMA_LOCK = "shipshape:platform-schema"
+"""Held by whoever migrates the platform tables, for each migration's transaction: one migrates, the others wait."""
 """The platform's records: the ledger, dead letters, incidents."""
 RESERVED_SCHEMA_PREFIXES = ("pg_",)
 RESERVED_SCHEMAS = frozenset({AUDIT_SCHEMA, PLATFORM_SCHEMA, "public", "information_schema"})

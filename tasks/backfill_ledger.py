@@ -11,10 +11,10 @@ from datetime import date
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from runtime.connections import connect
+from runtime.connections import connect, ensure_platform_schema
 from shipshape.backfill_plan import PartitionPlan, day_outcome, plan_backfill
 from shipshape.catalog import find_pipeline
-from shipshape.ledger import ensure_platform_tables, entries
+from shipshape.ledger import entries
 
 
 @task(name="plan-backfill", cache_policy=NO_CACHE)
@@ -22,7 +22,7 @@ def plan_days(pipeline: str, start_date: date, end_date: date) -> list[Partition
     """Every day in the range with its ledger status (selection by mode is the caller's)."""
     spec = find_pipeline(pipeline).spec
     with connect() as warehouse:
-        ensure_platform_tables(warehouse)
+        ensure_platform_schema(warehouse)
         recorded = entries(warehouse, pipeline)
     return plan_backfill(recorded, spec.grain, start_date, end_date)
 

@@ -29,7 +29,7 @@ from tests.support.postgres import database_url, databases
 SHARING_THE_MACHINE = frozenset(
     {
         "test_alerts", "test_backfill", "test_deploy", "test_first_run", "test_image", "test_local_platform",
-        "test_published_table_owner",
+        "test_published_table_owner", "test_platform_schema",
     }
 )
 """Test modules that use what one machine has only once: PostgreSQL's cluster-wide roles (`shipshape_dev_loader`…,

@@ -158,6 +158,15 @@ class Warehouse(RoleStatements, ABC):
     def table_exists(self, schema: str, table: str) -> bool:
         return table in self.list_tables(schema)
 
+    def create_index(self, schema: str, table: str, name: str, columns: Sequence[str]) -> None:
+        """A b-tree index on `columns` unless one of that name exists (portable: both engines take this text)."""
+        listed = ", ".join(self.quote(column) for column in columns)
+        self.execute(f"CREATE INDEX IF NOT EXISTS {self.quote(name)} ON {self.qualified(schema, table)} ({listed})")
+
+    @abstractmethod
+    def index_names(self, schema: str, table: str) -> list[str]:
+        """The table's indexes by name, sorted (the catalog holding them is each engine's own)."""
+
     def table_columns(self, schema: str, table: str) -> list[str]:
         rows = self.fetch_all(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "

@@ -114,6 +114,13 @@ class DuckDBWarehouse(Warehouse):
             raise
         self.execute("COMMIT")
 
+    def index_names(self, schema: str, table: str) -> list[str]:
+        rows = self.fetch_all(
+            "SELECT index_name FROM duckdb_indexes() WHERE schema_name = ? AND table_name = ? ORDER BY index_name",
+            [schema, table],
+        )
+        return [row[0] for row in rows]
+
     def _load_batches(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
         view = "_shipshape_batches"  # one connection is never shared between threads
         with _translated(f"bulk load into {schema}.{table}"):

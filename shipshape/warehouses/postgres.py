@@ -139,6 +139,13 @@ class PostgresWarehouse(PostgresPublishedTables, PostgresRoles, AdvisoryLocks):
             )
         return None
 
+    def index_names(self, schema: str, table: str) -> list[str]:
+        rows = self.fetch_all(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = ? AND tablename = ? ORDER BY indexname",
+            [schema, table],
+        )
+        return [row[0] for row in rows]
+
     def _load_batches(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
         with (
             _translated(f"bulk load into {schema}.{table}", self._session_url),

@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from shipshape.backfill_plan import plan_backfill
-from shipshape.ledger import LedgerEntry, ensure_platform_tables, entries, recent_successful_runs, record
+from shipshape.ledger import LedgerEntry, entries, recent_successful_runs, record
+from shipshape.platform_schema import migrate
 from shipshape.run_timeout import PastRun
 from shipshape.warehouses import open_warehouse
 
@@ -32,7 +33,7 @@ def test_the_plan_comes_from_the_warehouse_ledger(warehouse_url: str) -> None:
         replace(ledger_entry("2026-11-01", "published", 9, rows=1), pipeline="other_pipeline"),
     ]
     with open_warehouse(warehouse_url) as warehouse:
-        ensure_platform_tables(warehouse)
+        migrate(warehouse)
         for item in recorded:
             record(warehouse, item)
         plans = plan_backfill(entries(warehouse, "shop_orders"), "day", date(2026, 11, 1), date(2026, 11, 4))
@@ -64,7 +65,7 @@ def test_run_history_for_the_default_timeout_is_each_publishing_runs_duration_an
         replace(row("elsewhere", "2026-11-01", "published", 40, 41), pipeline="other_pipeline"),
     ]
     with open_warehouse(warehouse_url) as warehouse:
-        ensure_platform_tables(warehouse)
+        migrate(warehouse)
         for item in recorded:
             record(warehouse, item)
         history = recent_successful_runs(warehouse, "shop_orders", limit=20)

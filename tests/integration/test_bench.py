@@ -74,3 +74,26 @@ def test_bench_ops_times_backfills_against_range_runs_and_a_day_run_cold_and_war
     for value in map(as_number, figures.groups()):
         assert math.isfinite(value) and value > 0, last_line
     assert re.search(r"^2 days: range run [0-9.]+ s; backfill [0-9.]+ s in \d+ child run", ops.stdout, re.MULTILINE)
+
+LEDGER_READ = re.compile(r"(\w+): \S+ ms -> \S+ ms \((\S+)x\); before (.+); after (.+)")
+MIGRATION_2_INDEXES = {
+    "publish_ledger_pipeline_finished_at", "publish_ledger_pipeline_partition", "dead_letters_pipeline_partition"
+}
+
+
+def test_bench_ledger_reads_scan_before_migration_2_and_use_its_indexes_after(postgres_url: str) -> None:
+    """At the small size too (20,000 rows over 200 pipelines), PostgreSQL's planner picks the new indexes."""
+    bench = make("bench-ledger", f"LEDGER_ARGS=--rows 20000 --repeat 1 --database-url {postgres_url}",
+                 env=newcomer_environment(), timeout=BENCH_TIMEOUT_SECONDS)
+    assert bench.returncode == 0, bench.stdout[-6000:]
+    *reads, last_line = bench.stdout.strip().splitlines()[-7:]
+    assert re.fullmatch(r"ledger_reads: rows=20000 scan_vs_index=\S+", last_line), last_line
+    parsed = [LEDGER_READ.fullmatch(line) for line in reads]
+    assert all(parsed), reads
+    assert [match.group(1) for match in parsed if match] == [
+        "entries", "published_times", "recent_successful_runs", "recorded_run_tags", "published_row_counts_before",
+        "forget_superseded_dead_letters",
+    ]
+    for match in filter(None, parsed):
+        assert match.group(3) == "Seq Scan", match.group(0)  # release 1: each read scans the whole table
+        assert set(match.group(4).split(" + ")) <= MIGRATION_2_INDEXES, match.group(0)  # now: only new indexes

@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shipshape.ledger import ensure_platform_tables
+from shipshape.platform_schema import migrate
 from shipshape.warehouses import open_warehouse
 from tests.support.project import FIRST_DAY, Project, make_project
 from tests.support.waiting import WAIT_SECONDS, wait_until
@@ -157,7 +157,7 @@ def copy_in_progress(url: str) -> bool:
 def test_concurrent_runs_of_one_partition_publish_once(project: Project, prefect_api: str) -> None:
     url = project.warehouse_url
     with open_warehouse(url) as warehouse:
-        ensure_platform_tables(warehouse)
+        migrate(warehouse)
     with publish_held_at_the_end(url):
         first = start_run(project, prefect_api)
         wait_until(lambda: backend_waiting_on(url, HELD_STATEMENT), "first run publishes", first)

@@ -25,8 +25,9 @@ from shipshape.column_types import ColumnType
 from shipshape.convert import BatchConverter
 from shipshape.declaration import Rejects
 from shipshape.errors import RejectThresholdError, WarehouseError
-from shipshape.ledger import DEAD_LETTER_TABLE, ensure_platform_tables, write_dead_letters
+from shipshape.ledger import DEAD_LETTER_TABLE, write_dead_letters
 from shipshape.pii import PiiMasker
+from shipshape.platform_schema import migrate
 from shipshape.rejects import enforce_threshold
 from shipshape.warehouses import PLATFORM_SCHEMA, open_warehouse
 from tests.support.project import FIRST_DAY, make_project
@@ -54,7 +55,7 @@ def test_rejected_pii_rows_leave_no_clear_value_in_dead_letters_or_the_error(war
     typed, rejected = converter.convert(batch)
     assert typed.num_rows == 1 and len(rejected) == 2
     with open_warehouse(warehouse_url) as warehouse:
-        ensure_platform_tables(warehouse)
+        migrate(warehouse)
         write_dead_letters(warehouse, "shop_orders", "2026-11-05", "run1", rejected)
         stored = warehouse.fetch_all(
             f"SELECT reason, raw_record FROM {warehouse.qualified(PLATFORM_SCHEMA, DEAD_LETTER_TABLE)} "

@@ -21,9 +21,10 @@ import pytest
 from shipshape.catalog import find_pipeline
 from shipshape.declaration import Load, Pipeline
 from shipshape.errors import PartitionLostError
-from shipshape.ledger import LEDGER_TABLE, LedgerEntry, ensure_platform_tables
+from shipshape.ledger import LEDGER_TABLE, LedgerEntry
 from shipshape.names import destination_lock, partition_lock
 from shipshape.partitions import plan_windows
+from shipshape.platform_schema import migrate
 from shipshape.publish import StagedPartition, publish
 from shipshape.warehouses import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
 from tests.support.waiting import WAIT_SECONDS, wait_until
@@ -103,7 +104,7 @@ def two_publishes_released_together(
 @pytest.fixture
 def warehouse(postgres_url: str) -> Iterator[Warehouse]:
     with open_warehouse(postgres_url) as warehouse:
-        ensure_platform_tables(warehouse)
+        migrate(warehouse)
         yield warehouse
 
 

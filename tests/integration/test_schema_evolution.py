@@ -20,8 +20,9 @@ from demo.shop_app import orders_per_day
 from flows.run_pipeline import run_pipeline
 from shipshape.catalog import find_pipeline
 from shipshape.errors import PublishError
-from shipshape.ledger import LedgerEntry, ensure_platform_tables, entries
+from shipshape.ledger import LedgerEntry, entries
 from shipshape.partitions import plan_windows
+from shipshape.platform_schema import migrate
 from shipshape.publish import StagedPartition, publish
 from shipshape.warehouses import AUDIT_SCHEMA, Warehouse, open_warehouse
 from tests.support.project import FIRST_DAY, make_project
@@ -125,7 +126,7 @@ ORIGINAL = "order_id integer, amount decimal(12,2), note varchar(10), order_date
 @pytest.fixture
 def warehouse(warehouse_url: str) -> Any:
     with open_warehouse(warehouse_url) as warehouse:
-        ensure_platform_tables(warehouse)
+        migrate(warehouse)
         publish_output(warehouse, output(warehouse, "first__out", ORIGINAL, f"(1, 10.50, 'one', '{FIRST_DAY}')"))
         yield warehouse
 

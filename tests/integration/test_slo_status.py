@@ -27,7 +27,8 @@ from deployments.environments import ENVIRONMENTS
 from runtime.blocks import WarehouseConnection
 from runtime.connections import connect
 from runtime.slo_sources import slo_reports
-from shipshape.ledger import LedgerEntry, ensure_platform_tables, record
+from shipshape.ledger import LedgerEntry, record
+from shipshape.platform_schema import migrate
 from tests.support.project import FIRST_DAY, make_project
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")
@@ -58,7 +59,7 @@ def publish(pipeline: str, flow_run_id: str, finished_at: datetime, status: str 
         rejected_rows=0, status=status, check_results=[], message="", started_at=finished_at, finished_at=finished_at,
     )  # fmt: skip
     with connect() as warehouse:
-        ensure_platform_tables(warehouse)
+        migrate(warehouse)
         record(warehouse, entry)
 
 

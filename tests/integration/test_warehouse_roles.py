@@ -26,11 +26,13 @@ from shipshape.alerts import FRESHNESS_BREACH
 from shipshape.catalog import find_pipeline
 from shipshape.declaration import Load
 from shipshape.errors import ConfigurationError, PublishError, WarehouseError
-from shipshape.ledger import LedgerEntry, ensure_platform_tables
+from shipshape.ledger import LedgerEntry
 from shipshape.partitions import plan_windows
+from shipshape.platform_migrations import MIGRATIONS
+from shipshape.platform_schema import migrate
 from shipshape.publish import StagedPartition, publish
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
-from tests.support.postgres import as_role
+from tests.support.postgres import as_role, drop_roles
 from tests.support.project import DAYS, FIRST_DAY, make_project
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")]
@@ -49,15 +51,7 @@ def env(postgres_url: str) -> Iterator[Environment]:
     """A fresh environment name; its roles (with everything they own or were granted) are dropped afterwards."""
     environment = Environment(f"t{uuid.uuid4().hex[:8]}", "process", False, 1)
     yield environment
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        every_role = [*roles(environment), environment.role("owner")]
-        found = admin.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [every_role])
-        existing = [row[0] for row in found]
-        # One role per DROP OWNED: several at once trip over the default ACLs that name two of them.
-        for role in existing:
-            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-        for role in existing:
-            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    drop_roles(postgres_url, [*roles(environment), environment.role("owner")])
 
 
 @pytest.fixture
@@ -108,13 +102,12 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     plan = reconcile(postgres_url, env, PASSWORDS, dry_run=True)
 
     lines = [str(change) for change in plan]
-    assert lines[:14] == [
+    assert lines[:13] == [
         "+ schema analytics",
         "+ schema audit",
         "+ schema platform",
-        "+ table platform.publish_ledger",
-        "+ table platform.dead_letters",
-        "+ table platform.incidents",
+        f"+ migration platform version 1 ({MIGRATIONS[0].description})",
+        f"+ migration platform version 2 ({MIGRATIONS[1].description})",
         f"+ role {loader} (LOGIN)",
         f"+ role {publisher} (LOGIN)",
         f"+ role {consumer} (LOGIN)",
@@ -133,6 +126,8 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     assert f"+ grant SELECT on table platform.incidents to {loader}" in lines  # read only
     assert not any(line.endswith(f"platform.incidents to {role}") for role in (publisher, consumer) for line in lines)
     assert f"+ row policy {monitor}_select on platform.publish_ledger (SELECT every row)" in lines
+    assert f"+ grant SELECT on table platform.schema_version to {loader}" in lines
+    assert f"+ grant SELECT on table platform.schema_version to {monitor}" in lines
     assert f"+ default privilege SELECT on tables {loader} creates in audit to {publisher}" in lines
     assert f"+ default privilege SELECT on tables {owner} creates in analytics to {consumer}" in lines
     assert f"+ default privilege SELECT, INSERT, DELETE on tables {owner} creates in analytics to {publisher}" in lines
@@ -140,7 +135,7 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     assert f"+ row policy {loader}_insert on platform.publish_ledger (INSERT status <> published)" in lines
     assert f"+ row policy {publisher}_insert on platform.publish_ledger (INSERT status = published)" in lines
     assert {change.kind for change in plan} == {
-        "schema", "table", "role", "function", "grant", "default privilege", "row security", "row policy"
+        "schema", "migration", "role", "function", "grant", "default privilege", "row security", "row policy"
     }
     assert {change.action for change in plan} == {"create"}
     with psycopg.connect(postgres_url) as admin:
@@ -226,7 +221,7 @@ def test_tables_that_existed_before_apply_get_the_same_access_as_later_ones(
     assert reconcile(postgres_url, env, PASSWORDS, dry_run=True) == []
 
 
-def test_duckdb_has_no_roles_so_reconcile_ensures_schemas_and_platform_tables(tmp_path: Path) -> None:
+def test_duckdb_has_no_roles_so_reconcile_ensures_schemas_and_migrates_the_platform_tables(tmp_path: Path) -> None:
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     env = Environment("unused", "process", False, 1)
 
@@ -236,9 +231,8 @@ def test_duckdb_has_no_roles_so_reconcile_ensures_schemas_and_platform_tables(tm
         "+ schema analytics",
         "+ schema audit",
         "+ schema platform",
-        "+ table platform.publish_ledger",
-        "+ table platform.dead_letters",
-        "+ table platform.incidents",
+        f"+ migration platform version 1 ({MIGRATIONS[0].description})",
+        f"+ migration platform version 2 ({MIGRATIONS[1].description})",
     ]
     assert reconcile(url, env, {}, dry_run=False) == []
 
@@ -251,7 +245,7 @@ def test_the_loader_works_in_the_audit_area_and_platform_tables_infra_created(
 ) -> None:
     """The flow's own calls as the loader: ensuring what exists already must not need CREATE."""
     with open_warehouse(as_role(postgres_url, applied.role("loader"))) as loader:
-        ensure_platform_tables(loader)
+        migrate(loader)
         loader.ensure_schema(AUDIT_SCHEMA)
         loader.create_table_as(AUDIT_SCHEMA, "run__raw", "SELECT 1 AS order_id", scratch=True)
         loader.execute("INSERT INTO platform.dead_letters (pipeline, run_tag) VALUES ('p', 'r')")

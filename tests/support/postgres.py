@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 
 ADMIN_URL = os.environ.get("SHIPSHAPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -53,3 +54,15 @@ def databases(names: list[str]) -> Iterator[None]:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             for name in names:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def drop_roles(url: str, roles: list[str]) -> None:
+    """Drop these roles if they exist, with everything they own or were granted in the database at `url`."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        found = admin.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [roles])
+        existing = [row[0] for row in found]
+        # One role per DROP OWNED: several at once trip over the default ACLs that name two of them.
+        for role in existing:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        for role in existing:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -1,0 +1,110 @@
+"""The history of the platform's own tables (ledger, dead letters, incidents): one migration per change, in order.
+
+A warehouse records the migrations it ran (`platform.schema_version`); `shipshape.platform_schema` runs the ones
+after its last, each once. A released migration is never edited: every existing warehouse already ran it. So a
+migration keeps its own frozen copy of what it creates — `shipshape.ledger`'s column lists are what the code reads
+and writes now, and a later change to them is a new migration (ALTER TABLE … ADD COLUMN), not an edit of
+migration 1. `tests/integration/test_platform_schema.py` checks that the migrated tables hold exactly those columns.
+
+To change a platform table (a ledger column, the history table): append `Migration(<next version>, "<what>",
+<function of the warehouse>)` to `MIGRATIONS`. Statements whose text differs per engine go through an adapter
+method (`Warehouse.create_index`, `create_table`, …) or a `Capabilities` flag, never a branch on the engine here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shipshape.column_types import ColumnType
+from shipshape.ledger import DEAD_LETTER_TABLE, INCIDENT_TABLE, LEDGER_TABLE
+from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str  # stored with the version row: what a reader of the warehouse sees it ran
+    apply: Callable[[Warehouse], None]  # runs inside the migration's transaction, under the platform schema lock
+
+
+# The tables exactly as the release before schema versions created them (`ensure_platform_tables`); frozen.
+RELEASE_1_TABLES: dict[str, dict[str, str]] = {
+    LEDGER_TABLE: {
+        "entry_id": "text",
+        "pipeline": "text",
+        "partition_key": "text",
+        "partition_start": "timestamptz",
+        "partition_end": "timestamptz",
+        "flow_run_id": "text",
+        "run_tag": "text",
+        "code_version": "text",
+        "contract_hash": "text",
+        "row_count": "bigint",
+        "rejected_rows": "bigint",
+        "status": "text",
+        "check_results": "text",
+        "message": "text",
+        "started_at": "timestamptz",
+        "finished_at": "timestamptz",
+    },
+    DEAD_LETTER_TABLE: {
+        "pipeline": "text",
+        "partition_key": "text",
+        "run_tag": "text",
+        "row_number": "bigint",
+        "reason": "text",
+        "raw_record": "text",
+        "created_at": "timestamptz",
+    },
+    INCIDENT_TABLE: {
+        "pipeline": "text",
+        "kind": "text",
+        "is_open": "boolean",
+        "changed_at": "timestamptz",
+        "detail": "text",
+    },
+}
+
+
+def _create_release_1_tables(warehouse: Warehouse) -> None:
+    """Each table of release 1 that is missing. A warehouse that release created has them all, so there this
+    changes nothing: it is recognised as version 1 as it stands (`platform_schema.installed_version`)."""
+    existing = set(warehouse.list_tables(PLATFORM_SCHEMA))
+    for table, columns in RELEASE_1_TABLES.items():
+        if table not in existing:
+            warehouse.create_table(
+                PLATFORM_SCHEMA, table, {name: ColumnType.parse(kind) for name, kind in columns.items()}
+            )
+
+
+@dataclass(frozen=True)
+class _Index:
+    table: str
+    name: str
+    columns: tuple[str, ...]
+
+
+# Every read of a pipeline's ledger filters on `pipeline` first; without an index each one scans the whole history
+# (`make bench-ledger`). Incidents hold one row per pipeline and kind: too few to need one.
+_HOT_QUERY_INDEXES = (
+    # backfill planning (`ledger.entries`, newest first), freshness and SLOs (`published_times`), the derived run
+    # timeout (`recent_successful_runs`): one pipeline's rows, by when they finished.
+    _Index(LEDGER_TABLE, "publish_ledger_pipeline_finished_at", ("pipeline", "finished_at")),
+    # re-run planning (`recorded_run_tags`) and the volume baseline (`published_row_counts_before`): one partition.
+    _Index(LEDGER_TABLE, "publish_ledger_pipeline_partition", ("pipeline", "partition_key")),
+    # every publish deletes the partition's superseded rejects (`forget_superseded_dead_letters`), reuse_raw copies.
+    _Index(DEAD_LETTER_TABLE, "dead_letters_pipeline_partition", ("pipeline", "partition_key")),
+)
+
+
+def _index_hot_queries(warehouse: Warehouse) -> None:
+    for index in _HOT_QUERY_INDEXES:
+        warehouse.create_index(PLATFORM_SCHEMA, index.table, index.name, index.columns)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "ledger, dead letters and incidents as release 1 created them", _create_release_1_tables),
+    Migration(2, "indexes for the ledger's and dead letters' per-pipeline reads", _index_hot_queries),
+)
+"""In version order, 1, 2, 3 …: the code needs the last one."""
