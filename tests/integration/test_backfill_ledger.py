@@ -19,7 +19,8 @@ def ledger_entry(day: str, status: str, minutes: int, rows: int = 0) -> LedgerEn
     finished = T0 + timedelta(minutes=minutes)
     return LedgerEntry(
         pipeline="shop_orders", partition_key=day, partition_start=None, partition_end=None,
-        flow_run_id=f"run-{day}-{minutes}", run_tag="tag", code_version="test", contract_hash="x", row_count=rows, rejected_rows=0, status=status,
+        flow_run_id=f"run-{day}-{minutes}", run_tag="tag", code_version="test", contract_hash="x", row_count=rows,
+        rejected_rows=0, status=status,
         check_results=[], message="", started_at=finished - timedelta(seconds=20 + minutes), finished_at=finished,
     )
 
