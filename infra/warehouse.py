@@ -11,12 +11,13 @@ statements (`shipshape.warehouses.roles`); this module holds only the policy and
 Roles, per environment (`Environment.role`), so a bug or a hostile transform can do as little as possible:
 - loader: everything up to the gate — creates, writes and drops tables only in `audit`, reads the published
   tables (`{{ this }}`), reads and appends to the ledger and dead letters, takes advisory locks;
-- publisher: only the publish step — deletes and inserts published rows, creates a destination table on
-  first publish, reads the audited tables and removes superseded dead letters;
+- publisher: only the publish step (and rollback) — deletes and inserts published rows, creates a destination
+  table on first publish, reads the audited tables, removes superseded dead letters, keeps the replaced rows in
+  `history` (its own tables there) and prunes them;
 - consumer: reads published tables, nothing else.
 The ledger has row-level security on top of the grants: the loader may append only rows that are not
-`published` (failed and blocked attempts), the publisher only `published` ones, so the loader cannot claim a
-publish that did not happen. The admin owns the table and is not filtered.
+`published` or `rolled_back` (failed and blocked attempts), the publisher only those two, so the loader cannot
+claim a publish that did not happen. The admin owns the table and is not filtered.
 An engine without roles (`capabilities.supports_roles` False, e.g. DuckDB): `reconcile` ensures the schemas and
 platform tables only.
 """
@@ -34,13 +35,14 @@ from infra.variables import required
 from shipshape.catalog import load_all
 from shipshape.ledger import (
     DEAD_LETTER_TABLE,
+    HISTORY_INDEX_TABLE,
     INCIDENT_TABLE,
     LEDGER_TABLE,
-    Status,
+    PUBLISHED,
     ensure_platform_tables,
     missing_platform_tables,
 )
-from shipshape.warehouses import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
+from shipshape.warehouses import AUDIT_SCHEMA, HISTORY_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
 from shipshape.warehouses.roles import DefaultPrivilege, Grant, RowPolicy
 
 Purpose = Literal["loader", "publisher", "consumer"]
@@ -106,8 +108,13 @@ def _access_policy(
         Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), loader, ("SELECT", "INSERT")),
         # Monitors (volume after a publish, the monitor flow) open and resolve incidents.
         Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), loader, ("SELECT", "INSERT", "UPDATE")),
-        # Publish writes its ledger rows and deletes superseded dead letters (DELETE ... WHERE needs SELECT).
-        Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), publisher, ("INSERT",)),
+        # Publish writes its ledger rows and deletes superseded dead letters (DELETE ... WHERE needs SELECT);
+        # a rollback reads the ledger.
+        Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), publisher, ("SELECT", "INSERT")),
+        # History: the publisher creates (so owns, reads and drops) one table per publish in `history` and notes it;
+        # the loader and the consumer get nothing there.
+        Grant("schema", (HISTORY_SCHEMA,), publisher, ("USAGE", "CREATE")),
+        Grant("table", (PLATFORM_SCHEMA, HISTORY_INDEX_TABLE), publisher, ("SELECT", "INSERT", "DELETE")),
         Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), publisher, ("SELECT", "DELETE")),
         *(Grant("table", (AUDIT_SCHEMA, table), publisher, ("SELECT",)) for table in tables[AUDIT_SCHEMA]),
     ]
@@ -133,19 +140,21 @@ def _access_policy(
 
 
 def _row_policies(env: Environment) -> list[RowPolicy]:
-    """Which ledger rows each role may read and append: only the publish step may write a `published` row."""
+    """Which ledger rows each role may read and append: only the publish step (and a rollback, run as the
+    publisher) may write a row that changed published data (`published`, `rolled_back`)."""
     loader, publisher = env.role("loader"), env.role("publisher")
-    published: Status = "published"
     return [
         RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "SELECT"),
-        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "INSERT", "status", "<>", published),
-        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, publisher, "INSERT", "status", "=", published),
+        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "INSERT", "status", "NOT IN", PUBLISHED),
+        # A rollback reads the partition's versions under the destination lock, in its own transaction.
+        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, publisher, "SELECT"),
+        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, publisher, "INSERT", "status", "IN", PUBLISHED),
     ]
 
 
 def _structure_steps(warehouse: Warehouse, published: list[str]) -> Iterator[_Step]:
     """Schemas and platform tables, created by the admin (their owner) so no pipeline role needs CREATE for them."""
-    for schema in sorted({AUDIT_SCHEMA, PLATFORM_SCHEMA, *published}):
+    for schema in sorted({AUDIT_SCHEMA, PLATFORM_SCHEMA, HISTORY_SCHEMA, *published}):
         if not warehouse.schema_exists(schema):
             yield _Step(Change("schema", schema, "create"), partial(warehouse.ensure_schema, schema))
     for table in missing_platform_tables(warehouse):
@@ -237,10 +246,12 @@ def _row_security_steps(warehouse: Warehouse, policies: list[RowPolicy]) -> Iter
         declared = [policy for policy in policies if (policy.schema, policy.table) == (schema, table)]
         for policy in declared:
             if policy.name not in existing:
-                condition = f"{policy.column} {policy.operator} {policy.value}" if policy.column else "every row"
                 yield _Step(
                     Change(
-                        "row policy", f"{policy.name} on {schema}.{table}", "create", f"{policy.command} {condition}"
+                        "row policy",
+                        f"{policy.name} on {schema}.{table}",
+                        "create",
+                        f"{policy.command} {policy.describe()}",
                     ),
                     partial(warehouse.create_row_policy, policy),
                 )

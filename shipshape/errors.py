@@ -79,3 +79,7 @@ class BackfillFailedError(TerminalError):
 
 class PartitionLostError(PublishError):
     """The run no longer holds its partition locks (their session ended): it must not publish what it audited."""
+
+
+class RollbackError(TerminalError):
+    """A rollback was refused (unknown publish, history expired, partition busy or never published); nothing changed."""
