@@ -115,6 +115,9 @@ def _access_policy(
         # the loader and the consumer get nothing there.
         Grant("schema", (HISTORY_SCHEMA,), publisher, ("USAGE", "CREATE")),
         Grant("table", (PLATFORM_SCHEMA, HISTORY_INDEX_TABLE), publisher, ("SELECT", "INSERT", "DELETE")),
+        # Only what is kept (ids, partitions, counts, expiry; no row): the loader must see the table to find it
+        # exists (information_schema lists only tables a role holds a privilege on), or each run would create it.
+        Grant("table", (PLATFORM_SCHEMA, HISTORY_INDEX_TABLE), loader, ("SELECT",)),
         Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), publisher, ("SELECT", "DELETE")),
         *(Grant("table", (AUDIT_SCHEMA, table), publisher, ("SELECT",)) for table in tables[AUDIT_SCHEMA]),
     ]

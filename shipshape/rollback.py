@@ -130,9 +130,7 @@ def _rollback(
             ledger = entries(warehouse, spec.name)  # read under the lock: no publish of the table commits now
             restored = []
             for key in keys:
-                chain = sorted(
-                    (e for e in ledger if e.partition_key == key and e.status in PUBLISHED), key=lambda e: e.finished_at
-                )
+                chain = _chain(ledger, key)
                 if not chain:
                     raise RollbackError(
                         f"pipeline {spec.name}: partition {key!r} was never published, so there is nothing to roll "
