@@ -130,12 +130,7 @@ def _rollback(
             ledger = entries(warehouse, spec.name)  # read under the lock: no publish of the table commits now
             restored = []
             for key in keys:
-                chain = _chain(ledger, key)
-                if not chain:
-                    raise RollbackError(
-                        f"pipeline {spec.name}: partition {key!r} was never published, so there is nothing to roll "
-                        "back; partitions are named as in the ledger, e.g. 2026-11-01 or 2026-11-01T05 (hourly)"
-                    )
+                chain = _chain(spec, ledger, key)
                 restored.append(_restore(warehouse, spec, chain, target(chain), flow_run_id))
     return restored
 
@@ -232,17 +227,23 @@ class Version:
 def versions(warehouse: Warehouse, spec: Pipeline, partition_key: str) -> list[Version]:
     """The partition's versions, newest first: a version's rows are restorable while its successor's history is kept.
     """
-    chain = _chain(entries(warehouse, spec.name), partition_key)
+    chain = _chain(spec, entries(warehouse, spec.name), partition_key)
     now = datetime.now(UTC)
-    listed = [Version(chain[-1], True, None)] if chain else []
+    listed = [Version(chain[-1], True, None)]
     for entry, successor in zip(reversed(chain[:-1]), reversed(chain[1:]), strict=True):
         source = find(warehouse, successor.entry_id)
         listed.append(Version(entry, False, source.expires_at if source and source.expires_at > now else None))
     return listed
 
 
-def _chain(ledger: list[LedgerEntry], partition_key: str) -> list[LedgerEntry]:
-    """The partition's versions, oldest first: its entries that changed the published rows."""
-    return sorted(
+def _chain(spec: Pipeline, ledger: list[LedgerEntry], partition_key: str) -> list[LedgerEntry]:
+    """The partition's versions, oldest first: its entries that changed the published rows (at least one)."""
+    chain = sorted(
         (e for e in ledger if e.partition_key == partition_key and e.status in PUBLISHED), key=lambda e: e.finished_at
     )
+    if not chain:
+        raise RollbackError(
+            f"pipeline {spec.name}: partition {partition_key!r} was never published, so there is nothing to roll "
+            "back; partitions are named as in the ledger, e.g. 2026-11-01 or 2026-11-01T05 (hourly)"
+        )
+    return chain

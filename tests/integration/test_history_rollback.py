@@ -241,6 +241,19 @@ def test_prune_drops_only_history_past_its_retention(warehouse: Warehouse) -> No
     assert rows_of(warehouse, DAY2) == good(DAY2)
 
 
+def test_the_monitor_prunes_expired_history_and_keeps_the_rest(warehouse: Warehouse, prefect_api: str) -> None:
+    from flows.monitor import monitor
+
+    publisher = Publisher(warehouse)
+    publisher.run(shop_orders(history=History(retention="0s")), {DAY1: good(DAY1)})
+    publisher.run(shop_orders(), {DAY2: good(DAY2)})
+    kept = history_table(latest(warehouse, DAY2).entry_id)
+
+    monitor()
+
+    assert warehouse.list_tables(HISTORY_SCHEMA) == [kept]
+
+
 def test_a_run_holding_the_partition_makes_the_rollback_wait_for_nothing_and_refuse(
     warehouse: Warehouse, warehouse_url: str
 ) -> None:
