@@ -144,10 +144,10 @@ def _restore(
     source = find(warehouse, successor.entry_id)
     now = datetime.now(UTC)
     if source is None or source.expires_at <= now:
-        kept_until = source.expires_at.isoformat(timespec="seconds") if source else "pruned"
+        state = f"expired {source.expires_at:%Y-%m-%d %H:%M} UTC" if source else "pruned, or kept by no publish then"
         raise RollbackError(
             f"pipeline {spec.name}, partition {to.partition_key}: the rows of publish {to.entry_id} are no longer "
-            f"kept (history of {successor.entry_id}: {kept_until}; history.retention is {spec.history.retention}). "
+            f"kept (history of {successor.entry_id}: {state}; history.retention is {spec.history.retention}). "
             "Re-run the partition with the code you want instead (shipshape run). Nothing was rolled back"
         )
     schema, table = spec.destination.schema_name, spec.destination.table
