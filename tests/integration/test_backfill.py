@@ -363,8 +363,9 @@ def test_a_wrong_publish_is_rolled_back_from_the_ui_rollback_form_to_a_version_t
         page.get_by_role("button", name="Run", exact=True).click()
         page.get_by_text("Custom run").click()
         choose(page, "pipeline", "shop_orders")
-        field(page, "partition").locator("input").first.fill(target.isoformat())
-        field(page, "to_version").locator("input").first.fill(good)
+        # Parameters with a default are labelled "<name> (Optional)" by the UI; a string is a text area.
+        field(page, "partition (Optional)").get_by_role("textbox").fill(target.isoformat())
+        field(page, "to_version (Optional)").get_by_role("textbox").fill(good)
         page.screenshot(path=ARTIFACTS / "rollback-form.png", full_page=True)
         run_name = page.get_by_role("textbox").first.input_value()
         page.get_by_role("button", name="Submit").click()
