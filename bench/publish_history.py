@@ -2,6 +2,9 @@
 `PARTITIONS` of them, against the publish that keeps history (`shipshape.publish.publish`) and a rollback of it
 (`shipshape.rollback.rollback_partition`) — same table, same data, same run, alternated so a slow phase of the
 machine hits all three. Also what history costs on disk for one retained partition (`Warehouse.table_bytes`).
+`exchange_vs_delete_insert` is the new publish against the old one; no engine publishes by partition exchange yet
+(`Capabilities.supports_partition_exchange`), so today it measures the publish that copies the replaced rows
+into history before deleting them.
 """
 
 from __future__ import annotations
