@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: install demo test test-fast lint validate generate bench chaos lock clean
+.PHONY: install demo test test-fast lint validate diff generate bench chaos lock clean
 
 # The dev lock by default; deploy jobs set INSTALL_LOCK=requirements.lock so that only what the image ships sits next
 # to production credentials. Every file is checked against the lock's sha256 (--require-hashes). The project itself,
@@ -44,6 +44,11 @@ lint: install
 
 validate: install
 	$(BIN)/shipshape validate
+
+# What the branch changes in the published tables, against BASE (default: the merge base with main); exit 1 on an
+# unversioned breaking change. CI runs it on pull requests.
+diff: install
+	$(BIN)/shipshape diff $(if $(BASE),--base $(BASE))
 
 # prefect.yaml, CODEOWNERS and the runbook skeletons, from pipelines/*.yaml (tests fail when they are stale).
 generate: install
@@ -104,9 +109,16 @@ IMAGE ?= shipshape:$(GIT_SHA_SHORT)
 DOCKER ?= docker
 BUILD_NETWORK ?= host
 BASE_IMAGE ?=
+# A tag can be moved to other bytes between two builds: a BASE_IMAGE given here must name its digest. The digest
+# itself is not checked against a registry (none is reachable offline); left unset, the Dockerfile's default (a
+# local stand-in in tests) is used. Read from the environment, so no value is ever spliced into a shell command.
+export BASE_IMAGE
 
 .PHONY: image image-check
 image:
+	@[[ -z "$$BASE_IMAGE" || "$$BASE_IMAGE" =~ ^[a-z0-9./_:-]+@sha256:[0-9a-f]{64}$$ ]] || { \
+		echo "BASE_IMAGE=$$BASE_IMAGE is not pinned by digest: use <image>@sha256:<64 hex>, e.g." \
+			"python:3.11-slim@sha256:<digest> from \`docker buildx imagetools inspect python:3.11-slim\`" >&2; exit 1; }
 	$(DOCKER) build --network $(BUILD_NETWORK) \
 		--build-arg VERSION=$(PROJECT_VERSION) --build-arg GIT_SHA=$(GIT_SHA) \
 		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \

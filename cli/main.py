@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from shipshape.audit import check_contract
     from shipshape.catalog import check_unique_destinations, load_pipeline, pipeline_files
+    from shipshape.output_columns import output_columns
 
     files = [Path(file) for file in args.files] or pipeline_files()
     failures = 0
@@ -40,8 +41,10 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             declared = load_pipeline(file.resolve())
             check_contract(declared.contract_path)
+            output_columns(declared)  # what `diff` and a run's preflight derive: an unknown column fails here
             if args.live:
                 _check_live(declared, args.date)
+                _check_published(declared)
             loaded.append(declared)
             print(f"ok    {file}")
         except ShipshapeError as error:
@@ -73,6 +76,29 @@ def _check_live(declared: DeclaredPipeline, partition_day: date) -> None:
     )
     if new_columns:
         print(f"note  {declared.file.name}: undeclared source columns ignored: {', '.join(new_columns)}")
+
+
+def _check_published(declared: DeclaredPipeline) -> None:
+    """The published table still has only columns the transform makes (no unversioned breaking change)."""
+    from runtime.connections import connect
+    from shipshape.schema_guard import check_published
+
+    with connect() as warehouse:
+        check_published(warehouse, declared)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    """Each change to what the pipelines publish since the base, classified; exit 1 on an unversioned breaking one."""
+    from shipshape.schema_diff import diff_project
+    from shipshape.settings import load_settings
+
+    diff = diff_project(load_settings().project_dir, args.base)
+    print(f"compared with {diff.base}" + ("" if args.base else " (the merge base with main)"))
+    for line in [*(change.line() for change in diff.changes), *(f"note {note}" for note in diff.notes)]:
+        print(line)
+    blocking = len(diff.blocking)
+    print(f"{len(diff.changes)} change(s), {blocking} unversioned breaking")
+    return 1 if blocking else 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -155,6 +181,12 @@ def _parser() -> argparse.ArgumentParser:
         help="partition day to inspect with --live (default: yesterday)",
     )
     validate.set_defaults(command=_validate)
+
+    diff = commands.add_parser(
+        "diff", help="classify changes to what the pipelines publish since a git base (exit 1: unversioned breaking)"
+    )
+    diff.add_argument("--base", help="git ref to compare with (default: the merge base of HEAD with main)")
+    diff.set_defaults(command=_diff)
 
     run = commands.add_parser("run", help="run a pipeline over a date range")
     run.add_argument("pipeline")

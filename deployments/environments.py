@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from runtime.api_mark import refuse_another_environments_api
 from shipshape import names
 from shipshape.errors import ConfigurationError
 from shipshape.settings import code_version
@@ -87,7 +88,8 @@ def deploy_settings(environment_name: str | None = None) -> dict[str, Any]:
 
     prefect.yaml calls it as `deployments.environments.deploy_settings` and templates
     `{{ environment.image }}`, `{{ environment.env }}` and `{{ environment.schedules_active }}` from it.
-    Every environment records the same image; dev's process pool runs the worker's checkout instead.
+    Every environment records the same image; dev's process pool runs the worker's checkout instead. A Prefect API
+    marked for another environment (`make apply`, `runtime.api_mark`) is refused before anything is registered.
     """
     env = environment(environment_name or os.environ.get("DEPLOY_ENV"))
     image = os.environ.get("SHIPSHAPE_IMAGE")
@@ -96,6 +98,7 @@ def deploy_settings(environment_name: str | None = None) -> dict[str, Any]:
             f"SHIPSHAPE_IMAGE is not set: {env.name} runs the promoted image; set it to the image built "
             "for this commit, e.g. SHIPSHAPE_IMAGE=ghcr.io/acme/shipshape@sha256:... (`make deploy IMAGE=...`)"
         )
+    refuse_another_environments_api(env.name, f"`prefect deploy` (DEPLOY_ENV={env.name})")
     return {
         "image": image or f"shipshape:{code_version()}",
         "env": env.job_env(),

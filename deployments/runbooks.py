@@ -105,7 +105,7 @@ def _context(spec: Pipeline) -> dict[str, str]:
     return {
         "name": spec.name,
         "contract": spec.contract,
-        "destination": f"{spec.destination.schema_name}.{spec.destination.table}",
+        "destination": f"{spec.destination.schema_name}.{spec.destination.published_table}",
         "sla": spec.freshness.sla,
         "window": slo.window,
         "fast_burn_window": slo.fast_burn_window,

@@ -19,7 +19,7 @@ from runtime.slo_sources import slo_reports
 from shipshape.catalog import find_pipeline
 from shipshape.history import prune
 from shipshape.incidents import transition
-from shipshape.ledger import ensure_platform_tables
+from shipshape.ledger import INCIDENT_TABLE, ensure_platform_tables, missing_platform_tables
 from shipshape.monitoring import observations
 from shipshape.settings import environment_name
 
@@ -33,8 +33,9 @@ def monitor(pipeline: str | None = None) -> list[dict[str, object]]:
     """
     reports = [report for report in slo_reports(datetime.now(UTC)) if pipeline in (None, report.pipeline)]
     logger = get_run_logger()
-    with connect() as warehouse:
-        ensure_platform_tables(warehouse)
+    with connect("monitor") as warehouse:
+        if INCIDENT_TABLE in missing_platform_tables(warehouse):  # a fresh local warehouse; `make apply` makes them
+            ensure_platform_tables(warehouse)
         for report in reports:
             for observed in observations(report):
                 change = transition(warehouse, report.pipeline, observed.kind, observed.breached, observed.summary)

@@ -28,6 +28,7 @@ from shipshape.outcomes import PartitionOutcome, RunContext
 from shipshape.partitions import Grain, Window, partition_instant, windows_for
 from shipshape.publish import StagedPartition
 from shipshape.run_timeout import HISTORY_RUNS, Deadline, run_timeout, timed_out_message
+from shipshape.schema_guard import check_published
 from shipshape.volume import VolumeVerdict
 from shipshape.warehouses import AUDIT_SCHEMA
 from shipshape.warehouses.locks import LockClaim
@@ -74,6 +75,7 @@ def run_pipeline(
     runs = [RunTables(spec.name, window, _run_tag()) for window in windows]
     with connect() as warehouse:
         ensure_platform_tables(warehouse)
+        check_published(warehouse, context.declared)  # a breaking change stops here, before anything is loaded
         history = recent_successful_runs(warehouse, spec.name, HISTORY_RUNS)
         deadline = Deadline(run_timeout(spec.timeout_delta, history, len(windows)))
         locks = [partition_lock(spec.name, window.key) for window in windows]
@@ -144,7 +146,8 @@ def _publish_or_block(context: RunContext, outcomes: list[PartitionOutcome], cla
     )
     raise AuditFailedError(
         f"pipeline {spec.name}: contract {spec.contract} blocked {len(blocked)} of {len(outcomes)} partition(s) — "
-        f"{details}. Nothing was published; {spec.destination.schema_name}.{spec.destination.table} is unchanged"
+        f"{details}. Nothing was published; {spec.destination.schema_name}.{spec.destination.published_table} "
+        "is unchanged"
     )
 
 

@@ -1,10 +1,11 @@
 """`python -m infra plan|apply --env <dev|staging|prod>`: one environment's infrastructure, as code.
 
-Prefect side (on the API PREFECT_API_URL names): work pool, blocks, automations; the platform's objects
-of removed pipelines are deleted (`- deployment …`), never anything it did not create. Warehouse side (on
-SHIPSHAPE_WAREHOUSE_ADMIN_URL, an owner connection used for nothing else): schemas, platform tables,
-least-privilege roles. `plan` prints what `apply` would change; `apply` changes it; a second apply
-prints "no changes". Warehouse first: the blocks name its roles.
+The Prefect API PREFECT_API_URL names is marked for the environment on its first apply, and an API marked for
+another environment is refused before anything changes (`infra/api_mark.py`). Prefect side: work pool, blocks,
+automations; the platform's objects of removed pipelines are deleted (`- deployment …`), never anything it did
+not create. Warehouse side (on SHIPSHAPE_WAREHOUSE_ADMIN_URL, an owner connection used for nothing else):
+schemas, platform tables, least-privilege roles. `plan` prints what `apply` would change; `apply` changes it; a
+second apply prints "no changes". Warehouse first: the blocks name its roles.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from prefect.client.orchestration import get_client
 
 from deployments.environments import ENVIRONMENTS, Environment, environment
-from infra import automations, blocks, deployed, warehouse, work_pools
+from infra import api_mark, automations, blocks, deployed, warehouse, work_pools
 from infra.changes import Change
 from infra.variables import required
 from shipshape.errors import ShipshapeError
@@ -23,7 +24,8 @@ from shipshape.errors import ShipshapeError
 
 def reconcile(env_name: str, *, dry_run: bool) -> list[Change]:
     env = environment(env_name)
-    changes = warehouse.reconcile(
+    changes = api_mark.claim(env, dry_run=dry_run)  # first: on another environment's API nothing is changed
+    changes += warehouse.reconcile(
         required("SHIPSHAPE_WAREHOUSE_ADMIN_URL", "the warehouse's schemas and roles (an owner connection URL)"),
         env,
         warehouse.passwords_from_environment(),

@@ -39,6 +39,8 @@ def desired_blocks(env: Environment) -> dict[str, Block]:
             publisher_password=required(
                 "SHIPSHAPE_PUBLISHER_PASSWORD", f"block {env.warehouse_block} (publisher password)"
             ),
+            monitor_user=env.role("monitor"),
+            monitor_password=required("SHIPSHAPE_MONITOR_PASSWORD", f"block {env.warehouse_block} (monitor password)"),
         ),
         env.slack_block: SlackWebhook(url=required("SHIPSHAPE_SLACK_WEBHOOK_URL", f"block {env.slack_block}")),
     }

@@ -11,10 +11,15 @@ statements (`shipshape.warehouses.roles`); this module holds only the policy and
 Roles, per environment (`Environment.role`), so a bug or a hostile transform can do as little as possible:
 - loader: everything up to the gate — creates, writes and drops tables only in `audit`, reads the published
   tables (`{{ this }}`), reads and appends to the ledger and dead letters, takes advisory locks;
-- publisher: only the publish step (and rollback) — deletes and inserts published rows, creates a destination
-  table on first publish, reads the audited tables, removes superseded dead letters, keeps the replaced rows in
-  `history` (its own tables there) and prunes them;
-- consumer: reads published tables, nothing else.
+- publisher: only the publish step (and rollback) — deletes and inserts published rows, reads the audited tables,
+  removes superseded dead letters, keeps the replaced rows in `history` (its own tables there) and prunes them;
+  it changes a published table's shape only through the owner's functions;
+- consumer: reads published tables, nothing else;
+- owner (NOLOGIN): owns every published table, so the publisher cannot drop, alter, truncate or grant one. Its
+  SECURITY DEFINER functions (`shipshape.warehouses.postgres_ddl`) are the only DDL on them: create on first
+  publish, add new columns, widen a type. Apply installs them and hands existing published tables to it.
+- monitor: the monitors (the monitor flow, the volume check after a publish) — reads the ledger and is the only
+  role that writes incidents, so a hostile transform running as the loader cannot open, close or silence one.
 The ledger has row-level security on top of the grants: the loader may append only rows that are not
 `published` or `rolled_back` (failed and blocked attempts), the publisher only those two, so the loader cannot
 claim a publish that did not happen. The admin owns the table and is not filtered.
@@ -26,13 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Literal
 
 from deployments.environments import Environment
 from infra.changes import Change
 from infra.variables import required
-from shipshape.catalog import load_all
+from shipshape.catalog import DeclaredPipeline, load_all
 from shipshape.ledger import (
     DEAD_LETTER_TABLE,
     HISTORY_INDEX_TABLE,
@@ -43,45 +49,76 @@ from shipshape.ledger import (
     missing_platform_tables,
 )
 from shipshape.warehouses import AUDIT_SCHEMA, HISTORY_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
-from shipshape.warehouses.roles import DefaultPrivilege, Grant, RowPolicy
+from shipshape.warehouses.roles import DefaultPrivilege, Grant, OwnerFunctions, RowPolicy
 
-Purpose = Literal["loader", "publisher", "consumer"]
+Purpose = Literal["loader", "publisher", "consumer", "monitor"]
 PASSWORD_VARIABLES: dict[Purpose, str] = {
     "loader": "SHIPSHAPE_LOADER_PASSWORD",
     "publisher": "SHIPSHAPE_PUBLISHER_PASSWORD",
     "consumer": "SHIPSHAPE_CONSUMER_PASSWORD",
+    "monitor": "SHIPSHAPE_MONITOR_PASSWORD",
 }
 
 
 def passwords_from_environment() -> dict[str, str]:
-    """The three role passwords, keyed by purpose; they live only in the environment, never in the repository."""
+    """The role passwords, keyed by purpose; they live only in the environment, never in the repository."""
     return {purpose: required(name, f"the {purpose} role's password") for purpose, name in PASSWORD_VARIABLES.items()}
 
 
-def reconcile(admin_url: str, env: Environment, passwords: Mapping[str, str], *, dry_run: bool) -> list[Change]:
+def reconcile(
+    admin_url: str, env: Environment, passwords: Mapping[str, str], *, dry_run: bool, today: date | None = None
+) -> list[Change]:
     """Bring the warehouse at `admin_url` to what `env` and the declared pipelines need; returns what differed.
 
     `passwords` maps each purpose (loader, publisher, consumer) to its password; unused without roles.
     Everything is computed before anything is changed (an object that does not exist yet holds no
-    privileges), so the dry run and the apply report the same list.
+    privileges), so the dry run and the apply report the same list. Tables of earlier `destination.version`s
+    whose deprecation period ended by `today` (default: today, UTC) lose their grants and are dropped.
     """
-    published = sorted({declared.spec.destination.schema_name for declared in load_all()})
+    declared = load_all()
+    published = sorted({pipeline.spec.destination.schema_name for pipeline in declared})
+    retired = _retired_tables(declared, today or datetime.now(UTC).date())
     with open_warehouse(admin_url) as warehouse, warehouse.transaction():
         steps = list(_structure_steps(warehouse, published))
+        tables = _existing_tables(warehouse, published)
+        retiring = [(schema, table) for schema, table in retired if table in tables[schema]]
         if warehouse.capabilities.supports_roles:
             steps += _role_steps(warehouse, env, passwords)
+            reassigned = _reassigned_tables(warehouse, env.role("owner"), published, retiring)
+            steps += _ownership_steps(warehouse, env.role("owner"), reassigned)
+            steps += _function_steps(warehouse, _owner_functions(env))
             database = warehouse.current_database()
-            grants, defaults = _access_policy(env, database, published, _existing_tables(warehouse, published))
-            steps += _grant_steps(warehouse, grants)
-            platform_roles = [env.role(purpose) for purpose in PASSWORD_VARIABLES]
+            current = {schema: [t for t in names if (schema, t) not in retiring] for schema, names in tables.items()}
+            grants, defaults = _access_policy(env, database, published, current)
+            steps += _grant_steps(warehouse, grants, reassigned)
+            platform_roles = [*(env.role(purpose) for purpose in PASSWORD_VARIABLES), env.role("owner")]
             steps += _revoke_steps(warehouse, platform_roles, grants)
             steps += _membership_steps(warehouse, platform_roles)
             steps += _default_privilege_steps(warehouse, defaults)
             steps += _row_security_steps(warehouse, _row_policies(env))
+        steps += _retire_steps(warehouse, retiring)
         if not dry_run:
             for step in steps:
                 step.make()
     return [step.change for step in steps]
+
+
+def _retired_tables(declared: list[DeclaredPipeline], today: date) -> list[tuple[str, str]]:
+    """Earlier versions' tables whose readers were told to move by now (`Destination.retired_tables`)."""
+    return [
+        (pipeline.spec.destination.schema_name, table)
+        for pipeline in declared
+        for table in pipeline.spec.destination.retired_tables(today)
+    ]
+
+
+def _retire_steps(warehouse: Warehouse, retiring: list[tuple[str, str]]) -> Iterator[_Step]:
+    """Dropped last, after their grants were revoked above: readers had until `previous_version_until` to move."""
+    for schema, table in retiring:
+        yield _Step(
+            Change("table", f"{schema}.{table}", "delete", "earlier destination.version, deprecation period over"),
+            partial(warehouse.drop_table, schema, table),
+        )
 
 
 @dataclass(frozen=True)
@@ -97,6 +134,7 @@ def _access_policy(
 ) -> tuple[list[Grant], list[DefaultPrivilege]]:
     """What each role may do. Tables that exist now get grants; tables created later, default privileges."""
     loader, publisher, consumer = env.role("loader"), env.role("publisher"), env.role("consumer")
+    owner = env.role("owner")
     grants = [
         *(Grant("database", (database,), role, ("CONNECT",)) for role in (loader, publisher, consumer)),
         Grant("schema", (AUDIT_SCHEMA,), loader, ("USAGE", "CREATE")),  # its tables: owner, so it may drop them
@@ -106,8 +144,9 @@ def _access_policy(
         # Reads: planning re-runs and reuse_raw; inserts: dead letters while loading, failed/blocked attempts.
         Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), loader, ("SELECT", "INSERT")),
         Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), loader, ("SELECT", "INSERT")),
-        # Monitors (volume after a publish, the monitor flow) open and resolve incidents.
-        Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), loader, ("SELECT", "INSERT", "UPDATE")),
+        # Read only: information_schema lists a table only to a role holding a privilege on it, and the run's
+        # ensure_platform_tables must find it there. Writing incidents is the monitor's alone (_monitor_grants).
+        Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), loader, ("SELECT",)),
         # Publish writes its ledger rows and deletes superseded dead letters (DELETE ... WHERE needs SELECT);
         # a rollback reads the ledger.
         Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), publisher, ("SELECT", "INSERT")),
@@ -121,12 +160,14 @@ def _access_policy(
         Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), publisher, ("SELECT", "DELETE")),
         *(Grant("table", (AUDIT_SCHEMA, table), publisher, ("SELECT",)) for table in tables[AUDIT_SCHEMA]),
     ]
+    grants += _monitor_grants(env, database)
     defaults = [DefaultPrivilege(loader, AUDIT_SCHEMA, publisher, ("SELECT",))]
     for schema in published:
         grants += [
             Grant("schema", (schema,), loader, ("USAGE",)),
-            Grant("schema", (schema,), publisher, ("USAGE", "CREATE")),  # the first publish creates the table
+            Grant("schema", (schema,), publisher, ("USAGE",)),
             Grant("schema", (schema,), consumer, ("USAGE",)),
+            Grant("schema", (schema,), owner, ("USAGE", "CREATE")),  # the first publish creates the table as it
         ]
         for table in tables[schema]:
             grants += [
@@ -135,11 +176,24 @@ def _access_policy(
                 Grant("table", (schema, table), publisher, ("SELECT", "INSERT", "DELETE")),
                 Grant("table", (schema, table), consumer, ("SELECT",)),
             ]
-        defaults += [
-            DefaultPrivilege(publisher, schema, loader, ("SELECT",)),
-            DefaultPrivilege(publisher, schema, consumer, ("SELECT",)),
+        defaults += [  # what the owner's function creates is granted as the tables above are
+            DefaultPrivilege(owner, schema, loader, ("SELECT",)),
+            DefaultPrivilege(owner, schema, publisher, ("SELECT", "INSERT", "DELETE")),
+            DefaultPrivilege(owner, schema, consumer, ("SELECT",)),
         ]
     return grants, defaults
+
+
+def _monitor_grants(env: Environment, database: str) -> list[Grant]:
+    """The monitors read publishes from the ledger and own the incident state: no other role may write
+    incidents, so the loader (which runs a team's transform SQL) can neither open nor silence one."""
+    monitor = env.role("monitor")
+    return [
+        Grant("database", (database,), monitor, ("CONNECT",)),
+        Grant("schema", (PLATFORM_SCHEMA,), monitor, ("USAGE",)),
+        Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), monitor, ("SELECT",)),
+        Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), monitor, ("SELECT", "INSERT", "UPDATE")),
+    ]
 
 
 def _row_policies(env: Environment) -> list[RowPolicy]:
@@ -147,6 +201,7 @@ def _row_policies(env: Environment) -> list[RowPolicy]:
     publisher) may write a row that changed published data (`published`, `rolled_back`)."""
     loader, publisher = env.role("loader"), env.role("publisher")
     return [
+        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, env.role("monitor"), "SELECT"),  # reads every publish, writes none
         RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "SELECT"),
         RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "INSERT", "status", "NOT IN", PUBLISHED),
         # A rollback reads the partition's versions under the destination lock, in its own transaction.
@@ -169,8 +224,49 @@ def _existing_tables(warehouse: Warehouse, published: list[str]) -> dict[str, li
     return {schema: warehouse.list_tables(schema) for schema in (AUDIT_SCHEMA, *published)}
 
 
+def _owner_functions(env: Environment) -> OwnerFunctions:
+    return OwnerFunctions(env.role("owner"), env.role("loader"), env.role("publisher"))
+
+
+def _reassigned_tables(
+    warehouse: Warehouse, owner: str, published: list[str], retiring: list[tuple[str, str]]
+) -> dict[tuple[str, ...], str]:
+    """Published tables someone else owns (the publisher created them before the owner role existed; an admin by
+    hand), each with its current owner: apply hands them to the owner role, except those it drops (`retiring`)."""
+    return {
+        (schema, table): current
+        for schema in published
+        for table, current in warehouse.table_owners(schema).items()
+        if current != owner and (schema, table) not in retiring
+    }
+
+
+def _ownership_steps(warehouse: Warehouse, owner: str, reassigned: Mapping[tuple[str, ...], str]) -> Iterator[_Step]:
+    for (schema, table), current in reassigned.items():
+        yield _Step(
+            Change("owner", f"{schema}.{table}", "update", f"from {current} to {owner}"),
+            partial(warehouse.set_table_owner, schema, table, owner),
+        )
+
+
+def _function_steps(warehouse: Warehouse, functions: OwnerFunctions) -> Iterator[_Step]:
+    """The owner's published-table functions, (re)installed when missing or changed in any way (body, owner,
+    settings, who may execute them)."""
+    for name, action in warehouse.owner_functions_to_install(functions).items():
+        yield _Step(
+            Change(
+                "function",
+                f"{PLATFORM_SCHEMA}.{name}",
+                "create" if action == "create" else "update",
+                f"as {functions.owner}, run by {functions.publisher}",
+            ),
+            partial(warehouse.install_owner_function, name, functions),
+        )
+
+
 def _role_steps(warehouse: Warehouse, env: Environment, passwords: Mapping[str, str]) -> Iterator[_Step]:
-    """Each role with LOGIN and its password; a password is rewritten only when the stored one differs."""
+    """Each role with LOGIN and its password; a password is rewritten only when the stored one differs. Then the
+    owner role, which nobody logs in as."""
     for purpose, variable in PASSWORD_VARIABLES.items():
         role, password = env.role(purpose), passwords[purpose]
         if not warehouse.role_exists(role):
@@ -179,11 +275,19 @@ def _role_steps(warehouse: Warehouse, env: Environment, passwords: Mapping[str, 
             yield _Step(
                 Change("password", role, "update", f"from {variable}"), partial(warehouse.set_password, role, password)
             )
+    owner = env.role("owner")
+    if not warehouse.role_exists(owner):
+        yield _Step(Change("role", owner, "create", "NOLOGIN"), partial(warehouse.create_group_role, owner))
 
 
-def _grant_steps(warehouse: Warehouse, grants: list[Grant]) -> Iterator[_Step]:
+def _grant_steps(
+    warehouse: Warehouse, grants: list[Grant], reassigned: Mapping[tuple[str, ...], str]
+) -> Iterator[_Step]:
+    """`reassigned`: a role holds every privilege on a table it owns, and loses them when apply hands the table to
+    the owner role (before these grants), so what the policy gives it there is planned as missing."""
     for grant in grants:
-        missing = warehouse.missing_privileges(grant)
+        loses_ownership = grant.on == "table" and reassigned.get(grant.path) == grant.role
+        missing = list(grant.privileges) if loses_ownership else warehouse.missing_privileges(grant)
         if missing:
             yield _Step(
                 Change("grant", f"{', '.join(missing)} on {grant.on} {'.'.join(grant.path)} to {grant.role}", "create"),

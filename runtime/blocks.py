@@ -12,6 +12,7 @@ from typing import TypeVar
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from runtime.api_mark import refuse_another_environments_api
 from shipshape import names
 from shipshape.errors import ConfigurationError
 from shipshape.settings import environment_name
@@ -19,7 +20,7 @@ from shipshape.warehouses import adapter
 
 
 class WarehouseConnection(Block):
-    """A warehouse and the two roles a pipeline uses: loader (audit area) and publisher.
+    """A warehouse and the roles a run uses: loader (audit area), publisher, and monitor (incident state).
 
     `kind` names a registered adapter (`shipshape.warehouses.KINDS`), which builds the URL from these fields.
     """
@@ -36,6 +37,8 @@ class WarehouseConnection(Block):
     loader_password: SecretStr = Field(description="Password of the loader role.")
     publisher_user: str = Field(description="Role that publishes audited partitions.")
     publisher_password: SecretStr = Field(description="Password of the publisher role.")
+    monitor_user: str = Field(description="Role of the monitors: reads the ledger, the only one writing incidents.")
+    monitor_password: SecretStr = Field(description="Password of the monitor role.")
 
     def url(self, user: str, password: SecretStr) -> str:
         """The warehouse URL of one role; only ever handed to drivers, never logged."""
@@ -50,12 +53,15 @@ def load_block(block_type: type[BlockT], name: str, environment: str | None = No
     """The saved block document `name`, from synchronous code; `ValueError` when there is none (as `load` says).
 
     Only a block of `environment` (the run's, SHIPSHAPE_ENV, unless `make apply` names the one it applies) or of
-    none: another environment's is refused.
+    none, from an API not marked for another environment (`runtime.api_mark`): anything else is refused. Every
+    deployed run loads its warehouse block before it touches data, so a run on another environment's API stops here.
 
     `Block.load` answers with a coroutine when called inside an async flow; the platform loads blocks in sync
     tasks, and a coroutine here would fail later and far away, so it fails now and says why.
     """
-    _refuse_another_environments_block(name, environment or environment_name())
+    environment = environment or environment_name()
+    _refuse_another_environments_block(name, environment)
+    refuse_another_environments_api(environment)
     block = block_type.load(name)
     if not isinstance(block, block_type):
         raise TypeError(f"{block_type.__name__} {name!r} was loaded from async code; load blocks in a sync task")

@@ -1,8 +1,9 @@
-"""Which warehouse a run talks to, and as whom: the loader for everything up to the gate, the publisher to publish.
+"""Which warehouse a run talks to, and as whom: the loader for everything up to the gate, the publisher to publish,
+the monitor to read the ledger and write incident state.
 
 Resolved at run time so one image serves every environment: a deployment names its environment's
 block (SHIPSHAPE_WAREHOUSE_BLOCK); local runs and tests give URLs (SHIPSHAPE_WAREHOUSE_URL, optionally
-SHIPSHAPE_PUBLISHER_URL); with neither, the embedded DuckDB file in the data folder.
+SHIPSHAPE_PUBLISHER_URL, SHIPSHAPE_MONITOR_URL); with neither, the embedded DuckDB file in the data folder.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from shipshape.errors import ConfigurationError, TransientError, WarehouseError
 from shipshape.settings import LOCAL_ENVIRONMENT, environment_name, load_settings
 from shipshape.warehouses import Warehouse, open_warehouse
 
-Role = Literal["loader", "publisher"]
+Role = Literal["loader", "publisher", "monitor"]
 
 
 @dataclass(frozen=True)
 class WarehouseUrls:
     loader: str
     publisher: str
+    monitor: str
     origin: str  # where they came from, for error messages (never the URLs themselves: they may hold passwords)
 
 
@@ -33,7 +35,8 @@ def warehouse_urls() -> WarehouseUrls:
         return _urls_from_block(block_name)
     url = os.environ.get("SHIPSHAPE_WAREHOUSE_URL") or f"duckdb:///{load_settings().data_dir / 'warehouse.duckdb'}"
     publisher = os.environ.get("SHIPSHAPE_PUBLISHER_URL") or url
-    return WarehouseUrls(loader=url, publisher=publisher, origin="SHIPSHAPE_WAREHOUSE_URL")
+    monitor = os.environ.get("SHIPSHAPE_MONITOR_URL") or url
+    return WarehouseUrls(loader=url, publisher=publisher, monitor=monitor, origin="SHIPSHAPE_WAREHOUSE_URL")
 
 
 @contextmanager
@@ -41,7 +44,7 @@ def connect(role: Role = "loader") -> Iterator[Warehouse]:
     """An open warehouse connection as `role`; a refused connection names where its settings came from."""
     urls = warehouse_urls()
     try:
-        warehouse = open_warehouse(urls.publisher if role == "publisher" else urls.loader)
+        warehouse = open_warehouse({"loader": urls.loader, "publisher": urls.publisher, "monitor": urls.monitor}[role])
     except TransientError as error:  # server down or unreachable: worth a retry, but say which settings
         raise TransientError(f"{error} — the {role} connection comes from {urls.origin}") from None
     except WarehouseError as error:  # refused: wrong role, database or password; retrying cannot help
@@ -63,6 +66,7 @@ def _urls_from_block(name: str) -> WarehouseUrls:
     return WarehouseUrls(
         loader=block.url(block.loader_user, block.loader_password),
         publisher=block.url(block.publisher_user, block.publisher_password),
+        monitor=block.url(block.monitor_user, block.monitor_password),
         origin=f"warehouse block {name!r} (fix it with {apply})",
     )
 

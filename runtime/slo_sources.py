@@ -55,7 +55,7 @@ def slo_reports(now: datetime, environment: str | None = None) -> list[SloReport
     """
     environment = environment or environment_name()
     pipelines = [declared.spec for declared in load_all()]
-    with connect() as warehouse, get_client(sync_client=True) as client:
+    with connect("monitor") as warehouse, get_client(sync_client=True) as client:
         has_ledger = LEDGER_TABLE not in missing_platform_tables(warehouse)
         return [
             evaluate(

@@ -7,7 +7,7 @@ setting. Loading and error formatting live in `catalog.py`; this module only say
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import reduce
 from operator import or_
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 
 from shipshape.column_types import ColumnType
 from shipshape.declaration_base import IDENTIFIER, SecretRef, StrictModel
-from shipshape.names import PII_KEY_BLOCK, PII_KEY_VARIABLE, RESERVED_SCHEMAS, reserved_schema
+from shipshape.names import PII_KEY_BLOCK, PII_KEY_VARIABLE, RESERVED_SCHEMAS, reserved_schema, versioned_table
 from shipshape.partitions import Grain
 from shipshape.sources.kind import SourceBase
 from shipshape.sources.registry import SOURCE_KINDS
@@ -98,8 +98,53 @@ else:
 
 
 class Destination(StrictModel):
+    """Where the pipeline publishes. A breaking change (a column removed, renamed or narrowed) bumps `version`:
+    version N publishes `<table>_vN` (`published_table`) while the previous version's table keeps its data and its
+    readers' grants until `previous_version_until`, a date the owner announces; then `make apply` drops it."""
+
     table: Annotated[str, Field(pattern=IDENTIFIER, max_length=40)]
     schema_name: Annotated[str, Field(alias="schema", pattern=IDENTIFIER)] = "analytics"
+    version: Annotated[int, Field(ge=1, le=99)] = 1
+    previous_version_until: date | None = None
+
+    @model_validator(mode="after")
+    def _deprecation_declared(self) -> Destination:
+        """A bump without a date would leave readers of the old table guessing how long they have."""
+        if self.version > 1 and self.previous_version_until is None:
+            raise ValueError(
+                f"destination.version {self.version} needs 'previous_version_until' (a date, e.g. 2027-01-31): "
+                f"until then {self.previous_table} keeps its data and grants, so its readers can move to "
+                f"{self.published_table}"
+            )
+        if self.version == 1 and self.previous_version_until is not None:
+            raise ValueError("'previous_version_until' is only for destination.version 2 or more; remove it")
+        return self
+
+    @property
+    def published_table(self) -> str:
+        """The table this version publishes (`fct_orders`, `fct_orders_v2`): the one place the name is derived."""
+        return versioned_table(self.table, self.version)
+
+    @property
+    def previous_table(self) -> str | None:
+        """The previous version's table, kept for readers until `previous_version_until`; None at version 1."""
+        return versioned_table(self.table, self.version - 1) if self.version > 1 else None
+
+    def versions_note(self, today: date) -> str:
+        """Where readers find the data now, and until when the previous version stays (`shipshape status`)."""
+        current = f"{self.schema_name}.{self.published_table}"
+        if self.previous_table is None or self.previous_version_until is None:
+            return current
+        previous = f"v{self.version - 1} {self.schema_name}.{self.previous_table}"
+        if today <= self.previous_version_until:
+            return f"{current}; {previous} kept until {self.previous_version_until}"
+        return f"{current}; {previous} retired {self.previous_version_until} (make apply drops it)"
+
+    def retired_tables(self, today: date) -> list[str]:
+        """Earlier versions' tables nobody is promised any more: every version before the previous one, and the
+        previous one once `previous_version_until` has passed."""
+        kept = 1 if self.previous_version_until is not None and today <= self.previous_version_until else 0
+        return [versioned_table(self.table, version) for version in range(1, self.version - kept)]
 
     @field_validator("schema_name")
     @classmethod

@@ -81,5 +81,9 @@ class PartitionLostError(PublishError):
     """The run no longer holds its partition locks (their session ended): it must not publish what it audited."""
 
 
+class BreakingChangeError(TerminalError):
+    """A change would break the published table's readers (a column removed or renamed) without a version bump."""
+
+
 class RollbackError(TerminalError):
     """A rollback was refused (unknown publish, history expired, partition busy or never published); nothing changed."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-RolePurpose = Literal["loader", "publisher", "consumer"]
+RolePurpose = Literal["loader", "publisher", "consumer", "owner", "monitor"]
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 """The environments, in promotion order; deployments/environments.py says what differs between them."""
@@ -23,6 +23,9 @@ BACKFILL_TAG = "backfill"
 INCIDENT_EVENT_PREFIX = "shipshape.incident"
 PII_KEY_VARIABLE = "PII_HASH_KEY"  # the default PII key for local runs; deployed runs read PII_KEY_BLOCK
 PII_KEY_BLOCK = "pii-hash-key-{env}"
+API_ENVIRONMENT_VARIABLE = "shipshape-environment"
+"""The Prefect variable marking which environment a Prefect API belongs to: `make apply` sets it on the first apply
+and refuses any other environment there; a run refuses an API marked for another environment."""
 
 
 AUDIT_SCHEMA = "audit"
@@ -39,6 +42,10 @@ RESERVED_SCHEMAS = frozenset({AUDIT_SCHEMA, PLATFORM_SCHEMA, HISTORY_SCHEMA, "pu
 
 def reserved_schema(schema: str) -> bool:
     return schema in RESERVED_SCHEMAS or schema.startswith(RESERVED_SCHEMA_PREFIXES)
+
+
+PUBLISHED_TABLE_FUNCTIONS = ("create_published_table", "add_published_columns", "widen_published_column")
+"""The only DDL on a published table, in `PLATFORM_SCHEMA`: functions the owner role runs for the publisher."""
 
 
 def pipeline_tag(pipeline: str) -> str:
@@ -139,7 +146,9 @@ def declarable_secret_variable(variable: str) -> bool:
 
 
 def role_name(environment: str, purpose: RolePurpose) -> str:
-    """PostgreSQL role names are cluster-wide, so each environment's roles carry its name."""
+    """PostgreSQL role names are cluster-wide, so each environment's roles carry its name.
+
+    `owner` cannot log in: it owns the published tables, and only `PUBLISHED_TABLE_FUNCTIONS` act as it."""
     return f"shipshape_{environment}_{purpose}"
 
 
@@ -181,3 +190,9 @@ def backfill_limit(deployment: str) -> str:
 def pipeline_resource_id(environment: str, pipeline: str) -> str:
     """The event resource of a pipeline in an environment; incident automations match on it."""
     return f"shipshape.pipeline.{environment}.{pipeline}"
+
+
+def versioned_table(table: str, version: int) -> str:
+    """The table a destination's `version` publishes: version 1 is the declared name (`fct_orders`), a later
+    one `fct_orders_v2`, so a breaking change gets a new table and readers of the old one move on their own time."""
+    return table if version == 1 else f"{table}_v{version}"

@@ -8,13 +8,16 @@ The rows a publish replaces are kept, in the same transaction, in a history tabl
 Publishes to one table wait for each other (a destination lock, first in the transaction), and each then checks
 that its run still holds its partition locks: a run whose lock session dropped publishes nothing, since another
 run may already be processing the same partitions.
+A transform output with new columns or wider types changes the published table in the same transaction
+(`_evolve_schema`, through the adapter's published-table DDL: on PostgreSQL with roles, the owner role's functions).
 What a publish would replace is measured before the audit gate by `replaced_rows`, scope for scope as
 `replace_scope` deletes it, so the gate can refuse an empty or shrinking publish (`shipshape.volume`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from shipshape.declaration import Pipeline
 from shipshape.errors import PartitionLostError, PublishError
@@ -22,6 +25,8 @@ from shipshape.history import kept
 from shipshape.ledger import LedgerEntry, forget_superseded_dead_letters, record
 from shipshape.names import destination_lock, history_table
 from shipshape.partitions import Window
+from shipshape.schema_changes import version_bump
+from shipshape.schema_evolution import compare
 from shipshape.transform import window_bounds
 from shipshape.volume import Replaced
 from shipshape.warehouses import AUDIT_SCHEMA, HISTORY_SCHEMA, Warehouse
@@ -39,7 +44,7 @@ class StagedPartition:
 
 def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition], claim: LockClaim) -> None:
     """Publish `staged` in one transaction, if the run still holds `claim` (its partition locks) once it is there."""
-    schema, table = spec.destination.schema_name, spec.destination.table
+    schema, table = spec.destination.schema_name, spec.destination.published_table
     with warehouse.transaction():
         # Before any DDL or DML: concurrent first publishes would both create the table, concurrent merges of one
         # key would both insert it (each deletes only what was committed before it started).
@@ -50,14 +55,15 @@ def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition],
                 "holds its partition locks (the connection holding them ended), so another run may be processing "
                 f"them. Nothing was published; {schema}.{table} is unchanged. Re-run the partition(s)"
             )
-        for partition in staged:  # before the first read of any of them: `create_table_like` reads one
+        for partition in staged:  # before the first read of any of them: `create_published_table` reads one
             _check_plain_table(warehouse, spec, partition)
         warehouse.ensure_schema(schema)
         warehouse.ensure_schema(HISTORY_SCHEMA)
-        warehouse.create_table_like(schema, table, AUDIT_SCHEMA, staged[0].out_table)
+        if not warehouse.table_exists(schema, table):
+            warehouse.create_published_table(schema, table, AUDIT_SCHEMA, staged[0].out_table)
+        staged = [_evolve_schema(warehouse, spec, partition) for partition in staged]
         published_columns = warehouse.table_columns(schema, table)
         for partition in staged:
-            _check_columns(warehouse, spec, partition, published_columns)
             entry = partition.ledger_entry
             replace_scope(warehouse, spec, partition.window, partition.out_table, entry.entry_id)
             warehouse.insert_from(schema, table, AUDIT_SCHEMA, partition.out_table, published_columns)
@@ -72,7 +78,7 @@ def _check_plain_table(warehouse: Warehouse, spec: Pipeline, partition: StagedPa
     code there (a view calling a loader's function would write with the publisher's rights)."""
     problem = warehouse.plain_table_problem(AUDIT_SCHEMA, partition.out_table)
     if problem is not None:
-        schema, table = spec.destination.schema_name, spec.destination.table
+        schema, table = spec.destination.schema_name, spec.destination.published_table
         raise PublishError(
             f"pipeline {spec.name}, partition {partition.window.key}: the transform output "
             f"{AUDIT_SCHEMA}.{partition.out_table} {problem}; publish copies only from a plain table the run "
@@ -84,7 +90,7 @@ def _check_plain_table(warehouse: Warehouse, spec: Pipeline, partition: StagedPa
 def replace_scope(warehouse: Warehouse, spec: Pipeline, window: Window, out_table: str, entry_id: str) -> None:
     """Remove exactly what the new rows replace — the partition, the matching keys, or everything — after keeping
     those rows in `history.h_<entry_id>` (`shipshape.history`), so `shipshape rollback` can put them back."""
-    schema, table = spec.destination.schema_name, spec.destination.table
+    schema, table = spec.destination.schema_name, spec.destination.published_table
     kept_as = history_table(entry_id)
     if spec.load.mode == "full_replace":
         warehouse.snapshot_all(schema, table, kept_as)
@@ -103,7 +109,7 @@ def replace_scope(warehouse: Warehouse, spec: Pipeline, window: Window, out_tabl
 def replaced_rows(warehouse: Warehouse, spec: Pipeline, window: Window, out_table: str, new_rows: int) -> Replaced:
     """What publishing `out_table` (`new_rows` rows) would do to the rows it replaces, counted as `replace_scope`
     deletes them: the partition's rows (`replace_partition`), or the whole table (`full_replace`, `merge`)."""
-    schema, table = spec.destination.schema_name, spec.destination.table
+    schema, table = spec.destination.schema_name, spec.destination.published_table
     target = f"{schema}.{table}"
     partitioned = spec.load.mode == "replace_partition" and spec.partition is not None
     scope = f"partition {window.key} of {target}" if partitioned else target
@@ -121,12 +127,28 @@ def replaced_rows(warehouse: Warehouse, spec: Pipeline, window: Window, out_tabl
     raise PublishError(f"pipeline {spec.name}: load.mode {spec.load.mode!r} needs a partition to replace")
 
 
-def _check_columns(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition, published: list[str]) -> None:
-    produced = warehouse.table_columns(AUDIT_SCHEMA, partition.out_table)
-    if set(produced) != set(published):
+def _evolve_schema(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition) -> StagedPartition:
+    """Give the published table the output's new columns and wider types (earlier rows read NULL in a new column),
+    inside the publish transaction; refuse a removed, narrowed or otherwise changed column. Returns the partition
+    with what was changed on its ledger row (message and one outcome per column)."""
+    schema, table = spec.destination.schema_name, spec.destination.published_table
+    out = partition.out_table
+    change = compare(warehouse.column_shapes(schema, table), warehouse.column_shapes(AUDIT_SCHEMA, out))
+    if change.refused:
+        fix = version_bump(spec.name, spec.destination, datetime.now(UTC).date())
         raise PublishError(
-            f"pipeline {spec.name}, partition {partition.window.key}: the transform output columns {sorted(produced)} "
-            f"differ from {spec.destination.schema_name}.{spec.destination.table} {sorted(published)} "
-            f"(new: {sorted(set(produced) - set(published))}, missing: {sorted(set(published) - set(produced))}); "
-            "migrate the published table or fix the transform. Nothing was published"
+            f"pipeline {spec.name}, partition {partition.window.key}: the transform output {AUDIT_SCHEMA}.{out} "
+            f"differs from {schema}.{table} in a way publish does not make by itself ({change.describe()}): it "
+            "would drop or reinterpret published data. Nothing was published; the table is unchanged. Restore the "
+            f"column or its type in the transform, or {fix}"
         )
+    if not change:
+        return partition
+    if change.added:
+        warehouse.add_published_columns(schema, table, AUDIT_SCHEMA, out)
+    for old, _ in change.widened:
+        warehouse.widen_published_column(schema, table, old.name, AUDIT_SCHEMA, out)
+    entry = partition.ledger_entry
+    message = "; ".join(filter(None, [entry.message, f"schema change: {change.describe()}"]))
+    recorded = replace(entry, message=message, check_results=[*entry.check_results, *change.outcomes()])
+    return replace(partition, ledger_entry=recorded)

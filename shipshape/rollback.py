@@ -124,7 +124,7 @@ def _rollback(
                 f"pipeline {spec.name}, partition(s) {', '.join(keys)}: a run is processing them now; wait until it "
                 "ends (its publish may be the one to roll back), then run the rollback again. Nothing was rolled back"
             )
-        schema, table = spec.destination.schema_name, spec.destination.table
+        schema, table = spec.destination.schema_name, spec.destination.published_table
         with warehouse.transaction():
             warehouse.hold_until_commit(destination_lock(schema, table))
             ledger = entries(warehouse, spec.name)  # read under the lock: no publish of the table commits now
@@ -150,7 +150,7 @@ def _restore(
             f"kept (history of {successor.entry_id}: {state}; history.retention is {spec.history.retention}). "
             "Re-run the partition with the code you want instead (shipshape run). Nothing was rolled back"
         )
-    schema, table = spec.destination.schema_name, spec.destination.table
+    schema, table = spec.destination.schema_name, spec.destination.published_table
     entry = LedgerEntry(  # the restored publish's code and contract are what the table holds again
         pipeline=spec.name,
         partition_key=newest.partition_key,

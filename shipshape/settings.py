@@ -72,6 +72,26 @@ def session_timeouts() -> SessionTimeouts:
     return SessionTimeouts(**values)
 
 
+DATA_ROOTS_VARIABLE = "SHIPSHAPE_DATA_ROOTS"
+
+
+def data_roots() -> tuple[Path, ...]:
+    """Folders besides the data folder that file sources may read (a landing mount), resolved.
+
+    Declared by the platform where the worker runs (SHIPSHAPE_DATA_ROOTS, absolute paths joined by `:`), never by a
+    declaration: a pipeline team names a file, the platform decides which folders a file may be in.
+    """
+    text = os.environ.get(DATA_ROOTS_VARIABLE, "")
+    roots = [Path(part) for part in text.split(os.pathsep) if part]
+    relative = [str(root) for root in roots if not root.is_absolute()]
+    if relative:
+        raise ConfigurationError(
+            f"{DATA_ROOTS_VARIABLE}={text!r}: {', '.join(relative)} is not an absolute path; list absolute folders "
+            f"joined by {os.pathsep!r}, e.g. /mnt/landing{os.pathsep}/srv/exports, or unset it"
+        )
+    return tuple(root.resolve() for root in roots)
+
+
 def environment_name() -> str:
     """The environment a run belongs to (dev, staging, prod), set by its deployment; `local` otherwise."""
     return os.environ.get("SHIPSHAPE_ENV", LOCAL_ENVIRONMENT)

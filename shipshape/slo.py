@@ -50,6 +50,7 @@ class SloReport:
     success_burn_rate: float | None  # None: no finished run in the fast-burn window
     freshness_burn_rate: float | None
     fast_burn_rate: float  # the declared threshold
+    tables: str  # the published table, and the previous version's while it is kept (`destination.version`)
 
     @property
     def staleness(self) -> timedelta | None:
@@ -77,6 +78,7 @@ class SloReport:
         last, staleness = self.last_published_at, self.staleness
         return {
             "pipeline": self.pipeline,
+            "table": self.tables,
             "window": format_duration(self.window),
             "last publish": last.strftime("%Y-%m-%d %H:%M UTC") if last else "never",
             "staleness / SLA": f"{'never' if staleness is None else format_duration(staleness)} / "
@@ -131,6 +133,7 @@ def evaluate(spec: Pipeline, publishes: list[datetime], runs: list[RunOutcome], 
         success_burn_rate=None if fast_success is None else burn_rate(fast_success, slo.success_rate),
         freshness_burn_rate=None if fast_freshness is None else burn_rate(fast_freshness, slo.freshness),
         fast_burn_rate=slo.fast_burn_rate,
+        tables=spec.destination.versions_note(now.date()),
     )
 
 

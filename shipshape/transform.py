@@ -28,7 +28,7 @@ def run_transform(warehouse: Warehouse, spec: Pipeline, sql_files: list[Path], r
     """Materialise every step; returns the table to audit and publish (the raw table when there is no SQL)."""
     names = {
         "raw": warehouse.qualified(AUDIT_SCHEMA, run.raw),
-        "this": warehouse.qualified(spec.destination.schema_name, spec.destination.table),
+        "this": warehouse.qualified(spec.destination.schema_name, spec.destination.published_table),
     }
     output = run.raw
     for index, sql_file in enumerate(sql_files, start=1):

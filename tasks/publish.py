@@ -28,7 +28,7 @@ def publish_partitions(declared: DeclaredPipeline, staged: list[StagedPartition]
         len(staged),
         declared.name,
         declared.spec.destination.schema_name,
-        declared.spec.destination.table,
+        declared.spec.destination.published_table,
     )
 
 

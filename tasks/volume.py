@@ -25,7 +25,7 @@ def check_volume(declared: DeclaredPipeline, published: list[tuple[Window, int]]
     if config is None:
         return {}
     logger = get_run_logger()
-    with connect() as warehouse:
+    with connect("monitor") as warehouse:  # the only role that may write incidents
         verdicts: dict[str, VolumeVerdict] = {}
         for window, rows in published:
             if window.start is None:

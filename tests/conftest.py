@@ -27,7 +27,10 @@ from tests.support.docker_engine import (
 from tests.support.postgres import database_url, databases
 
 SHARING_THE_MACHINE = frozenset(
-    {"test_alerts", "test_backfill", "test_deploy", "test_first_run", "test_image", "test_local_platform"}
+    {
+        "test_alerts", "test_backfill", "test_deploy", "test_first_run", "test_image", "test_local_platform",
+        "test_published_table_owner",
+    }
 )
 """Test modules that use what one machine has only once: PostgreSQL's cluster-wide roles (`shipshape_dev_loader`…,
 created by `infra apply`), the private Docker engine and its data root, or every core (`busy_cores`). Under

@@ -28,6 +28,7 @@ EXAMPLE_DAYS = 14
 # Values the dev environment needs; generated once per machine, kept out of the repo (.platform is ignored).
 _GENERATED_SECRETS = (
     "SHIPSHAPE_LOADER_PASSWORD", "SHIPSHAPE_PUBLISHER_PASSWORD", "SHIPSHAPE_CONSUMER_PASSWORD",
+    "SHIPSHAPE_MONITOR_PASSWORD",
     "SHIPSHAPE_SECRET_PII_HASH_KEY", "SHIPSHAPE_PREFECT_AUTH_STRING",
 )
 # Where `make up` finds a PostgreSQL superuser: the machine's server unless told otherwise (the tests point it

@@ -61,16 +61,24 @@ def start_server(
     auth_string: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start `prefect server start` and wait until it is healthy; returns the process and its API URL."""
-    port = port or free_port()
-    env = server_environment(prefect_home, port, database_url, auth_string)
-    command = [prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    server = spawn(command, env, log_path)
+    server, api_url = spawn_server(prefect_home, log_path, port, database_url, auth_string)
     try:
-        wait_healthy(server, env["PREFECT_API_URL"], log_path)
+        wait_healthy(server, api_url, log_path)
     except BaseException:
         stop_process_group(server.pid)
         raise
-    return server, env["PREFECT_API_URL"]
+    return server, api_url
+
+
+def spawn_server(
+    prefect_home: Path, log_path: Path, port: int | None = None, database_url: str | None = None,
+    auth_string: str | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`prefect server start` without waiting for it, so several servers can start side by side (`wait_healthy`)."""
+    port = port or free_port()
+    env = server_environment(prefect_home, port, database_url, auth_string)
+    command = [prefect_cli(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    return spawn(command, env, log_path), env["PREFECT_API_URL"]
 
 
 @contextmanager

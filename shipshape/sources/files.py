@@ -23,6 +23,7 @@ from shipshape.column_types import family_of_arrow
 from shipshape.errors import SourceError
 from shipshape.partitions import Window
 from shipshape.secrets import SecretResolver
+from shipshape.settings import data_roots
 from shipshape.sources.base import CHUNK_ROWS
 from shipshape.sources.csv_options import CsvOptions
 from shipshape.sources.kind import SourceBase, SourceKind
@@ -40,7 +41,8 @@ class FileSource(SourceBase):
 
     kind: Literal["file"]
     path: str = Field(
-        description="Path under `{data_dir}/`; only `{data_dir}`, `{start:%Y-%m-%d}`, `{end:...}` are replaced."
+        description="Path under `{data_dir}/` (or absolute, under a root the platform declares in "
+        "SHIPSHAPE_DATA_ROOTS); only `{data_dir}`, `{start:%Y-%m-%d}`, `{end:...}` are replaced."
     )
     format: Literal["csv", "parquet"]
     csv: CsvOptions = Field(default_factory=CsvOptions, description="How a CSV file is written; `format: csv` only.")
@@ -94,7 +96,7 @@ class PartitionFileSource:
 
     def path_for(self, window: Window) -> Path:
         """The file holding the window's rows; a `SourceError` saying what was expected when it is absent."""
-        path = fill_path(self._spec.path, self._data_dir, window)
+        path = fill_path(self._spec.path, self._data_dir, window, data_roots())
         if not path.is_file():
             raise SourceError(
                 f"file source: {path} does not exist (partition {window.key}); expected the {self._spec.format} file "

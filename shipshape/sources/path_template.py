@@ -3,22 +3,27 @@
 `str.format` evaluates attribute and index lookups inside the braces, so a declaration could write
 `{data_dir.__class__.__new__.__globals__[os].environ[PREFECT_API_KEY]}` and read any of the worker's
 secrets into an error message. Here a template knows exactly three fields — `{data_dir}`, `{start:<strftime>}`,
-`{end:<strftime>}` — checked when the declaration loads, and the filled path must stay inside the data folder
-(symlinks resolved) so a declaration cannot read other files of the worker.
+`{end:<strftime>}` — checked when the declaration loads, and the filled path must stay inside the data folder or a
+root the platform declares (SHIPSHAPE_DATA_ROOTS; symlinks resolved) so a declaration cannot read other files of
+the worker. An absolute template is allowed for the declared roots; which roots exist is known only where the run
+is, so that check is made when the path is filled.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from shipshape.errors import SourceError
 from shipshape.partitions import Window
+from shipshape.settings import DATA_ROOTS_VARIABLE
 
 _FIELD = re.compile(r"\{([^{}]*)\}")
 _DATA_DIR = "{data_dir}"
 _BOUNDS = ("start", "end")
 FIX = "use only {data_dir}, {start:<strftime>} and {end:<strftime>}, e.g. {data_dir}/landing/{start:%Y-%m-%d}.csv"
+FIELD = "source.path"
 
 
 def template_problems(template: str) -> list[str]:
@@ -27,15 +32,18 @@ def template_problems(template: str) -> list[str]:
     literal = _FIELD.sub("", template)
     if "{" in literal or "}" in literal:
         problems.append("unmatched '{' or '}'")
-    if not template.startswith(_DATA_DIR + "/"):
-        problems.append("the path must start with {data_dir}/ (files are read only from the data folder)")
+    if not template.startswith((_DATA_DIR + "/", "/")):
+        problems.append(
+            "the path must start with {data_dir}/ or be absolute (files are read only from the data folder "
+            f"or a root the platform declares in {DATA_ROOTS_VARIABLE})"
+        )
     if ".." in Path(template).parts:
         problems.append("'..' is not allowed in the path")
     return problems
 
 
-def fill_path(template: str, data_dir: Path, window: Window) -> Path:
-    """The file the template names for `window`, resolved and checked to lie inside `data_dir`."""
+def fill_path(template: str, data_dir: Path, window: Window, roots: Sequence[Path] = ()) -> Path:
+    """The file the template names for `window`, resolved and checked to lie inside `data_dir` or one of `roots`."""
     bounds = {"start": window.start, "end": window.end}
 
     def substitute(match: re.Match[str]) -> str:
@@ -54,11 +62,12 @@ def fill_path(template: str, data_dir: Path, window: Window) -> Path:
     if problems:
         raise SourceError(f"file source: path template {template!r}: {'; '.join(problems)}; {FIX}")
     path = Path(_FIELD.sub(substitute, template)).resolve()
-    root = data_dir.resolve()
-    if not path.is_relative_to(root):
+    allowed = [data_dir.resolve(), *(root.resolve() for root in roots)]
+    if not any(path.is_relative_to(root) for root in allowed):
         raise SourceError(
-            f"file source: path template {template!r} names {path} for partition {window.key}, outside the data "
-            f"folder {root} (through a symlink or a partition value); move the file under the data folder"
+            f"file source: field {FIELD!r}: got {template!r}, which names the file {path} for partition {window.key} "
+            f"(symlinks resolved), outside the allowed roots {', '.join(map(str, allowed))} (the data folder, then "
+            f"{DATA_ROOTS_VARIABLE}); move the file under one of them, or ask the platform team to declare its folder"
         )
     return path
 

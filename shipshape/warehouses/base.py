@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import pyarrow as pa
 
 from shipshape.column_types import ColumnType
-from shipshape.errors import ShipshapeError
+from shipshape.errors import ShipshapeError, WarehouseError
 from shipshape.names import AUDIT_SCHEMA, HISTORY_SCHEMA, PLATFORM_SCHEMA
+from shipshape.schema_evolution import ColumnShape, widens
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.locks import AdvisoryLocks, LockClaim
 from shipshape.warehouses.roles import RoleStatements
@@ -189,14 +190,62 @@ class Warehouse(RoleStatements, ABC):
         (DuckDB reports only its file's size). What history costs is measured with it (`make bench`)."""
         return None
 
-    # --- publish DML: what replacing a partition, merging keys or replacing everything is made of ---------------
+    # --- DDL on a published table: one method each. An engine with roles may route them through its owner role
+    # (PostgreSQL, once `make apply` installed `PUBLISHED_TABLE_FUNCTIONS`); here they run as the connection. ---
 
-    def create_table_like(self, schema: str, table: str, source_schema: str, source_table: str) -> None:
+    def create_published_table(self, schema: str, table: str, source_schema: str, source_table: str) -> None:
         """Create `schema.table` empty with the source's columns and types, unless it exists (first publish)."""
         self.execute(
             f"CREATE TABLE IF NOT EXISTS {self.qualified(schema, table)} AS "
             f"SELECT * FROM {self.qualified(source_schema, source_table)} WHERE 1 = 0"
         )
+
+    def add_published_columns(self, schema: str, table: str, source_schema: str, source_table: str) -> None:
+        """Add every column of the source that `schema.table` lacks, with the source's type; existing rows read NULL."""
+        present = set(self.table_columns(schema, table))
+        for column, ddl_type in self._ddl_types(source_schema, source_table).items():
+            if column not in present:
+                self.execute(f"ALTER TABLE {self.qualified(schema, table)} ADD COLUMN {self.quote(column)} {ddl_type}")
+
+    def widen_published_column(
+        self, schema: str, table: str, column: str, source_schema: str, source_table: str
+    ) -> None:
+        """Give `column` the source column's type, which must widen it (`shipshape.schema_evolution.widens`)."""
+        old = {shape.name: shape for shape in self.column_shapes(schema, table)}.get(column)
+        new = {shape.name: shape for shape in self.column_shapes(source_schema, source_table)}.get(column)
+        if old is None or new is None or not widens(old, new):
+            raise WarehouseError(
+                f"{schema}.{table}.{column}: the type of {source_schema}.{source_table}.{column} does not widen it "
+                f"({old.type_text if old else 'no such column'} → {new.type_text if new else 'no such column'})"
+            )
+        ddl_type = self._ddl_types(source_schema, source_table)[column]
+        self.execute(f"ALTER TABLE {self.qualified(schema, table)} ALTER COLUMN {self.quote(column)} TYPE {ddl_type}")
+
+    def column_shapes(self, schema: str, table: str) -> list[ColumnShape]:
+        """The table's columns as `information_schema.columns` describes them on every engine, in table order."""
+        rows = self.fetch_all(
+            "SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale "
+            "FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, table],
+        )
+        shapes = []
+        for name, data_type, length, precision, scale in rows:
+            family = str(data_type).split("(", 1)[0].strip().lower()  # DuckDB spells `DECIMAL(12,2)`
+            sized = family in ("numeric", "decimal")
+            shapes.append(ColumnShape(name, family, length, precision if sized else None, scale if sized else None))
+        return shapes
+
+    def _ddl_types(self, schema: str, table: str) -> dict[str, str]:
+        """Each column's type as DDL spells it; `information_schema.columns.data_type` is that on DuckDB
+        (`DECIMAL(12,2)`); an engine that drops the sizes there overrides this."""
+        rows = self.fetch_all(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [schema, table],
+        )
+        return {str(name): str(data_type) for name, data_type in rows}
+
+    # --- publish DML: what replacing a partition, merging keys or replacing everything is made of ---------------
 
     def _range_condition(self, column: str) -> str:
         """Rows of one partition's window: `column` in [?, ?)."""

@@ -1,4 +1,5 @@
-"""PostgreSQL: psycopg 3 for statements, ADBC (Arrow → binary COPY) for bulk loads; roles in `postgres_roles`.
+"""PostgreSQL: psycopg 3 for statements, ADBC (Arrow → binary COPY) for bulk loads; roles in `postgres_roles`,
+published-table DDL in `postgres_ddl`.
 
 ADBC was the fastest client-side load path measured here (about 1.1x `psql \\copy`), and it streams
 a RecordBatchReader in one COPY, so memory stays bounded by the batch size.
@@ -23,6 +24,7 @@ from shipshape.redact import redact_driver_error
 from shipshape.settings import SessionTimeouts, session_timeouts
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.locks import AdvisoryLocks
+from shipshape.warehouses.postgres_ddl import PostgresPublishedTables
 from shipshape.warehouses.postgres_roles import PostgresRoles
 from shipshape.warehouses.postgres_soda import PostgresTarget
 
@@ -53,7 +55,7 @@ _RELATION_KINDS = {
 }
 
 
-class PostgresWarehouse(PostgresRoles, AdvisoryLocks):
+class PostgresWarehouse(PostgresPublishedTables, PostgresRoles, AdvisoryLocks):
     capabilities = Capabilities(
         supports_unlogged_tables=True,
         supports_transactional_ddl=True,

@@ -66,6 +66,21 @@ class PostgresRoles(Warehouse):
     def set_password(self, role: str, password: str) -> None:
         self.execute(f"ALTER ROLE {self.quote(role)} PASSWORD '{_new_verifier(password)}'")
 
+    def create_group_role(self, role: str) -> None:
+        self.execute(f"CREATE ROLE {self.quote(role)} NOLOGIN")
+
+    def table_owners(self, schema: str) -> dict[str, str]:
+        found = self.fetch_all(
+            "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class AS c "
+            "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ? AND c.relkind IN ('r', 'p') ORDER BY 1",
+            [schema],
+        )
+        return {str(table): str(owner) for table, owner in found}
+
+    def set_table_owner(self, schema: str, table: str, owner: str) -> None:
+        self.execute(f"ALTER TABLE {self.qualified(schema, table)} OWNER TO {self.quote(owner)}")
+
     def missing_privileges(self, grant: Grant) -> list[str]:
         """Asked by oid: has_*_privilege then answers NULL instead of raising for a role or an object that
         does not exist yet, so a plan on an empty database lists every privilege apply will grant.

@@ -61,6 +61,16 @@ class RowPolicy:
         return f"{self.role}_{self.command.lower()}"
 
 
+@dataclass(frozen=True)
+class OwnerFunctions:
+    """The published-table DDL functions of an environment: they act as `owner` (which owns the published tables),
+    read only `loader`'s audit tables, and only `publisher` may run them (`names.PUBLISHED_TABLE_FUNCTIONS`)."""
+
+    owner: str
+    loader: str
+    publisher: str
+
+
 class RoleStatements:
     """The role and privilege operations of a warehouse; every one refuses unless an engine overrides it."""
 
@@ -79,6 +89,24 @@ class RoleStatements:
         raise self._no_roles()
 
     def set_password(self, role: str, password: str) -> None:
+        raise self._no_roles()
+
+    def create_group_role(self, role: str) -> None:
+        """A role nobody can log in as: it owns objects, and only code it owns acts with its rights."""
+        raise self._no_roles()
+
+    def table_owners(self, schema: str) -> dict[str, str]:
+        """Each table of `schema` (plain or partitioned; not views) and the role that owns it."""
+        raise self._no_roles()
+
+    def set_table_owner(self, schema: str, table: str, owner: str) -> None:
+        raise self._no_roles()
+
+    def owner_functions_to_install(self, functions: OwnerFunctions) -> dict[str, str]:
+        """Each of `functions` that is missing (`create`) or differs from the platform's (`update`), by name."""
+        raise self._no_roles()
+
+    def install_owner_function(self, name: str, functions: OwnerFunctions) -> None:
         raise self._no_roles()
 
     def missing_privileges(self, grant: Grant) -> list[str]:

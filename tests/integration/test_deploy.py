@@ -1,8 +1,9 @@
-"""Deploy: infra as code and `prefect deploy --all` for dev, staging and prod on a real Prefect server.
+"""Deploy: infra as code and `prefect deploy --all` for dev, staging and prod, each on its own real Prefect server.
 
 The module sets up once what a team's CI does per environment — `python -m infra apply --env E` twice,
-`DEPLOY_ENV=E SHIPSHAPE_IMAGE=<image> prefect deploy --all` — then checks what the server holds, runs the
-dev deployment on a process worker and the staging deployment on a docker worker inside the built image.
+`DEPLOY_ENV=E SHIPSHAPE_IMAGE=<image> prefect deploy --all` against that environment's API — then checks what each
+server holds, that one environment's apply or deploy is refused on another's API, runs the dev deployment on a
+process worker and the staging deployment on a docker worker inside the built image.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -30,11 +32,11 @@ from tests.support.platform import (
     cli,
     environment_values,
     new_roles_dropped,
-    real_prefect_server,
+    real_prefect_servers,
     run,
     worker,
 )
-from tests.support.postgres import databases
+from tests.support.postgres import database_url, databases
 from tests.support.slack import SlackReceiver
 
 FIRST_DAY = date(2026, 11, 1)
@@ -43,8 +45,8 @@ IMAGE = f"shipshape:test-{git_sha(short=True)}"
 
 @dataclass(frozen=True)
 class Platform:
-    api_url: str
-    home: Path
+    api_urls: dict[str, str]  # per environment: its own Prefect API
+    homes: dict[str, Path]
     environments: dict[str, EnvironmentValues]
     applies: dict[str, list[subprocess.CompletedProcess[str]]]  # per environment: apply, apply again, plan
     deploys: dict[str, subprocess.CompletedProcess[str]]
@@ -52,7 +54,16 @@ class Platform:
     slack: SlackReceiver
 
     def env(self, name: str) -> dict[str, str]:
-        return {"PREFECT_API_URL": self.api_url, "PREFECT_HOME": str(self.home), **self.environments[name].values}
+        return {
+            "PREFECT_API_URL": self.api_urls[name], "PREFECT_HOME": str(self.homes[name]),
+            **self.environments[name].values,
+        }
+
+    @contextmanager
+    def client(self, name: str) -> Iterator[SyncPrefectClient]:
+        """A client of the environment's own API."""
+        with temporary_settings({PREFECT_API_URL: self.api_urls[name]}), get_client(sync_client=True) as client:
+            yield client
 
     def secret_values(self) -> list[str]:
         return [value for env in self.environments.values() for value in env.secret_values()]
@@ -64,14 +75,14 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    home = tmp_path_factory.mktemp("prefect-home")
+    homes = {name: tmp_path_factory.mktemp(f"prefect-home-{name}") for name in ENVIRONMENTS}
     slack = SlackReceiver()
     envs = {name: environment_values(name, slack.base_url) for name in ENVIRONMENTS}
     data_dir = tmp_path_factory.mktemp("shop-data")
     generate(data_dir / "shop.db", FIRST_DAY, 2)
     warehouses = databases([env.database for env in envs.values()])
-    with slack.serving(), new_roles_dropped(), warehouses, real_prefect_server(home) as api_url:
-        platform = Platform(api_url, home, envs, {}, {}, data_dir, slack)
+    with slack.serving(), new_roles_dropped(), warehouses, real_prefect_servers(homes) as api_urls:
+        platform = Platform(api_urls, homes, envs, {}, {}, data_dir, slack)
         for name in envs:
             infra = [cli("python"), "-m", "infra"]
             platform.applies[name] = [
@@ -87,12 +98,13 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 @pytest.fixture(scope="module")
 def dev_worker(platform: Platform) -> Iterator[Path]:
     extra = {"SHIPSHAPE_DATA_DIR": str(platform.data_dir)}
-    with worker(platform.api_url, platform.home, "dev", "process", extra) as log_path:
+    with worker(platform.api_urls["dev"], platform.homes["dev"], "dev", "process", extra) as log_path:
         yield log_path
 
 
 def run_and_wait(platform: Platform, deployment: str, **options: object) -> FlowRun:
-    with temporary_settings({PREFECT_API_URL: platform.api_url}):
+    """Runs `<pipeline>-<env>` on that environment's API."""
+    with temporary_settings({PREFECT_API_URL: platform.api_urls[deployment.rsplit("-", 1)[1]]}):
         parameters = {"start_date": FIRST_DAY, "end_date": FIRST_DAY}
         flow_run = run_deployment(f"run-pipeline/{deployment}", parameters=parameters, timeout=600, poll_interval=1,
                                   **options)
@@ -118,6 +130,9 @@ def test_infra_apply_creates_everything_once_and_then_changes_nothing(platform: 
         pool_line = f"+ work pool shipshape-{name} ({ENVIRONMENTS[name].pool_type}, concurrency "
         assert pool_line in first.stdout
         # Roles are cluster-wide and may exist already; their grants in this environment's new database may not.
+        assert first.stdout.splitlines()[0] == (
+            f"+ api mark shipshape-environment ({name} on {platform.api_urls[name]})"
+        ), "the mark is checked and set before anything else"
         for line in (f"+ grant USAGE, CREATE on schema audit to shipshape_{name}_loader",
                      f"+ block shipshape-warehouse warehouse-{name}",
                      f"+ block secret pii-hash-key-{name}", f"+ automation shipshape-{name}-platform-failed",
@@ -126,6 +141,49 @@ def test_infra_apply_creates_everything_once_and_then_changes_nothing(platform: 
             assert line in first.stdout
         assert second.stdout.splitlines()[0] == "no changes", second.stdout
         assert plan.stdout.splitlines() == ["no changes", f"{name}: would change 0 object(s)"]
+
+
+def api_contents(platform: Platform, name: str) -> dict[str, object]:
+    """What an environment's API holds that apply or deploy could write: pools, blocks, automations, variables."""
+    with platform.client(name) as client:
+        return {
+            "pools": sorted(pool.name for pool in client.read_work_pools()),
+            "blocks": sorted((d.name, d.updated) for d in client.read_block_documents(include_secrets=False)),
+            "automations": sorted((a.name, str(a.id)) for a in client.read_automations()),
+            "variables": sorted((v.name, str(v.value), v.updated) for v in client.read_variables()),
+            "deployments": sorted((d.name, d.updated) for d in client.read_deployments()),
+        }
+
+
+def test_staging_is_refused_on_dev_s_api_before_anything_changes_there_or_in_its_warehouse(platform: Platform) -> None:
+    """One wrong PREFECT_API_URL: staging's values, dev's API. Plan, apply and deploy each stop with one line."""
+    before = api_contents(platform, "dev")
+    fresh = f"shipshape_test_refused_{platform.environments['staging'].database[-8:]}"
+    with databases([fresh]):
+        on_dev = {
+            **platform.env("staging"), "PREFECT_API_URL": platform.api_urls["dev"],
+            "PREFECT_HOME": str(platform.homes["dev"]), "SHIPSHAPE_WAREHOUSE_ADMIN_URL": database_url(fresh),
+        }
+        refusal = (
+            f"the Prefect API at {platform.api_urls['dev']} belongs to environment 'dev' (Prefect variable "
+            "'shipshape-environment'), but {what} is for 'staging'; refused before anything was read or changed: "
+            "point PREFECT_API_URL at the 'staging' environment's own Prefect API"
+        )
+        for command in ("plan", "apply"):
+            result = run([cli("python"), "-m", "infra", command, "--env", "staging"], on_dev)
+            assert (result.returncode, result.stdout) == (1, ""), result.stdout + result.stderr
+            assert result.stderr == f"error: {refusal.format(what='`make apply ENV=staging`')}\n"
+        # Registers nothing: dev's API has no staging pool, so Prefect stops before the build step's own refusal
+        # (`deploy_settings`, tested in test_block_environments.py).
+        deploy = run([cli("prefect"), "--no-prompt", "deploy", "--all"],
+                     {**on_dev, "DEPLOY_ENV": "staging", "SHIPSHAPE_IMAGE": IMAGE})
+        assert deploy.returncode != 0
+        with psycopg.connect(database_url(fresh)) as warehouse:
+            schemas = warehouse.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname IN ('audit', 'platform', 'analytics')"
+            ).fetchall()
+    assert schemas == [], "the warehouse was changed before the API was checked"
+    assert api_contents(platform, "dev") == before
 
 
 def test_apply_updates_exactly_what_changed_and_plan_said_so(platform: Platform) -> None:
@@ -146,8 +204,12 @@ def test_apply_updates_exactly_what_changed_and_plan_said_so(platform: Platform)
 
 
 def test_pools_are_process_for_dev_and_docker_for_staging_and_prod(platform: Platform) -> None:
-    with temporary_settings({PREFECT_API_URL: platform.api_url}), get_client(sync_client=True) as client:
-        pools = {pool.name: pool for pool in client.read_work_pools()}
+    pools = {}
+    for name in ENVIRONMENTS:
+        with platform.client(name) as client:
+            found = {pool.name: pool for pool in client.read_work_pools()}
+        assert set(found) <= {f"shipshape-{name}", "default-agent-pool"}, f"{name}'s API holds {set(found)}"
+        pools.update(found)
     assert {name: pools[f"shipshape-{name}"].type for name in ENVIRONMENTS} == {
         "dev": "process", "staging": "docker", "prod": "docker",
     }
@@ -158,7 +220,7 @@ def test_pools_are_process_for_dev_and_docker_for_staging_and_prod(platform: Pla
     assert docker_defaults["env"]["default"] == {"SHIPSHAPE_ENV": "prod", "SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-prod"}
     # Pipelines' queue + the platform's queue (backfill and monitor runs wait on pipeline runs: never on their slots).
     assert {pool.concurrency_limit for name, pool in pools.items() if name.startswith("shipshape-")} == {4, 6}
-    with temporary_settings({PREFECT_API_URL: platform.api_url}), get_client(sync_client=True) as client:
+    with platform.client("dev") as client:
         dev_queues = client.read_work_queues(work_pool_name="shipshape-dev")
     queues = {queue.name: queue.concurrency_limit for queue in dev_queues}
     assert queues == {"default": 2, "platform": 2}
@@ -167,11 +229,11 @@ def test_pools_are_process_for_dev_and_docker_for_staging_and_prod(platform: Pla
 def test_deploy_all_registers_each_environment_with_its_pool_image_schedule_and_blocks(platform: Platform) -> None:
     for result in platform.deploys.values():
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    with temporary_settings({PREFECT_API_URL: platform.api_url}), get_client(sync_client=True) as client:
-        deployments = {deployment.name: deployment for deployment in client.read_deployments()}
     kinds = ("shop_orders", "backfill", "monitor")
-    assert set(deployments) == {f"{kind}-{name}" for kind in kinds for name in ENVIRONMENTS}
     for name, env in ENVIRONMENTS.items():
+        with platform.client(name) as client:
+            deployments = {deployment.name: deployment for deployment in client.read_deployments()}
+        assert set(deployments) == {f"{kind}-{name}" for kind in kinds}, f"{name}'s API holds only its own"
         scheduled, backfill, monitor = (deployments[f"{kind}-{name}"] for kind in kinds)
         for deployment in (scheduled, backfill, monitor):
             assert deployment.work_pool_name == f"shipshape-{name}"
@@ -222,10 +284,12 @@ def test_a_missing_block_fails_the_run_naming_the_block_and_the_fix(platform: Pl
 def test_a_block_with_wrong_settings_fails_the_run_naming_the_block_and_is_not_retried(
     platform: Platform, dev_worker: Path
 ) -> None:
-    with temporary_settings({PREFECT_API_URL: platform.api_url}):
+    with temporary_settings({PREFECT_API_URL: platform.api_urls["dev"]}):
         WarehouseConnection(
-            host="127.0.0.1", database="no_such_database", loader_user="shipshape_dev_loader",
+            host="127.0.0.1", port=int(platform.environments["dev"].values["SHIPSHAPE_WAREHOUSE_PORT"]),
+            database="no_such_database", loader_user="shipshape_dev_loader",
             loader_password="x", publisher_user="shipshape_dev_publisher", publisher_password="x",
+            monitor_user="shipshape_dev_monitor", monitor_password="x",
         ).save("warehouse-broken", overwrite=True)
     wrong = {"env": {"SHIPSHAPE_ENV": "dev", "SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-broken"}}
     flow_run = run_and_wait(platform, "shop_orders-dev", job_variables=wrong)
@@ -245,7 +309,8 @@ def test_a_docker_worker_runs_the_staging_deployment_inside_the_built_image(
     platform.data_dir.chmod(0o755)  # the image's non-root user reads the shop database through the mount
     (platform.data_dir / "shop.db").chmod(0o644)
     mount = {"volumes": [f"{platform.data_dir}:/var/lib/shipshape"]}
-    with worker(platform.api_url, platform.home, "staging", "docker", {"DOCKER_HOST": docker_host}) as log_path:
+    with worker(platform.api_urls["staging"], platform.homes["staging"], "staging", "docker",
+                {"DOCKER_HOST": docker_host}) as log_path:
         flow_run = run_and_wait(platform, "shop_orders-staging", job_variables=mount)
         assert flow_run.state.is_completed(), f"{flow_run.state.message}\n{log_path.read_text()[-3000:]}"
     staging = platform.environments["staging"]
@@ -257,16 +322,18 @@ def test_a_docker_worker_runs_the_staging_deployment_inside_the_built_image(
 
 def test_no_secret_value_reaches_logs_parameters_or_deployments(platform: Platform, dev_worker: Path) -> None:
     run_and_wait(platform, "shop_orders-dev")  # at least one run whose logs are checked, whatever ran before
-    with temporary_settings({PREFECT_API_URL: platform.api_url}), get_client(sync_client=True) as client:
-        run_logs = "\n".join(log.message for log in client.read_logs())
-        deployments = json.dumps([d.model_dump(mode="json") for d in client.read_deployments()])
-        flow_runs = json.dumps([r.model_dump(mode="json") for r in client.read_flow_runs()])
+    run_logs, deployments, flow_runs = "", "", ""
+    for name in ENVIRONMENTS:
+        with platform.client(name) as client:
+            run_logs += "\n".join(log.message for log in client.read_logs())
+            deployments += json.dumps([d.model_dump(mode="json") for d in client.read_deployments()])
+            flow_runs += json.dumps([r.model_dump(mode="json") for r in client.read_flow_runs()])
     outputs = [result.stdout + result.stderr for results in platform.applies.values() for result in results]
     outputs += [result.stdout + result.stderr for result in platform.deploys.values()]
     texts = {
         "flow run logs": run_logs, "deployments": deployments, "flow runs (parameters)": flow_runs,
         "infra and deploy output": "\n".join(outputs), "worker log": dev_worker.read_text(),
-        "server log": (platform.home / "server.log").read_text(),
+        "server logs": "\n".join((home / "server.log").read_text() for home in platform.homes.values()),
     }
     assert "Published 1 partition(s) of shop_orders" in run_logs
     for secret in platform.secret_values():

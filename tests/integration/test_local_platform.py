@@ -84,7 +84,7 @@ def _assert_locked_down(api_url: str, state: Path, worker_pid: int, printed: str
     names = {entry.split("=", 1)[0] for entry in environ}
     assert "SHIPSHAPE_WAREHOUSE_ADMIN_URL" not in names
     for name in ("SHIPSHAPE_LOADER_PASSWORD", "SHIPSHAPE_PUBLISHER_PASSWORD", "SHIPSHAPE_CONSUMER_PASSWORD",
-                 "SHIPSHAPE_SECRET_PII_HASH_KEY"):
+                 "SHIPSHAPE_MONITOR_PASSWORD", "SHIPSHAPE_SECRET_PII_HASH_KEY"):
         assert not any(values[name] in entry for entry in environ), f"the worker's environment holds {name}"
     return auth
 

@@ -48,6 +48,7 @@ def two_pipelines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name, value in {
         "SHIPSHAPE_WAREHOUSE_HOST": "127.0.0.1", "SHIPSHAPE_WAREHOUSE_DATABASE": "shipshape_prune",
         "SHIPSHAPE_LOADER_PASSWORD": "loader-pw", "SHIPSHAPE_PUBLISHER_PASSWORD": "publisher-pw",
+        "SHIPSHAPE_MONITOR_PASSWORD": "monitor-pw",
         "SHIPSHAPE_SLACK_WEBHOOK_URL": "http://127.0.0.1:9/slack", "SHIPSHAPE_SECRET_PII_HASH_KEY": "pii-key",
         "SHIPSHAPE_SECRET_REFUNDS_PII_KEY": "refunds-key",
     }.items():

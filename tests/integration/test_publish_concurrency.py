@@ -180,3 +180,28 @@ def test_a_run_whose_lock_session_was_terminated_publishes_nothing(postgres_url:
     )
     assert published(warehouse) == before
     assert ledger_run_tags(warehouse) == []
+
+
+def test_concurrent_publishes_that_both_bring_a_new_column_add_it_once(
+    postgres_url: str, warehouse: Warehouse
+) -> None:
+    """Two runs of a pipeline that just gained `coupon_code`, released together onto a table without it: the first
+    adds the column in its transaction, the second (waiting on the destination lock) finds it there."""
+    earlier = date(2026, 10, 31)
+    orders_table(warehouse, SCHEMA, TABLE, [(1, earlier, "before the column")])
+    for name, day, keys in (("day1__out", DAYS[0], range(2, 5)), ("day2__out", DAYS[1], range(5, 8))):
+        orders_table(warehouse, AUDIT_SCHEMA, name, [(key, day, name) for key in keys])
+        warehouse.execute(f"ALTER TABLE {AUDIT_SCHEMA}.{name} ADD COLUMN coupon_code text")
+        warehouse.execute(f"UPDATE {AUDIT_SCHEMA}.{name} SET coupon_code = 'C' || order_id")
+    partitions = [staged(DAYS[0], "day1__out", "day1"), staged(DAYS[1], "day2__out", "day2")]
+
+    with two_publishes_released_together(postgres_url, shop_orders(), partitions, warehouse) as outcomes:
+        warehouse.hold_until_commit(destination_lock(SCHEMA, TABLE))
+
+    assert outcomes == ["published", "published"]
+    assert warehouse.table_columns(SCHEMA, TABLE) == ["order_id", "order_date", "note", "coupon_code"]
+    assert warehouse.fetch_all(f"SELECT order_id, coupon_code FROM {SCHEMA}.{TABLE} ORDER BY 1") == [
+        (1, None), *[(key, f"C{key}") for key in range(2, 8)]
+    ]
+    messages = warehouse.fetch_all(f"SELECT message FROM {PLATFORM_SCHEMA}.{LEDGER_TABLE} ORDER BY message")
+    assert messages == [("",), ("schema change: added coupon_code (text)",)], "recorded once, by the one that added it"

@@ -285,13 +285,13 @@ def _published(warehouse: Warehouse) -> list[tuple[object, ...]]:
     return warehouse.fetch_all(f"SELECT * FROM {warehouse.qualified('analytics', 'orders')} ORDER BY 1, 2")
 
 
-def test_create_table_like_makes_an_empty_copy_once(warehouse: Warehouse) -> None:
+def test_create_published_table_makes_an_empty_copy_once(warehouse: Warehouse) -> None:
     _orders(warehouse, "staged", [("eu", 1, date(2026, 11, 1))])
     warehouse.ensure_schema("analytics")
 
-    warehouse.create_table_like("analytics", "orders", AUDIT_SCHEMA, "staged")
+    warehouse.create_published_table("analytics", "orders", AUDIT_SCHEMA, "staged")
     warehouse.insert_from("analytics", "orders", AUDIT_SCHEMA, "staged", ["order_id", "region", "order_date"])
-    warehouse.create_table_like("analytics", "orders", AUDIT_SCHEMA, "staged")  # exists: left as it is
+    warehouse.create_published_table("analytics", "orders", AUDIT_SCHEMA, "staged")  # exists: left as it is
 
     assert warehouse.table_columns("analytics", "orders") == list(ORDERS)
     assert _published(warehouse) == [("eu", 1, date(2026, 11, 1))]
@@ -302,7 +302,7 @@ def test_range_key_and_full_deletes_remove_exactly_their_scope_and_the_counts_co
     days = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
     _orders(warehouse, "staged", [("eu", n, day) for n, day in enumerate(days)] + [("us", 0, days[0])])
     warehouse.ensure_schema("analytics")
-    warehouse.create_table_like("analytics", "orders", AUDIT_SCHEMA, "staged")
+    warehouse.create_published_table("analytics", "orders", AUDIT_SCHEMA, "staged")
     warehouse.insert_from("analytics", "orders", AUDIT_SCHEMA, "staged", list(ORDERS))
     assert warehouse.count_range("analytics", "orders", "order_date", days[0], days[1]) == 2
 

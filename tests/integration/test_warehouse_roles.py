@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,9 +19,11 @@ from psycopg import sql
 
 from demo.shop_app import orders_per_day
 from deployments.environments import Environment
+from flows.monitor import monitor
 from flows.run_pipeline import run_pipeline
 from infra.changes import Change
 from infra.warehouse import PASSWORD_VARIABLES, Purpose, passwords_from_environment, reconcile
+from shipshape.alerts import FRESHNESS_BREACH
 from shipshape.catalog import find_pipeline
 from shipshape.declaration import Load
 from shipshape.errors import ConfigurationError, PublishError, WarehouseError
@@ -36,7 +38,10 @@ from tests.support.project import DAYS, FIRST_DAY, make_project
 
 pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")]
 
-PASSWORDS = {"loader": "loader-test-password", "publisher": "publisher-test-password", "consumer": "consumer-pw"}
+PASSWORDS = {
+    "loader": "loader-test-password", "publisher": "publisher-test-password", "consumer": "consumer-pw",
+    "monitor": "monitor-pw",
+}
 PUBLISHED = "analytics.fct_orders"
 AUDIT_TABLE = "audit.shop_orders__20261101__abcd1234__out"
 ALL_DAYS = [FIRST_DAY + timedelta(days=offset) for offset in range(DAYS)]
@@ -48,7 +53,8 @@ def env(postgres_url: str) -> Iterator[Environment]:
     environment = Environment(f"t{uuid.uuid4().hex[:8]}", "process", False, 1)
     yield environment
     with psycopg.connect(postgres_url, autocommit=True) as admin:
-        found = admin.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [roles(environment)])
+        every_role = [*roles(environment), environment.role("owner")]
+        found = admin.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [every_role])
         existing = [row[0] for row in found]
         # One role per DROP OWNED: several at once trip over the default ACLs that name two of them.
         for role in existing:
@@ -64,7 +70,7 @@ def applied(postgres_url: str, env: Environment) -> Environment:
 
 
 def roles(env: Environment) -> list[str]:
-    """loader, publisher, consumer."""
+    """loader, publisher, consumer, monitor."""
     return [env.role(purpose) for purpose in PASSWORD_VARIABLES]
 
 
@@ -73,9 +79,11 @@ def connect_as(postgres_url: str, env: Environment, purpose: Purpose) -> psycopg
 
 
 def publish_a_table(postgres_url: str, env: Environment) -> None:
-    """What a first publish does: the publisher creates the published table (after apply) and fills it."""
+    """What a first publish does (after apply): the owner role creates the published table, the publisher fills it."""
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(env.role("owner"))))
+        admin.execute(f"CREATE TABLE {PUBLISHED} (order_id bigint, amount numeric(12,2))")
     with connect_as(postgres_url, env, "publisher") as publisher:
-        publisher.execute(f"CREATE TABLE {PUBLISHED} (order_id bigint, amount numeric(12,2))")
         publisher.execute(f"INSERT INTO {PUBLISHED} VALUES (1, 10.00), (2, 20.00)")
 
 
@@ -97,12 +105,13 @@ def allowed(connection: psycopg.Connection, statements: list[str]) -> list[str]:
 def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_changes_nothing(
     postgres_url: str, env: Environment
 ) -> None:
-    loader, publisher, consumer = roles(env)
+    loader, publisher, consumer, monitor = roles(env)
+    owner = env.role("owner")
 
     plan = reconcile(postgres_url, env, PASSWORDS, dry_run=True)
 
     lines = [str(change) for change in plan]
-    assert lines[:11] == [
+    assert lines[:16] == [
         "+ schema analytics",
         "+ schema audit",
         "+ schema history",
@@ -114,13 +123,24 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
         f"+ role {loader} (LOGIN)",
         f"+ role {publisher} (LOGIN)",
         f"+ role {consumer} (LOGIN)",
+        f"+ role {monitor} (LOGIN)",
+        f"+ role {owner} (NOLOGIN)",
+        *(
+            f"+ function platform.{name} (as {owner}, run by {publisher})"
+            for name in ("create_published_table", "add_published_columns", "widen_published_column")
+        ),
     ]
     assert f"+ grant USAGE, CREATE on schema audit to {loader}" in lines
-    assert f"+ grant USAGE, CREATE on schema analytics to {publisher}" in lines
+    assert f"+ grant USAGE, CREATE on schema analytics to {owner}" in lines
+    assert f"+ grant USAGE on schema analytics to {publisher}" in lines
     assert f"+ grant SELECT, DELETE on table platform.dead_letters to {publisher}" in lines
-    assert f"+ grant SELECT, INSERT, UPDATE on table platform.incidents to {loader}" in lines
+    assert f"+ grant SELECT, INSERT, UPDATE on table platform.incidents to {monitor}" in lines
+    assert f"+ grant SELECT on table platform.incidents to {loader}" in lines  # read only
+    assert not any(line.endswith(f"platform.incidents to {role}") for role in (publisher, consumer) for line in lines)
+    assert f"+ row policy {monitor}_select on platform.publish_ledger (SELECT every row)" in lines
     assert f"+ default privilege SELECT on tables {loader} creates in audit to {publisher}" in lines
-    assert f"+ default privilege SELECT on tables {publisher} creates in analytics to {consumer}" in lines
+    assert f"+ default privilege SELECT on tables {owner} creates in analytics to {consumer}" in lines
+    assert f"+ default privilege SELECT, INSERT, DELETE on tables {owner} creates in analytics to {publisher}" in lines
     assert "+ row security platform.publish_ledger" in lines
     assert f"+ grant USAGE, CREATE on schema history to {publisher}" in lines
     on_ledger = "on platform.publish_ledger (INSERT status"
@@ -128,7 +148,7 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     assert f"+ row policy {publisher}_insert {on_ledger} IN (published, rolled_back))" in lines
     assert not [line for line in lines if "schema history" in line and (loader in line or consumer in line)]
     assert {change.kind for change in plan} == {
-        "schema", "table", "role", "grant", "default privilege", "row security", "row policy"
+        "schema", "table", "role", "function", "grant", "default privilege", "row security", "row policy"
     }
     assert {change.action for change in plan} == {"create"}
     with psycopg.connect(postgres_url) as admin:
@@ -145,7 +165,7 @@ def test_privileges_granted_beyond_the_policy_are_planned_as_revokes_and_apply_r
     postgres_url: str, applied: Environment
 ) -> None:
     publish_a_table(postgres_url, applied)
-    loader, _, consumer = roles(applied)
+    loader, _, consumer, _ = roles(applied)
     with psycopg.connect(postgres_url) as admin:
         database = admin.execute("SELECT current_database()").fetchone()[0]
     by_hand = [
@@ -200,7 +220,7 @@ def test_tables_that_existed_before_apply_get_the_same_access_as_later_ones(
             admin.ensure_schema(schema)
         admin.execute(f"CREATE TABLE {PUBLISHED} (order_id bigint)")
         admin.execute(f"CREATE TABLE {AUDIT_TABLE} (order_id bigint)")
-    loader, publisher, consumer = roles(env)
+    loader, publisher, consumer, _ = roles(env)
 
     made = [str(change) for change in reconcile(postgres_url, env, PASSWORDS, dry_run=False)]
 
@@ -341,6 +361,59 @@ def test_history_is_the_publishers_alone_the_consumer_and_the_loader_cannot_read
         assert publisher.list_tables(HISTORY_SCHEMA) == []
 
 
+INCIDENT_WRITES = [
+    f"INSERT INTO platform.incidents (pipeline, kind, is_open) VALUES ('p', '{FRESHNESS_BREACH}', true)",
+    "UPDATE platform.incidents SET is_open = false",
+    "DELETE FROM platform.incidents",
+]
+
+
+def test_only_the_monitor_writes_incidents_and_it_writes_nothing_else(postgres_url: str, applied: Environment) -> None:
+    """A team's transform runs as the loader: if it could write incidents it could close one, or keep one open so
+    its recovery never alerts. Only the monitors' own role writes them; it reads the ledger and writes nothing else."""
+    publish_a_table(postgres_url, applied)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("INSERT INTO platform.incidents (pipeline, kind, is_open) VALUES ('q', 'volume_anomaly', true)")
+        admin.execute("INSERT INTO platform.publish_ledger (pipeline, status) VALUES ('q', 'published')")
+    for purpose in ("loader", "publisher", "consumer"):
+        with connect_as(postgres_url, applied, purpose) as other:
+            assert allowed(other, INCIDENT_WRITES) == [], f"the {purpose} wrote incidents"
+    with connect_as(postgres_url, applied, "monitor") as monitor:
+        assert allowed(monitor, INCIDENT_WRITES[:2]) == INCIDENT_WRITES[:2]
+        assert monitor.execute("SELECT status FROM platform.publish_ledger").fetchall() == [("published",)]
+        refused = [
+            "INSERT INTO platform.publish_ledger (pipeline, status) VALUES ('p', 'published')",
+            "INSERT INTO platform.publish_ledger (pipeline, status) VALUES ('p', 'failed')",
+            "UPDATE platform.publish_ledger SET status = 'failed'",
+            "INSERT INTO platform.dead_letters (pipeline, run_tag) VALUES ('p', 'r')",
+            f"INSERT INTO {PUBLISHED} VALUES (3, 30.00)",
+            f"DELETE FROM {PUBLISHED}",
+            f"SELECT count(*) FROM {PUBLISHED}",
+            "CREATE TABLE audit.sneaky (one int)",
+            INCIDENT_WRITES[2],  # history is kept: an incident is resolved, never deleted
+        ]
+        assert allowed(monitor, refused) == []
+    with psycopg.connect(postgres_url) as admin:
+        assert admin.execute(f"SELECT count(*) FROM {PUBLISHED}").fetchone() == (2,)
+        assert admin.execute("SELECT count(*) FROM platform.publish_ledger").fetchone() == (1,)
+
+
+def test_the_incident_grant_an_older_policy_gave_the_loader_is_revoked_by_apply(
+    postgres_url: str, applied: Environment
+) -> None:
+    loader = applied.role("loader")
+    with psycopg.connect(postgres_url, autocommit=True) as admin:  # what apply granted before the monitor role
+        grant = sql.SQL("GRANT SELECT, INSERT, UPDATE ON platform.incidents TO {}").format(sql.Identifier(loader))
+        admin.execute(grant)
+
+    plan = reconcile(postgres_url, applied, PASSWORDS, dry_run=True)
+
+    assert [str(change) for change in plan] == [f"- grant INSERT, UPDATE on table platform.incidents to {loader}"]
+    assert reconcile(postgres_url, applied, PASSWORDS, dry_run=False) == plan
+    with connect_as(postgres_url, applied, "loader") as as_loader:
+        assert allowed(as_loader, INCIDENT_WRITES) == []
+
+
 def test_the_publisher_reads_audit_tables_the_loader_creates_after_apply(
     postgres_url: str, applied: Environment
 ) -> None:
@@ -348,8 +421,9 @@ def test_the_publisher_reads_audit_tables_the_loader_creates_after_apply(
         loader.execute(f"CREATE TABLE {AUDIT_TABLE} AS SELECT 7::bigint AS order_id, 1.5::numeric(12,2) AS amount")
         loader.execute("INSERT INTO platform.dead_letters (pipeline, run_tag) VALUES ('p', 'old')")
 
+    with open_warehouse(as_role(postgres_url, applied.role("publisher"))) as through_functions:
+        through_functions.create_published_table("analytics", "fct_orders", AUDIT_SCHEMA, AUDIT_TABLE.split(".")[1])
     with connect_as(postgres_url, applied, "publisher") as publisher:
-        publisher.execute(f"CREATE TABLE {PUBLISHED} AS SELECT * FROM {AUDIT_TABLE} WHERE 1 = 0")
         publisher.execute(f"INSERT INTO {PUBLISHED} SELECT * FROM {AUDIT_TABLE}")
         publisher.execute("DELETE FROM platform.dead_letters WHERE pipeline = 'p' AND run_tag <> 'new'")
         publisher.execute("INSERT INTO platform.publish_ledger (pipeline, status) VALUES ('p', 'published')")
@@ -449,6 +523,7 @@ def test_a_missing_password_variable_is_named(monkeypatch: pytest.MonkeyPatch) -
         "loader": "value of SHIPSHAPE_LOADER_PASSWORD",
         "publisher": "value of SHIPSHAPE_PUBLISHER_PASSWORD",
         "consumer": "value of SHIPSHAPE_CONSUMER_PASSWORD",
+        "monitor": "value of SHIPSHAPE_MONITOR_PASSWORD",
     }
     monkeypatch.delenv("SHIPSHAPE_PUBLISHER_PASSWORD")
 
@@ -463,9 +538,11 @@ def test_a_missing_password_variable_is_named(monkeypatch: pytest.MonkeyPatch) -
 def example(
     tmp_path: Path, postgres_url: str, env: Environment, monkeypatch: pytest.MonkeyPatch, prefect_api: str
 ) -> Environment:
-    """The example project on the test database after apply: runs as the loader, publishes as the publisher."""
+    """The example project on the test database after apply: runs as the loader, publishes as the publisher, and
+    monitors (the volume check, the monitor flow) as the monitor."""
     make_project(tmp_path, as_role(postgres_url, env.role("loader")), monkeypatch)
     monkeypatch.setenv("SHIPSHAPE_PUBLISHER_URL", as_role(postgres_url, env.role("publisher")))
+    monkeypatch.setenv("SHIPSHAPE_MONITOR_URL", as_role(postgres_url, env.role("monitor")))
     reconcile(postgres_url, env, PASSWORDS, dry_run=False)
     return env
 
@@ -488,7 +565,30 @@ def test_the_example_pipeline_runs_as_loader_and_publisher_and_the_consumer_read
         ledger = admin.execute("SELECT partition_key, status FROM platform.publish_ledger ORDER BY 1").fetchall()
         owner = admin.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'analytics'").fetchall()
     assert ledger == [(day.isoformat(), "published") for day in ALL_DAYS]
-    assert owner == [(example.role("publisher"),)], "the first publish creates the table as the publisher"
+    assert owner == [(example.role("owner"),)], "the first publish creates the table as the owner role"
+
+
+def incidents(postgres_url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(postgres_url) as admin:
+        return admin.execute("SELECT pipeline, kind, is_open FROM platform.incidents ORDER BY 1, 2").fetchall()
+
+
+def test_a_monitor_run_opens_and_resolves_an_incident_as_the_monitor_role(
+    postgres_url: str, example: Environment
+) -> None:
+    """The monitor flow as it runs deployed: the ledger read and the incident written through the monitor's connection
+    (the loader's URL could not write them any more). Never published: a freshness incident opens; published: it
+    resolves; the volume check inside the run wrote through the monitor role too (or the run would have failed)."""
+    monitor()
+    assert ("shop_orders", FRESHNESS_BREACH, True) in incidents(postgres_url)
+
+    state = run_pipeline("shop_orders", start_date=FIRST_DAY, end_date=FIRST_DAY, return_state=True)
+    assert state.is_completed(), state.message
+    monitor()
+
+    assert ("shop_orders", FRESHNESS_BREACH, False) in incidents(postgres_url)
+    with connect_as(postgres_url, example, "loader") as loader:
+        assert allowed(loader, INCIDENT_WRITES) == []
 
 
 def test_publishing_as_the_loader_is_refused_and_the_published_table_is_unchanged(
@@ -564,3 +664,35 @@ def test_publish_refuses_a_transform_output_that_would_run_loader_code(
         assert admin.execute(f"SELECT count(*) FROM {PUBLISHED}").fetchone() == (2,)
         assert admin.execute("SELECT count(*) FROM platform.publish_ledger").fetchone() == (0,)
         assert admin.execute("SELECT to_regclass('analytics.evil')").fetchone() == (None,)
+
+
+def test_an_earlier_versions_table_keeps_its_grants_until_its_date_then_plan_revokes_and_drops_it(
+    postgres_url: str, env: Environment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path, postgres_url, monkeypatch)
+    project.edit_declaration(lambda data: data["destination"].update(version=2, previous_version_until="2027-01-31"))
+    last_day, day_after = date(2027, 1, 31), date(2027, 2, 1)
+    with open_warehouse(postgres_url) as admin:
+        admin.ensure_schema("analytics")
+        admin.execute(f"CREATE TABLE {PUBLISHED} (order_id bigint)")
+        admin.execute(f"CREATE TABLE {PUBLISHED}_v2 (order_id bigint)")
+    loader, publisher, consumer, _monitor = roles(env)
+
+    reconcile(postgres_url, env, PASSWORDS, dry_run=False, today=last_day)
+    with connect_as(postgres_url, env, "consumer") as reader:  # both versions readable in the period
+        assert allowed(reader, [f"SELECT * FROM {PUBLISHED}", f"SELECT * FROM {PUBLISHED}_v2"]) == [
+            f"SELECT * FROM {PUBLISHED}",
+            f"SELECT * FROM {PUBLISHED}_v2",
+        ]
+    assert reconcile(postgres_url, env, PASSWORDS, dry_run=True, today=last_day) == []
+
+    plan = [str(change) for change in reconcile(postgres_url, env, PASSWORDS, dry_run=True, today=day_after)]
+    assert f"- grant SELECT on table {PUBLISHED} to {consumer}" in plan
+    assert f"- grant DELETE, INSERT, SELECT on table {PUBLISHED} to {publisher}" in plan
+    assert f"- grant SELECT on table {PUBLISHED} to {loader}" in plan
+    assert plan[-1] == f"- table {PUBLISHED} (earlier destination.version, deprecation period over)"
+    assert not [line for line in plan if f"{PUBLISHED}_v2" in line]
+    assert [str(change) for change in reconcile(postgres_url, env, PASSWORDS, dry_run=False, today=day_after)] == plan
+    with open_warehouse(postgres_url) as admin:
+        assert admin.list_tables("analytics") == ["fct_orders_v2"]
+    assert reconcile(postgres_url, env, PASSWORDS, dry_run=True, today=day_after) == []

@@ -12,16 +12,18 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 from urllib.parse import urlsplit
 
 import psycopg
 
 from deployments.environments import ENVIRONMENTS
-from infra.local.server import prefect_server, stop_process_group
+from infra.local.server import spawn_server, stop_process_group, wait_healthy
 from infra.local.worker import start_worker, wait_for_worker
+from shipshape.names import RolePurpose
 from shipshape.settings import PACKAGE_ROOT
 from tests.support.postgres import ADMIN_URL, as_role, database_url, databases
 
@@ -51,6 +53,7 @@ def environment_values(name: str, slack_url: str) -> EnvironmentValues:
         "SHIPSHAPE_LOADER_PASSWORD": f"loader-{secrets.token_hex(8)}",
         "SHIPSHAPE_PUBLISHER_PASSWORD": f"publisher-{secrets.token_hex(8)}",
         "SHIPSHAPE_CONSUMER_PASSWORD": f"consumer-{secrets.token_hex(8)}",
+        "SHIPSHAPE_MONITOR_PASSWORD": f"monitor-{secrets.token_hex(8)}",
         "SHIPSHAPE_SLACK_WEBHOOK_URL": f"{slack_url}/{name}-{secrets.token_hex(8)}",
         "SHIPSHAPE_SECRET_PII_HASH_KEY": f"pii-{secrets.token_hex(16)}",
         # The private test engine has no bridge (--bridge=none): its containers can only use the host's network.
@@ -72,7 +75,7 @@ def new_roles_dropped() -> Iterator[None]:
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             for env in ENVIRONMENTS.values():
-                for purpose in ("loader", "publisher", "consumer"):
+                for purpose in get_args(RolePurpose):
                     if (role := env.role(purpose)) not in existing:
                         admin.execute(f'DROP ROLE IF EXISTS "{role}"')
 
@@ -80,13 +83,28 @@ def new_roles_dropped() -> Iterator[None]:
 @contextmanager
 def real_prefect_server(home: Path) -> Iterator[str]:
     """`prefect server start` on its own PostgreSQL database (workers and automations need the real thing)."""
-    database = f"shipshape_test_prefect_{uuid.uuid4().hex[:8]}"
-    with databases([database]):
-        with psycopg.connect(database_url(database), autocommit=True) as connection:
-            connection.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        url = database_url(database, driver="postgresql+asyncpg")
-        with prefect_server(home, home / "server.log", database_url=url) as api_url:
-            yield api_url
+    with real_prefect_servers({"server": home}) as api_urls:
+        yield api_urls["server"]
+
+
+@contextmanager
+def real_prefect_servers(homes: dict[str, Path]) -> Iterator[dict[str, str]]:
+    """One server per key (an environment: each has its own Prefect API), each on its own database and home, its log
+    at `<home>/server.log`. All are started before any is waited for, so they start side by side."""
+    names = {key: f"shipshape_test_prefect_{uuid.uuid4().hex[:8]}" for key in homes}
+    with databases(list(names.values())), ExitStack() as servers:
+        started = {}
+        for key, database in names.items():
+            with psycopg.connect(database_url(database), autocommit=True) as connection:
+                connection.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            url = database_url(database, driver="postgresql+asyncpg")
+            process, api_url = spawn_server(homes[key], homes[key] / "server.log", database_url=url)
+            servers.callback(process.wait)
+            servers.callback(stop_process_group, process.pid)
+            started[key] = (process, api_url)
+        for key, (process, api_url) in started.items():
+            wait_healthy(process, api_url, homes[key] / "server.log")
+        yield {key: api_url for key, (_, api_url) in started.items()}
 
 
 @contextmanager
@@ -95,7 +113,8 @@ def worker(api_url: str, home: Path, env_name: str, worker_type: str, extra: dic
     pool = ENVIRONMENTS[env_name].pool_name
     log_path = home / f"worker-{env_name}.log"
     # Only what any worker host has: the API to poll. Warehouse, secrets and blocks come from the Prefect API.
-    local = ("SHIPSHAPE_WAREHOUSE_URL", "SHIPSHAPE_PUBLISHER_URL", "PII_HASH_KEY", "SHIPSHAPE_WAREHOUSE_BLOCK")
+    local = ("SHIPSHAPE_WAREHOUSE_URL", "SHIPSHAPE_PUBLISHER_URL", "SHIPSHAPE_MONITOR_URL", "PII_HASH_KEY",
+             "SHIPSHAPE_WAREHOUSE_BLOCK")
     env = {name: value for name, value in os.environ.items() if name not in local}
     env.update(PREFECT_API_URL=api_url, PREFECT_HOME=str(home), PREFECT_WORKER_QUERY_SECONDS="1")
     env.update(extra)

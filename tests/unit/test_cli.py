@@ -12,7 +12,7 @@ import pytest
 
 from demo.shop_app import generate
 from shipshape.settings import PACKAGE_ROOT
-from tests.support.project import FIRST_DAY
+from tests.support.project import FIRST_DAY, copy_example
 
 
 def shipshape(*args: str, cwd: Path = PACKAGE_ROOT) -> subprocess.CompletedProcess[str]:
@@ -79,3 +79,20 @@ def test_validate_also_checks_the_contract(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "checks/fct_orders.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_validate_refuses_a_transform_whose_output_cannot_be_derived(tmp_path: Path) -> None:
+    copy_example(tmp_path)
+    sql = tmp_path / "pipelines" / "shop_orders" / "fct_orders.sql"
+    sql.write_text(sql.read_text().replace("    status,\n", "    coupon_code,\n"))
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "validate"],
+        cwd=PACKAGE_ROOT,
+        env={**os.environ, "SHIPSHAPE_PROJECT_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "pipelines/shop_orders/fct_orders.sql: cannot derive the transform's output columns" in result.stderr
+    assert "coupon_code" in result.stderr and "Traceback" not in result.stderr

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from shipshape.catalog import find_pipeline, load_all, load_pipeline
-from shipshape.errors import DeclarationError, SourceError
+from shipshape.errors import ConfigurationError, DeclarationError, SourceError
 from shipshape.partitions import FULL_REFRESH, Window
-from shipshape.settings import PACKAGE_ROOT
+from shipshape.settings import PACKAGE_ROOT, data_roots
 from shipshape.sources.files import FileSource, PartitionFileSource
 from shipshape.sources.path_template import fill_path
 
@@ -238,7 +238,8 @@ def test_a_path_template_cannot_reach_the_worker_environment(
     ("path", "problem"),
     [
         ("{data_dir}/../../etc/passwd", "'..' is not allowed in the path"),
-        ("/etc/passwd", "the path must start with {data_dir}/"),
+        ("etc/passwd", "the path must start with {data_dir}/ or be absolute"),
+        ("/srv/{data_dir}/../x.csv", "'..' is not allowed in the path"),
         ("{data_dir}/{start:%Y}/{end}.csv", "unknown placeholder {end}"),
         ("{data_dir}/{start.year}.csv", "unknown placeholder {start.year}"),
         ("{data_dir}/{start:%Y/../../x}.csv", "'..' is not allowed in the path"),
@@ -254,15 +255,60 @@ def test_a_path_template_outside_the_data_folder_or_with_unknown_fields_is_refus
     assert problem in message
 
 
-def test_a_symlink_out_of_the_data_folder_is_not_followed(tmp_path: Path) -> None:
+def test_a_symlink_out_of_the_data_folder_is_not_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     outside = tmp_path / "outside.csv"
     outside.write_text("a\nworker-only\n")
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     (data_dir / "landing.csv").symlink_to(outside)
+    monkeypatch.setenv("SHIPSHAPE_DATA_ROOTS", str(tmp_path / "landing"))  # a declared root does not cover it either
     spec = FileSource(kind="file", path="{data_dir}/landing.csv", format="csv", columns={"a": "text"})
-    with pytest.raises(SourceError, match=r"names .*outside.csv for partition full, outside the data folder"):
+    with pytest.raises(SourceError) as raised:
         PartitionFileSource(spec, data_dir).path_for(FULL_REFRESH)
+    assert str(raised.value) == (
+        f"file source: field 'source.path': got '{{data_dir}}/landing.csv', which names the file {outside} for "
+        f"partition full (symlinks resolved), outside the allowed roots {data_dir}, {tmp_path / 'landing'} (the data "
+        "folder, then SHIPSHAPE_DATA_ROOTS); move the file under one of them, or ask the platform team to declare "
+        "its folder"
+    )
+
+
+def test_an_absolute_path_is_read_only_under_a_root_the_platform_declares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing, elsewhere, data_dir = tmp_path / "landing", tmp_path / "elsewhere", tmp_path / "data"
+    for folder in (landing, elsewhere, data_dir):
+        folder.mkdir()
+        (folder / "orders.csv").write_text("a\n1\n")
+    (landing / "escape.csv").symlink_to(elsewhere / "orders.csv")
+
+    def path_for(template: str) -> Path:
+        spec = FileSource(kind="file", path=template, format="csv", columns={"a": "text"})
+        return PartitionFileSource(spec, data_dir).path_for(FULL_REFRESH)
+
+    with pytest.raises(SourceError, match=r"outside the allowed roots [^ ]*/data \(the data folder"):
+        path_for(f"{landing}/orders.csv")  # nothing declared: only the data folder
+    monkeypatch.setenv("SHIPSHAPE_DATA_ROOTS", f"{tmp_path / 'other'}:{landing}")
+    assert path_for(f"{landing}/orders.csv") == landing / "orders.csv"
+    assert path_for("{data_dir}/orders.csv") == data_dir / "orders.csv"
+    for outside in (f"{elsewhere}/orders.csv", f"{landing}/escape.csv", "/etc/passwd"):
+        with pytest.raises(SourceError) as raised:
+            path_for(outside)
+        assert f"field 'source.path': got {outside!r}, which names the file " in str(raised.value)
+        assert f"outside the allowed roots {data_dir}, {tmp_path / 'other'}, {landing} (the data folder" in str(
+            raised.value
+        )
+    # A '..' never reaches the reader: refused with the declaration (test above), and by the reader the same way.
+    spec = FileSource.model_construct(kind="file", path=f"{landing}/../elsewhere/orders.csv", format="csv",
+                                      columns={"a": "text"})
+    with pytest.raises(SourceError, match=r"'\.\.' is not allowed in the path"):
+        PartitionFileSource(spec, data_dir).path_for(FULL_REFRESH)
+
+
+def test_data_roots_must_be_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPSHAPE_DATA_ROOTS", "/mnt/landing:landing")
+    with pytest.raises(ConfigurationError, match=r"SHIPSHAPE_DATA_ROOTS='/mnt/landing:landing': landing is not an abs"):
+        data_roots()
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ DEPLOY_VARIABLES = {
     "SHIPSHAPE_LOADER_PASSWORD",
     "SHIPSHAPE_PUBLISHER_PASSWORD",
     "SHIPSHAPE_CONSUMER_PASSWORD",
+    "SHIPSHAPE_MONITOR_PASSWORD",
     "SHIPSHAPE_SLACK_WEBHOOK_URL",
     "SHIPSHAPE_SECRET_PII_HASH_KEY",
 }
@@ -246,8 +247,20 @@ def test_pull_requests_are_tested_and_main_is_delivered() -> None:
     assert "pull_request" in on
     assert on["push"]["branches"] == ["main"]
     for job_id, job in jobs().items():
-        if job_id != "test":
+        if job_id not in ("test", "schema-diff"):
             assert "github.event_name == 'push'" in job.get("if", "") or build_job()[0] in ancestors(job_id), job_id
+
+
+def test_pull_requests_are_diffed_against_their_base_with_its_history() -> None:
+    """`shipshape diff` needs the base branch's commits: a shallow clone would fail it, not pass it."""
+    job = jobs()["schema-diff"]
+    assert job["if"] == "github.event_name == 'pull_request'"
+    checkout = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0
+    step = next(step for step in job["steps"] if "make diff" in step.get("run", ""))
+    assert step["run"] == 'make diff BASE="origin/$BASE_REF"'
+    assert step["env"]["BASE_REF"] == "${{ github.base_ref }}"
+    assert "--base origin/main" in make_dry_run("diff", BASE="origin/main")
 
 
 def test_the_test_job_runs_what_ci_runs_against_postgres() -> None:
@@ -447,6 +460,27 @@ def test_ci_builds_on_a_base_image_pinned_by_digest() -> None:
     # make passes it on to docker build.
     commands = make_dry_run("image", BASE_IMAGE=f"python:3.11-slim@sha256:{'0' * 64}", IMAGE="t")
     assert f"--build-arg BASE_IMAGE=python:3.11-slim@sha256:{'0' * 64}" in commands, commands
+
+
+def test_make_image_refuses_a_base_image_that_is_not_pinned_by_digest() -> None:
+    """CI's guard step is one line of YAML; `make image` refuses too, for any other builder. DOCKER=true stands in
+    for the engine, so only the guard decides. The digest is checked for form only: no registry is reachable here."""
+
+    def build(base: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "-C", str(ROOT), "image", "DOCKER=true", "IMAGE=t", f"BASE_IMAGE={base}"],
+            capture_output=True, text=True, timeout=120,
+        )
+
+    digest = "0" * 64
+    for refused in ("python:3.11-slim", "python:3.11-slim@sha256:abc", f"python@sha256:{digest}\n",
+                    f"python@sha256:{digest}';touch pwned;'"):
+        result = build(refused)
+        assert result.returncode != 0, refused
+        assert "is not pinned by digest: use <image>@sha256:<64 hex>" in result.stderr, refused
+        assert not (ROOT / "pwned").exists()
+    assert build(f"python:3.11-slim@sha256:{digest}").returncode == 0
+    assert build("").returncode == 0  # unset: the Dockerfile's default, the tests' local stand-in
 
 
 # ---------------------------------------------------------------------------------------------- compose

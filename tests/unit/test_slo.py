@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from shipshape.catalog import load_all
-from shipshape.declaration import Freshness, Pipeline, Slo
+from shipshape.declaration import Destination, Freshness, Pipeline, Slo
 from shipshape.settings import PACKAGE_ROOT
 from shipshape.slo import RunOutcome, evaluate, format_duration
 
@@ -121,3 +121,17 @@ def test_row_is_human_readable() -> None:
 )
 def test_durations(duration: timedelta, text: str) -> None:
     assert format_duration(duration) == text
+
+
+def test_row_shows_the_published_table_and_the_previous_version_while_it_is_kept() -> None:
+    assert evaluate(spec(), [], [], NOW).as_row()["table"] == "analytics.fct_orders"
+    versioned = EXAMPLE.model_copy(
+        update={"destination": Destination(table="fct_orders", version=2, previous_version_until=date(2026, 11, 20))}
+    )
+    assert evaluate(versioned, [], [], NOW).as_row()["table"] == (
+        "analytics.fct_orders_v2; v1 analytics.fct_orders kept until 2026-11-20"
+    )
+    later = NOW + timedelta(days=1)
+    assert evaluate(versioned, [], [], later).as_row()["table"] == (
+        "analytics.fct_orders_v2; v1 analytics.fct_orders retired 2026-11-20 (make apply drops it)"
+    )

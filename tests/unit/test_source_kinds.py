@@ -137,7 +137,7 @@ def test_the_secret_of_a_registered_kind_is_found_and_provisioned(
     assert secret_refs(declared.spec) == [API_KEY, declared.spec.pii.key]
     for variable in [
         "SHIPSHAPE_WAREHOUSE_HOST", "SHIPSHAPE_WAREHOUSE_DATABASE", "SHIPSHAPE_LOADER_PASSWORD",
-        "SHIPSHAPE_PUBLISHER_PASSWORD", "SHIPSHAPE_SECRET_PII_HASH_KEY",
+        "SHIPSHAPE_PUBLISHER_PASSWORD", "SHIPSHAPE_MONITOR_PASSWORD", "SHIPSHAPE_SECRET_PII_HASH_KEY",
     ]:
         monkeypatch.setenv(variable, "x")
     monkeypatch.setenv("SHIPSHAPE_SLACK_WEBHOOK_URL", "https://hooks.slack.example/x")

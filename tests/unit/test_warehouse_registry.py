@@ -37,6 +37,8 @@ def test_the_block_builds_its_url_through_the_postgresql_adapter_with_every_part
         loader_password=SecretStr("p@ss:w/rd"),
         publisher_user="publisher",
         publisher_password=SecretStr("x"),
+        monitor_user="monitor",
+        monitor_password=SecretStr("x"),
     )
 
     url = block.url(block.loader_user, block.loader_password)
