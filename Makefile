@@ -59,6 +59,13 @@ BENCH_ARGS ?=
 bench: install
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
+# UI backfills (14 and 90 days) on `make up`'s platform vs one `shipshape run` of the same range, and a one-day run
+# cold and warm (a private PostgreSQL server; ~10 min). Quick: BENCH_OPS_ARGS="--short-days 2 --long-days 3".
+BENCH_OPS_ARGS ?=
+.PHONY: bench-ops
+bench-ops: install
+	$(BIN)/python bench/ops.py $(BENCH_OPS_ARGS)
+
 # SIGKILLs and PostgreSQL crashes at random moments of a 1M-row run, each followed by a re-run that must publish
 # what a clean run does (a private PostgreSQL server; 7-15 min). Quick: CHAOS_ARGS="--rows 20000 --kills 3 --restarts 1".
 CHAOS_ARGS ?=

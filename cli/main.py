@@ -6,6 +6,7 @@ User mistakes print one clear line and exit 2; tracebacks only with --debug.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -102,24 +103,29 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from runtime.temporary_api import allow_slow_temporary_api_start
+    from runtime.local_api import local_api
+
+    api = local_api()  # a temporary API starts now, while the rest is imported
     from shipshape.catalog import find_pipeline
+
+    declared = find_pipeline(args.pipeline)  # a bad name or declaration fails here, before any flow
+    from prefect import tags
+
+    from cli.progress_bar import partition_progress
+    from flows.run_pipeline import run_pipeline
+    from runtime.console_logging import hide_user_error_tracebacks
     from shipshape.names import run_tags
     from shipshape.settings import environment_name
 
-    find_pipeline(args.pipeline)  # a bad name or declaration fails here, before any server starts
-    allow_slow_temporary_api_start()
-    from prefect import tags
-
-    from flows.run_pipeline import run_pipeline
-    from runtime.console_logging import hide_user_error_tracebacks
-
     if not args.debug:
         hide_user_error_tracebacks()
-
+    api.wait_ready()
+    print(f"flows run on {api.description}", file=sys.stderr)
     started = time.perf_counter()
     # The tags deployed runs get from their deployment: `shipshape status` counts local runs the same way.
-    with tags(*run_tags(args.pipeline, environment_name())):
+    with tags(*run_tags(args.pipeline, environment_name())), partition_progress(
+        declared.spec, args.start_date, args.end_date
+    ):
         rows = run_pipeline(
             args.pipeline, start_date=args.start_date, end_date=args.end_date, reuse_raw=args.reuse_raw
         )
@@ -130,13 +136,33 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    """Where every pipeline stands against its SLOs in this environment (SHIPSHAPE_ENV), as a table."""
+    """Where every pipeline (or one) stands against its SLOs in an environment: a table, a detail view or JSON."""
+    from cli import status
+    from runtime.local_api import local_api
     from runtime.slo_sources import slo_reports
-    from shipshape.settings import environment_name
+    from shipshape.catalog import find_pipeline
+    from shipshape.settings import LOCAL_ENVIRONMENT, environment_name
 
-    reports = slo_reports(datetime.now(UTC))
-    print(f"environment {environment_name()}")
-    print(_table([report.as_row() for report in reports]) if reports else "no pipelines declared")
+    if args.env and args.env != LOCAL_ENVIRONMENT:
+        from deployments.environments import environment
+
+        os.environ.update(environment(args.env).job_env())  # what its deployments' runs get: name, warehouse block
+    elif args.env:  # local runs: no deployment's name or block (they read URLs or the embedded default)
+        for variable in ("SHIPSHAPE_ENV", "SHIPSHAPE_WAREHOUSE_BLOCK"):
+            os.environ.pop(variable, None)
+    name = environment_name()
+    only = [find_pipeline(args.pipeline).name] if args.pipeline else None
+    # A deployed environment's history is on its own API; only local runs may be read from a temporary one.
+    local_api(temporary=name == LOCAL_ENVIRONMENT).wait_ready()
+    reports = slo_reports(datetime.now(UTC), name, only)
+    if args.json:
+        print(status.as_json(name, reports))
+    elif not reports:
+        print(f"environment {name}: no pipelines declared")
+    else:
+        colour = status.use_colour(sys.stdout)
+        print(f"environment {name}")
+        print(status.detail(reports[0], colour) if args.pipeline else status.summary(reports, colour))
     return 0
 
 
@@ -162,6 +188,13 @@ def _table(rows: list[dict[str, object]]) -> str:
     lines.append("-" * len(lines[0]))
     lines += ["  ".join(str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True)) for row in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _environment_names() -> list[str]:
+    from shipshape.names import ENVIRONMENTS
+    from shipshape.settings import LOCAL_ENVIRONMENT
+
+    return [LOCAL_ENVIRONMENT, *ENVIRONMENTS]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -196,8 +229,13 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(command=_run)
 
     status = commands.add_parser(
-        "status", help="freshness, SLOs, error budgets and burn rates of every pipeline in this environment"
+        "status", help="freshness, SLOs, error budgets and burn rates of every pipeline in an environment"
     )
+    status.add_argument(
+        "--env", choices=_environment_names(), help="the environment (default: SHIPSHAPE_ENV, else local)"
+    )
+    status.add_argument("--pipeline", help="one pipeline, every figure")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(command=_status)
     _rollback_parser(commands)
     return parser

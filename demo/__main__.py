@@ -1,7 +1,7 @@
 """`make demo`: a week of the example pipeline on the embedded default, then the gate blocking bad data.
 
-Runs on DuckDB and Prefect's temporary API: nothing to install or start. Safe to re-run: the shop
-database is regenerated identically and every partition is replaced, never appended.
+Runs on DuckDB and a temporary Prefect API (or `make up`'s API when it runs): nothing to install or start.
+Safe to re-run: the shop database is regenerated identically and every partition is replaced, never appended.
 """
 
 from __future__ import annotations
@@ -9,15 +9,14 @@ from __future__ import annotations
 import os
 import secrets
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-from demo.shop_app import generate, inject_bad_orders
-from runtime.connections import connect
-from runtime.console_logging import hide_user_error_tracebacks
-from runtime.temporary_api import allow_slow_temporary_api_start
-from shipshape.errors import AuditFailedError
-from shipshape.ledger import LedgerEntry, entries
+from runtime.local_api import local_api
 from shipshape.names import PII_KEY_VARIABLE
 from shipshape.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from shipshape.ledger import LedgerEntry
 
 FIRST_DAY = date(2026, 11, 1)
 DAYS = 7
@@ -26,14 +25,19 @@ PUBLISHED = "analytics.fct_orders"
 
 
 def main() -> None:
+    api = local_api()  # `make up`'s API when it runs, else a temporary one, starting while the rest is imported
     settings = load_settings()
     ensure_demo_pii_key(settings)
-    allow_slow_temporary_api_start()  # a first run on a fresh Prefect home migrates its database before answering
-    hide_user_error_tracebacks()  # step 4 blocks bad data on purpose: its one-line reason, not a traceback
+    from demo.shop_app import generate, inject_bad_orders
     from flows.run_pipeline import run_pipeline
+    from runtime.console_logging import hide_user_error_tracebacks
+    from shipshape.errors import AuditFailedError
 
+    hide_user_error_tracebacks()  # step 4 blocks bad data on purpose: its one-line reason, not a traceback
     orders = generate(settings.data_dir / "shop.db", FIRST_DAY, DAYS)
     print(f"\n1. Generated the shop database: {orders} orders over {DAYS} days")
+    api.wait_ready()
+    print(f"   (flows run on {api.description})")
     last_day = FIRST_DAY + timedelta(days=DAYS - 1)
     run_pipeline("shop_orders", start_date=FIRST_DAY, end_date=last_day)
     before = _fingerprint(BAD_DAY)
@@ -70,6 +74,8 @@ def ensure_demo_pii_key(settings: Settings) -> None:
 
 
 def _fingerprint(day: date) -> tuple[int, str]:
+    from runtime.connections import connect
+
     with connect() as warehouse:
         count, total = warehouse.fetch_all(
             f"SELECT count(*), sum(order_id * 7 + CAST(amount * 100 AS BIGINT)) FROM {PUBLISHED} WHERE order_date = ?",
@@ -79,6 +85,9 @@ def _fingerprint(day: date) -> tuple[int, str]:
 
 
 def _print_summary() -> None:
+    from runtime.connections import connect
+    from shipshape.ledger import entries
+
     with connect() as warehouse:
         ledger = entries(warehouse, "shop_orders")
     latest: dict[str, LedgerEntry] = {}

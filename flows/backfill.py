@@ -1,4 +1,8 @@
-"""`backfill`: re-run a pipeline's days from the UI — planned from the publish ledger, one child run per day.
+"""`backfill`: re-run a pipeline's days from the UI — planned from the publish ledger, run in batches of days.
+
+Each child run takes several consecutive days (sized so the children fill the concurrency limit and each one's
+work outweighs its start-up, or as the form says) and publishes day by day: the summary and the progress are
+per day, as if each day had its own run.
 
 The typed parameters are the UI's Custom Run form: the pipeline is a dropdown of the declared pipelines,
 dates are date pickers, the mode a dropdown and the concurrency bounded.
@@ -16,12 +20,13 @@ from prefect.client.schemas.objects import FlowRun
 from pydantic import Field
 
 from flows.backfill_children import Fanout
-from shipshape.backfill_plan import Mode, PartitionPlan
+from flows.backfill_progress import BackfillProgress
+from shipshape.backfill_plan import Batch, Mode, batches, days_per_child
 from shipshape.catalog import load_all
 from shipshape.errors import BackfillFailedError
 from shipshape.names import deployment_name
 from shipshape.settings import environment_name
-from tasks.backfill_ledger import plan_days, published_rows
+from tasks.backfill_ledger import day_outcomes, plan_days
 
 # Built when the module loads (at deploy time too), so the deployment's schema offers exactly these names.
 # An enum, not a Literal: a Literal of one name becomes a JSON-schema `const`, which the UI shows as an empty,
@@ -38,8 +43,9 @@ async def backfill(
     mode: Mode = "missing",
     dry_run: bool = False,
     max_concurrent: Annotated[int, Field(ge=1, le=16)] = 4,
+    days_per_run: Annotated[int, Field(ge=0, le=366)] = 0,
 ) -> list[dict[str, object]]:
-    """Run a pipeline's days from start_date to end_date again, one child run of its deployment per day.
+    """Run a pipeline's days from start_date to end_date again, in child runs of its deployment.
 
     Args:
         pipeline: The declared pipeline to backfill.
@@ -49,6 +55,9 @@ async def backfill(
             all = every day in the range.
         dry_run: Only show the plan (status, last publish, rows, estimated duration); run nothing.
         max_concurrent: At most this many of the backfill's runs at once (the pipelines' queue limit also applies).
+        days_per_run: Consecutive days each child run processes; 0 = automatic (fill max_concurrent, or the
+            pipelines' queue limit if lower, and enough days that a run's work outweighs its ~10 s start-up, from
+            the durations in the ledger).
     """
     plans = plan_days(pipeline, start_date, end_date)
     selected = [plan for plan in plans if plan.selected_by(mode)]
@@ -61,30 +70,43 @@ async def backfill(
         await _artifact(pipeline, "plan", rows, f"{pipeline} {start_date}..{end_date}, mode={mode}: the plan (dry run)")
         return rows
     fanout = Fanout(deployment_name(pipeline, environment_name()), max_concurrent)
-    await fanout.prepare()
-    children = await fanout.run_all(selected)
-    return await _summarise(pipeline, selected, children)
+    slots = await fanout.prepare()
+    estimate = selected[0].estimated_seconds if selected else None
+    planned = batches(selected, days_per_run or days_per_child(len(selected), slots, estimate))
+    get_run_logger().info("%d child run(s): %s", len(planned), ", ".join(batch.key for batch in planned))
+    progress = BackfillProgress(str(pipeline), len(selected))
+    await progress.start()
+
+    async def child_ended(batch: Batch, child: FlowRun) -> None:
+        await progress.child_ended(batch, child, day_outcomes(pipeline, str(child.id), [p.day for p in batch.plans]))
+
+    children = await fanout.run_all(planned, child_ended)
+    return await _summarise(str(pipeline), planned, children, progress)
 
 
-async def _summarise(pipeline: str, plans: list[PartitionPlan], children: list[FlowRun]) -> list[dict[str, object]]:
-    """The summary artifact; any day whose run did not complete fails the backfill, naming the days."""
-    rows_by_run = published_rows(pipeline, [str(child.id) for child in children])
+async def _summarise(
+    pipeline: str, planned: list[Batch], children: list[FlowRun], progress: BackfillProgress
+) -> list[dict[str, object]]:
+    """The summary artifact, one row per day with its child run; any day not published fails the backfill,
+    naming the days and their runs."""
     rows = [
         {
             "partition": plan.key,
             "run": child.name,
-            "state": child.state.name if child.state else "unknown",
-            "rows published": _blank_if_none(rows_by_run[str(child.id)]),
-            "duration (s)": round(child.total_run_time.total_seconds(), 1),
+            "outcome": progress.outcomes[plan.day][0],
+            "rows published": _blank_if_none(progress.outcomes[plan.day][1]),
+            "run state": child.state.name if child.state else "unknown",
+            "run duration (s)": round(child.total_run_time.total_seconds(), 1),
         }
-        for plan, child in zip(plans, children, strict=True)
+        for batch, child in zip(planned, children, strict=True)
+        for plan in batch.plans
     ]
-    await _artifact(pipeline, "summary", rows, f"{pipeline}: the backfill's runs, one per day")
-    failed = [row for row in rows if row["state"] != "Completed"]
+    await _artifact(pipeline, "summary", rows, f"{pipeline}: the backfill's days, the run of each and its outcome")
+    failed = [row for row in rows if row["outcome"] != "published"]
     if failed:
-        days = ", ".join(f"{row['partition']} ({row['run']}: {row['state']})" for row in failed)
+        days = ", ".join(f"{row['partition']} ({row['outcome']} in {row['run']}: {row['run state']})" for row in failed)
         raise BackfillFailedError(
-            f"backfill of {pipeline}: {len(failed)} of {len(rows)} day(s) did not complete — {days}. The other days "
+            f"backfill of {pipeline}: {len(failed)} of {len(rows)} day(s) not published — {days}. The other days "
             "are published; see each run for why, fix the cause, then re-run with mode=failed"
         )
     return rows

@@ -1,4 +1,7 @@
-"""Backfill children: one `run-pipeline` flow run per planned day, launched idempotently and throttled.
+"""Backfill children: one `run-pipeline` flow run per batch of days, launched idempotently and throttled.
+
+Each child runs its batch in per-partition publish mode: a day that passes is published whatever its
+neighbours do, so batching changes how many processes start, not which days get published.
 
 Throttle: a global concurrency limit per target deployment, held for each child's whole lifetime
 (acquire → create the run → wait until it is final → release). Unlike a deployment concurrency limit,
@@ -11,6 +14,7 @@ The environment's work pool limit caps all runs of the environment on top of it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from prefect.client.orchestration import get_client
@@ -20,7 +24,7 @@ from prefect.deployments import arun_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import wait_for_flow_run
 
-from shipshape.backfill_plan import PartitionPlan
+from shipshape.backfill_plan import Batch
 from shipshape.errors import ConfigurationError
 from shipshape.names import BACKFILL_TAG, PIPELINE_FLOW, backfill_limit
 from shipshape.settings import environment_name
@@ -37,11 +41,15 @@ class Fanout:
     def limit_name(self) -> str:
         return backfill_limit(self.deployment)
 
-    async def prepare(self) -> None:
-        """Fail before launching anything when the deployment is missing; (re)size the concurrency limit."""
+    async def prepare(self) -> int:
+        """Fail before launching anything when the deployment is missing; (re)size the concurrency limit.
+
+        Returns how many children can really run at once: `max_concurrent`, or fewer when the deployment's work
+        queue allows fewer (the dev pipelines' queue runs two), so that batches are sized for the slots there are.
+        """
         async with get_client() as client:
             try:
-                await client.read_deployment_by_name(f"{PIPELINE_FLOW}/{self.deployment}")
+                deployment = await client.read_deployment_by_name(f"{PIPELINE_FLOW}/{self.deployment}")
             except ObjectNotFound:
                 raise ConfigurationError(
                     f"deployment {PIPELINE_FLOW}/{self.deployment} does not exist on this Prefect API: a backfill "
@@ -49,43 +57,53 @@ class Fanout:
                     "Nothing was run"
                 ) from None
             await client.upsert_global_concurrency_limit_by_name(self.limit_name, self.max_concurrent)
+            queue = await client.read_work_queue_by_name(deployment.work_queue_name or "default",
+                                                         work_pool_name=deployment.work_pool_name)
+        return min(self.max_concurrent, queue.concurrency_limit or self.max_concurrent)
 
-    async def run_all(self, plans: list[PartitionPlan]) -> list[FlowRun]:
-        """Every child, awaited concurrently; returns them final, in plan order. A failed child stops no other."""
+    async def run_all(
+        self, batches: list[Batch], on_end: Callable[[Batch, FlowRun], Awaitable[None]]
+    ) -> list[FlowRun]:
+        """Every child, awaited concurrently; returns them final, in batch order, calling `on_end` as each one
+        ends. A failed child stops no other."""
         # Waiters queue here rather than polling the limit: the server answers a full limit with a Retry-After
         # of up to 30 s, the local queue hands a freed slot over at once.
         local = asyncio.Semaphore(self.max_concurrent)
-        return await asyncio.gather(*(self._run_one(plan, local) for plan in plans))
+        return await asyncio.gather(*(self._run_one(batch, local, on_end) for batch in batches))
 
-    async def _run_one(self, plan: PartitionPlan, local: asyncio.Semaphore) -> FlowRun:
+    async def _run_one(
+        self, batch: Batch, local: asyncio.Semaphore, on_end: Callable[[Batch, FlowRun], Awaitable[None]]
+    ) -> FlowRun:
         async with local, concurrency(self.limit_name, occupy=1, strict=True):
-            flow_run = await launch_child(self.deployment, plan)
-            return await wait_for_flow_run(flow_run.id, timeout=None)
+            flow_run = await launch_child(self.deployment, batch)
+            final = await wait_for_flow_run(flow_run.id, timeout=None)
+        await on_end(batch, final)
+        return final
 
 
-def idempotency_key(deployment: str, plan: PartitionPlan) -> str:
-    """Same key while the day's ledger is unchanged (a double submit or a parent retry reuses the run); a
-    new one once a run has written the ledger, so a later backfill runs the day again."""
-    return f"backfill:{deployment}:{plan.key}:{plan.marker}"
+def idempotency_key(deployment: str, batch: Batch) -> str:
+    """Same key while the batch's days and their ledger are unchanged (a double submit or a parent retry reuses
+    the run); a new one once a run has written the ledger of any of them, so a later backfill runs them again."""
+    return f"backfill:{deployment}:{batch.key}:{batch.marker}"
 
 
-async def launch_child(deployment: str, plan: PartitionPlan) -> FlowRun:
-    """Create (or find, by idempotency key) the day's run, linked to the calling flow run.
+async def launch_child(deployment: str, batch: Batch) -> FlowRun:
+    """Create (or find, by idempotency key) the batch's run, linked to the calling flow run.
 
     An existing run that ended without completing and without changing the ledger (e.g. Crashed before its
     first write) would be returned forever under the same key: a new run is created after it instead.
     """
-    key = idempotency_key(deployment, plan)
+    key = idempotency_key(deployment, batch)
     while True:
         flow_run = await arun_deployment(
             f"{PIPELINE_FLOW}/{deployment}",
-            parameters={"start_date": plan.day, "end_date": plan.day},
+            parameters={"start_date": batch.first, "end_date": batch.last, "publish_mode": "per_partition"},
             idempotency_key=key,
             timeout=0,
-            tags=[BACKFILL_TAG, f"partition:{plan.key}"],
+            tags=[BACKFILL_TAG, f"partition:{batch.key}"],
             as_subflow=True,
         )
         state = flow_run.state
         if state is None or not state.is_final() or state.is_completed():
             return flow_run
-        key = f"{idempotency_key(deployment, plan)}:after-{flow_run.id}"
+        key = f"{idempotency_key(deployment, batch)}:after-{flow_run.id}"

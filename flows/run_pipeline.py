@@ -1,4 +1,9 @@
-"""`run-pipeline`: one declared pipeline over a date range — extract, load, transform, audit, publish all or none."""
+"""`run-pipeline`: one declared pipeline over a date range — extract, load, transform, audit, publish.
+
+Two publish modes, chosen by the caller: `all_or_none` (the default: a range run is one change, every partition
+or none) and `per_partition` (a backfill's batch of days: each day that passes is published in its own
+transaction, a blocked or failed day stops no other, and the run ends failed naming those days).
+"""
 
 from __future__ import annotations
 
@@ -24,9 +29,9 @@ from shipshape.errors import (
 )
 from shipshape.ledger import ensure_platform_tables, recent_successful_runs, recorded_run_tags
 from shipshape.names import PIPELINE_FLOW, partition_lock
-from shipshape.outcomes import PartitionOutcome, RunContext
+from shipshape.outcomes import PartitionOutcome, RunContext, failed_row
 from shipshape.partitions import Grain, Window, partition_instant, windows_for
-from shipshape.publish import StagedPartition
+from shipshape.publish import PublishMode, StagedPartition
 from shipshape.run_timeout import HISTORY_RUNS, Deadline, run_timeout, timed_out_message
 from shipshape.schema_guard import check_published
 from shipshape.volume import VolumeVerdict
@@ -58,7 +63,11 @@ def _windows(grain: Grain | None, start_date: date | None, end_date: date | None
 
 @flow(name=PIPELINE_FLOW, flow_run_name=_run_name)
 def run_pipeline(
-    pipeline: str, start_date: date | None = None, end_date: date | None = None, reuse_raw: bool = False
+    pipeline: str,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    reuse_raw: bool = False,
+    publish_mode: PublishMode = "all_or_none",
 ) -> list[dict[str, object]] | State:
     """Run every partition of `pipeline` from `start_date` to `end_date` (both included).
 
@@ -68,6 +77,8 @@ def run_pipeline(
             scheduled start (a late scheduled run still processes the partition it was scheduled for).
         end_date: Last partition day (included); defaults to start_date.
         reuse_raw: Re-transform and re-audit the raw data already loaded, without extracting again.
+        publish_mode: all_or_none = publish every partition in one transaction, or none if any is blocked;
+            per_partition = publish each partition that passes in its own transaction, block only the others.
     """
     context = RunContext(find_pipeline(pipeline), str(runtime.flow_run.id or ""), datetime.now(UTC))
     spec = context.declared.spec
@@ -89,20 +100,46 @@ def run_pipeline(
             for run in runs:  # leftovers of killed runs; recorded (quarantined) runs stay
                 run.drop_runs(warehouse, keep=recorded_run_tags(warehouse, spec.name, run.window.key))
             try:
-                outcomes = [_write_and_audit(context, run, reuse_raw, deadline) for run in runs]
+                outcomes, failures = _write_and_audit_each(context, runs, reuse_raw, deadline, publish_mode)
             except RunTimedOutError as timed_out:  # leaving the block releases the locks
                 return Failed(name=TIMED_OUT_STATE, message=str(timed_out), data=timed_out)
+            if publish_mode == "per_partition":
+                return _publish_each(context, outcomes, failures, claim)
             try:
                 _publish_or_block(context, outcomes, claim)
             except AuditFailedError as blocked:
                 return Failed(name=AUDIT_FAILED_STATE, message=str(blocked), data=blocked)
-    verdicts = check_volume(context.declared, [(outcome.run.window, outcome.output.rows) for outcome in outcomes])
-    statuses = [_published_status(verdicts.get(outcome.run.window.key)) for outcome in outcomes]
-    return _summarise(context, outcomes, statuses)
+    return _summarise(context, outcomes, _published_statuses(context, outcomes))
+
+
+def _published_statuses(context: RunContext, published: list[PartitionOutcome]) -> list[str]:
+    """Each published partition's status, with its volume verdict (which may open an incident)."""
+    verdicts = check_volume(context.declared, [(outcome.run.window, outcome.output.rows) for outcome in published])
+    return [_published_status(verdicts.get(outcome.run.window.key)) for outcome in published]
 
 
 def _published_status(verdict: VolumeVerdict | None) -> str:
     return f"published; volume anomaly: {verdict.describe()}" if verdict and verdict.anomalous else "published"
+
+
+def _write_and_audit_each(
+    context: RunContext, runs: list[RunTables], reuse_raw: bool, deadline: Deadline, publish_mode: PublishMode
+) -> tuple[list[PartitionOutcome], dict[str, Exception]]:
+    """Every partition up to the gate. All-or-none stops at the first failure; per-partition goes on with the
+    next partition and returns the failures by partition key (each already in the ledger). A timeout stops
+    both: the run's time is up for every partition."""
+    outcomes: list[PartitionOutcome] = []
+    failures: dict[str, Exception] = {}
+    for run in runs:
+        try:
+            outcomes.append(_write_and_audit(context, run, reuse_raw, deadline))
+        except RunTimedOutError:
+            raise
+        except Exception as error:
+            if publish_mode == "all_or_none":
+                raise
+            failures[run.window.key] = error
+    return outcomes, failures
 
 
 def _write_and_audit(context: RunContext, run: RunTables, reuse_raw: bool, deadline: Deadline) -> PartitionOutcome:
@@ -151,9 +188,48 @@ def _publish_or_block(context: RunContext, outcomes: list[PartitionOutcome], cla
     )
 
 
-def _summarise(context: RunContext, outcomes: list[PartitionOutcome], statuses: list[str]) -> list[dict[str, object]]:
-    """The run's table artifact in the UI, one row per partition."""
+def _publish_each(
+    context: RunContext, outcomes: list[PartitionOutcome], failures: dict[str, Exception], claim: LockClaim
+) -> list[dict[str, object]] | State:
+    """Per-partition mode: each passing partition in its own transaction while `claim` holds, the blocked ones
+    recorded; the run fails (AuditFailed when only audits blocked) naming every partition it did not publish."""
+    declared = context.declared
+    passed = [outcome for outcome in outcomes if outcome.audit.passed]
+    blocked = [outcome for outcome in outcomes if not outcome.audit.passed]
+    for outcome in passed:
+        publish_partitions(declared, [StagedPartition(outcome.run.window, outcome.output.table,
+                                                      outcome.ledger_entry(context, "published"))], claim)
+    if blocked:
+        record_attempts([outcome.ledger_entry(context, "blocked") for outcome in blocked])
+    statuses = dict(zip((o.run.window.key for o in passed), _published_statuses(context, passed), strict=True))
+    rows = _summarise(context, outcomes, [statuses.get(o.run.window.key, "blocked") for o in outcomes], failures)
+    if not blocked and not failures:
+        return rows
+    spec = declared.spec
+    reasons = [
+        f"{o.run.window.key}: blocked, {o.audit.failed_summary()} (quarantined in {AUDIT_SCHEMA}.{o.output.table})"
+        for o in blocked
+    ] + [f"{key}: failed, {error}" for key, error in failures.items()]
+    message = (
+        f"pipeline {spec.name}: {len(reasons)} of {len(outcomes) + len(failures)} partition(s) not published — "
+        f"{'; '.join(sorted(reasons))}. The {len(passed)} other partition(s) are published in "
+        f"{spec.destination.schema_name}.{spec.destination.table}; fix the cause and re-run the partitions named"
+    )
+    if failures:
+        return Failed(message=message)
+    return Failed(name=AUDIT_FAILED_STATE, message=message, data=AuditFailedError(message))
+
+
+def _summarise(
+    context: RunContext,
+    outcomes: list[PartitionOutcome],
+    statuses: list[str],
+    failures: dict[str, Exception] | None = None,
+) -> list[dict[str, object]]:
+    """The run's table artifact in the UI, one row per partition (per-partition mode: failed ones too)."""
     rows = [outcome.summary_row(status) for outcome, status in zip(outcomes, statuses, strict=True)]
+    rows += [failed_row(key, str(error)) for key, error in (failures or {}).items()]
+    rows.sort(key=lambda row: str(row["partition"]))
     name = context.declared.name
     create_table_artifact(key=f"run-{name}".replace("_", "-"), table=rows, description=f"{name}: this run's partitions")
     get_run_logger().info("Summary of %s: %s", name, rows)

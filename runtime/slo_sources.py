@@ -47,14 +47,15 @@ def run_outcomes(
     return [_outcome(run) for run in _finished_runs(client, run_tags(pipeline, environment), since)]
 
 
-def slo_reports(now: datetime, environment: str | None = None) -> list[SloReport]:
-    """The SLO report of every declared pipeline at `now`, in `environment` (default: this process's).
+def slo_reports(now: datetime, environment: str | None = None, only: list[str] | None = None) -> list[SloReport]:
+    """The SLO report of every declared pipeline (or those named in `only`) at `now`, in `environment` (default:
+    this process's).
 
     One warehouse connection and one Prefect client for all pipelines. A warehouse where nothing ever ran
     (no ledger table yet) means no publishes; it is not created here, so a read-only role can run this.
     """
     environment = environment or environment_name()
-    pipelines = [declared.spec for declared in load_all()]
+    pipelines = [declared.spec for declared in load_all() if only is None or declared.name in only]
     with connect("monitor") as warehouse, get_client(sync_client=True) as client:
         has_ledger = LEDGER_TABLE not in missing_platform_tables(warehouse)
         return [

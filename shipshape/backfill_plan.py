@@ -1,14 +1,19 @@
 """Backfill planning: which days of a pipeline to (re)run, read from the publish ledger alone.
 
 The ledger is the only record of what was published, blocked or failed, so the plan never asks Prefect.
-A backfill child runs one day (`run-pipeline` with start_date = end_date), whatever the grain: an hourly
-pipeline's day is planned from its 24 hour partitions. Each planned day carries a `marker` — the id of its
-newest ledger entry — so idempotency keys stay the same while nothing changed and differ once a run wrote
-the ledger.
+Days are planned one by one, whatever the grain: an hourly pipeline's day is planned from its 24 hour partitions.
+Each planned day carries a `marker` — the id of its newest ledger entry — so idempotency keys stay the same while
+nothing changed and differ once a run wrote the ledger.
+
+A child run pays a process start, imports and Prefect's engine before its first row (~8-10 s on a process
+worker), which outweighs a small day's work many times: children run `Batch`es of consecutive days
+(`run-pipeline` over the batch's range, publishing day by day), sized by `days_per_child`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -21,6 +26,10 @@ Mode = Literal["missing", "failed", "all"]
 PlanStatus = Literal["published", "rolled_back", "blocked", "failed", "missing"]
 NO_ENTRY = "none"
 RECENT_PUBLISHES = 20  # how many recent publishes the duration estimate looks at
+CHILD_START_SECONDS = 10.0
+"""What a backfill child pays before its first row on a process worker (process start, imports, Prefect's
+engine: 8-10 s measured, notes/prefect.md). A child's days should take at least this long."""
+NOT_RUN = "not run"  # a day of a child run that wrote nothing for it (crashed, or stopped before it)
 # A day shows its worst; a rolled-back day holds an earlier publish's rows again (re-run it with mode `all`).
 _PRECEDENCE: tuple[PlanStatus, ...] = ("failed", "blocked", "missing", "rolled_back", "published")
 
@@ -85,9 +94,17 @@ def plan_backfill(
 
 
 def estimated_seconds(entries: list[LedgerEntry]) -> float | None:
-    """Median duration of the pipeline's recent publishes; None before its first publish."""
-    published = [entry for entry in entries if entry.status == "published"][:RECENT_PUBLISHES]
-    durations = [(entry.finished_at - entry.started_at).total_seconds() for entry in published]
+    """Median time one partition took in the pipeline's recent publishing runs; None before its first publish.
+
+    Every entry of a run starts when the run started, so a run over several partitions counts as its whole
+    duration shared by its partitions, not as each partition taking the whole run."""
+    by_run: dict[str, list[LedgerEntry]] = {}
+    for entry in [entry for entry in entries if entry.status == "published"][:RECENT_PUBLISHES]:
+        by_run.setdefault(entry.flow_run_id, []).append(entry)
+    durations = [
+        (max(e.finished_at for e in run) - min(e.started_at for e in run)).total_seconds() / len(run)
+        for run in by_run.values()
+    ]
     return statistics.median(durations) if durations else None
 
 
@@ -109,7 +126,77 @@ def _plan_day(day: date, windows: list[list[LedgerEntry]], estimate: float | Non
     )
 
 
-def rows_published_by(entries: list[LedgerEntry], flow_run_id: str) -> int | None:
-    """Rows a given flow run published according to the ledger; None when it published nothing."""
-    published = [e for e in entries if e.flow_run_id == flow_run_id and e.status == "published"]
-    return sum(entry.row_count for entry in published) if published else None
+@dataclass(frozen=True)
+class Batch:
+    """Consecutive selected days that one child run processes (`run-pipeline` from `first` to `last`)."""
+
+    plans: tuple[PartitionPlan, ...]
+
+    @property
+    def first(self) -> date:
+        return self.plans[0].day
+
+    @property
+    def last(self) -> date:
+        return self.plans[-1].day
+
+    @property
+    def key(self) -> str:
+        return self.plans[0].key if len(self.plans) == 1 else f"{self.plans[0].key}..{self.plans[-1].key}"
+
+    @property
+    def marker(self) -> str:
+        """The day's marker for one day; for several, a digest of theirs: it changes when any day's ledger does."""
+        if len(self.plans) == 1:
+            return self.plans[0].marker
+        return hashlib.sha256(":".join(plan.marker for plan in self.plans).encode()).hexdigest()[:16]
+
+
+def days_per_child(days: int, max_concurrent: int, seconds_per_day: float | None) -> int:
+    """How many days each child runs when the form leaves it automatic.
+
+    Enough children to fill `max_concurrent`, no more (each child pays `CHILD_START_SECONDS`); but a child's
+    days must outweigh its start-up, so short days make bigger (and then fewer) children. Without a publish in
+    the ledger there is no duration to go by: the limit is filled.
+    """
+    filling = math.ceil(days / max_concurrent)
+    if not seconds_per_day:
+        return max(1, filling)
+    outweighing = math.ceil(CHILD_START_SECONDS / seconds_per_day)
+    return max(1, min(days, max(filling, outweighing)))
+
+
+def batches(plans: list[PartitionPlan], size: int) -> list[Batch]:
+    """Selected days split into runs of consecutive days, each cut into batches of at most `size`, evenly.
+
+    A child's range covers every day in it, so a gap (a day the mode skips) always ends a batch."""
+    segments: list[list[PartitionPlan]] = []
+    for plan in plans:
+        if segments and plan.day - segments[-1][-1].day == timedelta(days=1):
+            segments[-1].append(plan)
+        else:
+            segments.append([plan])
+    result: list[Batch] = []
+    for segment in segments:
+        count = math.ceil(len(segment) / size)
+        base, extra = divmod(len(segment), count)
+        start = 0
+        for index in range(count):
+            end = start + base + (1 if index < extra else 0)
+            result.append(Batch(tuple(segment[start:end])))
+            start = end
+    return result
+
+
+def day_outcome(entries: list[LedgerEntry], flow_run_id: str, grain: Grain, day: date) -> tuple[str, int | None]:
+    """How a child run ended one of its days, per the ledger: the worst status of the day's partitions as that
+    run left them (`NOT_RUN` when it wrote none of them) and the rows it published that day (None: none)."""
+    keys = [window.key for window in plan_windows(grain, day, day)]
+    newest: dict[str, LedgerEntry] = {}
+    for entry in entries:  # newest first
+        if entry.flow_run_id == flow_run_id and entry.partition_key in keys:
+            newest.setdefault(entry.partition_key, entry)
+    statuses = [newest[key].status if key in newest else "missing" for key in keys]
+    status = next(status for status in _PRECEDENCE if status in statuses)
+    published = [entry.row_count for entry in newest.values() if entry.status == "published"]
+    return (NOT_RUN if status == "missing" else status), (sum(published) if published else None)

@@ -81,3 +81,8 @@ class PartitionOutcome:
             "checks": f"{passed}/{len(self.audit.checks)} ok",
             "status": status,
         }
+
+
+def failed_row(partition_key: str, message: str) -> dict[str, object]:
+    """The summary row of a partition that failed before its audit (per-partition runs go on without it)."""
+    return {"partition": partition_key, "rows": "", "rejected": "", "checks": "", "status": f"failed: {message}"}

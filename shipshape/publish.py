@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Literal
 
 from shipshape.declaration import Pipeline
 from shipshape.errors import PartitionLostError, PublishError
@@ -31,6 +32,10 @@ from shipshape.transform import window_bounds
 from shipshape.volume import Replaced
 from shipshape.warehouses import AUDIT_SCHEMA, HISTORY_SCHEMA, Warehouse
 from shipshape.warehouses.locks import LockClaim
+
+PublishMode = Literal["all_or_none", "per_partition"]
+"""How a run over several partitions publishes: all in one transaction or none if any is blocked (a range run),
+or each passing partition in its own transaction (a backfill's batch of days, `publish` called per partition)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What a backfill reads from the publish ledger: the plan before it runs, the rows each child published after.
+"""What a backfill reads from the publish ledger: the plan before it runs, how each child ended each of its days.
 
 Sync tasks on purpose: the backfill flow is async (it awaits its children together), and inside an async
 run Prefect's block loading — which resolves the warehouse connection — would hand back a coroutine.
@@ -12,7 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from runtime.connections import connect
-from shipshape.backfill_plan import PartitionPlan, plan_backfill, rows_published_by
+from shipshape.backfill_plan import PartitionPlan, day_outcome, plan_backfill
 from shipshape.catalog import find_pipeline
 from shipshape.ledger import ensure_platform_tables, entries
 
@@ -27,9 +27,12 @@ def plan_days(pipeline: str, start_date: date, end_date: date) -> list[Partition
     return plan_backfill(recorded, spec.grain, start_date, end_date)
 
 
-@task(name="read-published-rows", cache_policy=NO_CACHE)
-def published_rows(pipeline: str, flow_run_ids: list[str]) -> dict[str, int | None]:
-    """Rows each given run published, per the ledger (None: it published nothing)."""
+@task(name="read-day-outcomes", cache_policy=NO_CACHE)
+def day_outcomes(pipeline: str, flow_run_id: str, days: list[date]) -> dict[date, tuple[str, int | None]]:
+    """How the child run `flow_run_id` ended each of `days`, per the ledger: status and rows published."""
+    grain = find_pipeline(pipeline).spec.grain
+    if grain is None:  # `plan_backfill` refuses a pipeline without partitions before any child runs
+        raise ValueError(f"pipeline {pipeline} has no partitions to backfill")
     with connect() as warehouse:
         recorded = entries(warehouse, pipeline)
-    return {flow_run_id: rows_published_by(recorded, flow_run_id) for flow_run_id in flow_run_ids}
+    return {day: day_outcome(recorded, flow_run_id, grain, day) for day in days}

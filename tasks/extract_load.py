@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import cast
+from uuid import UUID
 
 import pyarrow as pa
 from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from runtime.connections import connect
+from runtime.progress import report
 from runtime.secrets import prefect_secret
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
 from shipshape.convert import BatchConverter, RejectedRow
-from shipshape.ledger import write_dead_letters
+from shipshape.ledger import LEDGER_TABLE, missing_platform_tables, published_row_counts_before, write_dead_letters
+from shipshape.load_progress import LoadProgress, expected_rows
 from shipshape.outcomes import LoadReport
 from shipshape.pii import PiiMasker
 from shipshape.rejects import early_stop_limit, enforce_threshold
 from shipshape.settings import load_settings
 from shipshape.sources.factory import check_drift, open_source
-from shipshape.warehouses import AUDIT_SCHEMA
+from shipshape.warehouses import AUDIT_SCHEMA, Warehouse
+
+USUAL_SIZE_PARTITIONS = 7
+"""Latest publishes whose median is a partition's usual size, the 100% of its progress artifact."""
 
 
 @task(name="extract-to-audit", cache_policy=NO_CACHE)
@@ -44,9 +54,11 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
         else None
     )
     converter = BatchConverter(spec.column_types, redact=masker.mask_record if masker else None)
-    stream = _TypedStream(source.batches(run.window), converter, masker, early_stop_limit(spec.rejects))
     columns = masker.masked_columns(spec.column_types) if masker else spec.column_types
     with connect() as warehouse:
+        progress = LoadProgress(spec.name, run.window.key, _usual_rows(warehouse, spec.name, run), time.monotonic())
+        on_chunk = _ProgressReporter(progress, logger)
+        stream = _TypedStream(source.batches(run.window), converter, masker, early_stop_limit(spec.rejects), on_chunk)
         warehouse.ensure_schema(AUDIT_SCHEMA)
         warehouse.create_table(AUDIT_SCHEMA, run.raw, columns, scratch=True)
         schema = pa.schema([(name, kind.arrow) for name, kind in columns.items()])
@@ -63,6 +75,7 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
             where=f"pipeline {spec.name}, partition {run.window.key}",
             run_tag=run.run_tag,
         )
+    on_chunk.finish()
     logger.info(
         "Loaded %s rows of %s into audit table %s (%s rejected)",
         stream.rows,
@@ -73,13 +86,50 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
     return LoadReport(stream.rows, len(stream.rejected))
 
 
+def _usual_rows(warehouse: Warehouse, pipeline: str, run: RunTables) -> int | None:
+    if run.window.start is None or LEDGER_TABLE in missing_platform_tables(warehouse):
+        return None  # a full refresh, or a warehouse where nothing was published yet
+    return expected_rows(published_row_counts_before(warehouse, pipeline, run.window.start, USUAL_SIZE_PARTITIONS))
+
+
+class _ProgressReporter:
+    """After each chunk the warehouse took: a log line, the task's progress artifact, and in-process listeners."""
+
+    def __init__(self, progress: LoadProgress, logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+        self._progress, self._logger = progress, logger
+        self._artifact = cast(UUID, create_progress_artifact(0.0, description=progress.describe()))
+
+    def __call__(self, rows: int) -> None:
+        self._progress.add_chunk(rows, time.monotonic())
+        self._logger.info(
+            "Chunk %s of %s: %s rows so far, %s rows/s",
+            self._progress.chunks, self._progress.partition, f"{self._progress.rows:,}",
+            f"{self._progress.rows_per_second:,.0f}",
+        )  # fmt: skip
+        self._publish()
+
+    def finish(self) -> None:
+        self._progress.finish(time.monotonic())
+        self._publish()
+
+    def _publish(self) -> None:
+        update_progress_artifact(self._artifact, self._progress.percent, description=self._progress.describe())
+        report(self._progress)
+
+
 class _TypedStream:
     """Iterates typed (and masked) batches, counting rows and collecting rejects as the load consumes it."""
 
     def __init__(
-        self, raw: Iterator[pa.RecordBatch], converter: BatchConverter, masker: PiiMasker | None, limit: int | None
+        self,
+        raw: Iterator[pa.RecordBatch],
+        converter: BatchConverter,
+        masker: PiiMasker | None,
+        limit: int | None,
+        on_chunk: Callable[[int], None],
     ) -> None:
         self._raw, self._converter, self._masker, self._limit = raw, converter, masker, limit
+        self._on_chunk = on_chunk
         self.rows = 0
         self.rejected: list[RejectedRow] = []
 
@@ -91,3 +141,4 @@ class _TypedStream:
                 return  # over the absolute limit: stop reading, the threshold check fails the run
             self.rows += typed.num_rows
             yield self._masker.apply(typed) if self._masker else typed
+            self._on_chunk(typed.num_rows)  # the load asked for the next chunk: it has taken this one

@@ -43,8 +43,10 @@ from prefect.states import Crashed
 from demo.shop_app import generate, inject_bad_orders, orders_per_day
 from deployments.environments import ENVIRONMENTS
 from flows.backfill_children import launch_child
-from shipshape.backfill_plan import NO_ENTRY, PartitionPlan
+from shipshape.backfill_plan import NO_ENTRY, Batch, PartitionPlan
+from shipshape.names import destination_lock
 from shipshape.settings import PACKAGE_ROOT
+from shipshape.warehouses import open_warehouse
 from tests.support.platform import (
     EnvironmentValues,
     cli,
@@ -56,10 +58,11 @@ from tests.support.platform import (
 )
 from tests.support.postgres import databases
 from tests.support.slack import SlackReceiver
+from tests.support.waiting import wait_until
 
 FIRST_DAY = date(2026, 11, 1)
 DAYS = 15
-BAD_DAYS = (date(2026, 11, 5), date(2026, 11, 7))  # the contract blocks these until the orders are fixed
+BAD_DAYS = (date(2026, 11, 5), date(2026, 11, 7), date(2026, 11, 12))  # the contract blocks these until fixed
 DEV = ENVIRONMENTS["dev"]
 ARTIFACTS = PACKAGE_ROOT / "test-artifacts"  # screenshots, kept by CI (gitignored)
 CHROMIUM = "/usr/bin/chromium"
@@ -142,21 +145,32 @@ def pipeline_runs(dev: DevPlatform) -> list[FlowRun]:
 
 
 def runs_for(runs: list[FlowRun], days: list[date]) -> dict[str, list[str]]:
-    """Run ids per partition day (the run's start_date), for the given days."""
-    keys = {d.isoformat() for d in days}
+    """Run ids per partition day (each day from the run's start_date to its end_date), for the given days."""
     found: dict[str, list[str]] = {}
     for flow_run in runs:
-        if (key := str(flow_run.parameters.get("start_date"))) in keys:
-            found.setdefault(key, []).append(str(flow_run.id))
+        for covered in days_of(flow_run):
+            if covered in days:
+                found.setdefault(covered.isoformat(), []).append(str(flow_run.id))
     return found
 
 
+def days_of(child: FlowRun) -> list[date]:
+    """The days a child run covers: its start_date to its end_date."""
+    first = date.fromisoformat(str(child.parameters["start_date"]))
+    last = date.fromisoformat(str(child.parameters["end_date"]))
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
 def table_artifact(dev: DevPlatform, flow_run: FlowRun) -> list[dict[str, Any]]:
+    (artifact,) = artifacts_of(dev, flow_run, "table")
+    return json.loads(artifact.data)
+
+
+def artifacts_of(dev: DevPlatform, flow_run: FlowRun, kind: str) -> list[Any]:
     with dev.client() as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(
             any_=[flow_run.id])))
-    (artifact,) = [artifact for artifact in artifacts if artifact.type == "table"]
-    return json.loads(artifact.data)
+    return [artifact for artifact in artifacts if artifact.type == kind]
 
 
 def published_by_day(dev: DevPlatform) -> dict[date, int]:
@@ -185,23 +199,27 @@ def max_overlap(runs: list[FlowRun]) -> int:
 # --- tests ------------------------------------------------------------------------------------------------------
 
 
-def test_a_backfill_publishes_every_missing_day_with_one_linked_child_each(dev: DevPlatform) -> None:
+def test_a_backfill_publishes_every_missing_day_once_in_linked_children_of_several_days(dev: DevPlatform) -> None:
     days = [day(1), day(2), day(3)]
     started = datetime.now().astimezone()
     parent = launch_backfill(dev, days[0], days[-1])
     elapsed = (datetime.now().astimezone() - started).total_seconds()
     assert parent.state.is_completed(), parent.state.message
     children = children_of(dev, parent)
-    assert sorted(str(child.parameters["start_date"]) for child in children) == [d.isoformat() for d in days]
+    assert sorted(covered for child in children for covered in days_of(child)) == days  # each day exactly once
     assert {child.state.name for child in children} == {"Completed"}
     assert all("backfill" in child.tags for child in children)
+    assert {child.parameters["publish_mode"] for child in children} == {"per_partition"}
     published = published_by_day(dev)
     assert {d: published.get(d) for d in days} == {d: orders_per_day(d) for d in days}
     summary = table_artifact(dev, parent)
-    assert [(row["partition"], row["state"], row["rows published"]) for row in summary] == [
-        (d.isoformat(), "Completed", orders_per_day(d)) for d in days
+    child_of = {covered.isoformat(): child.name for child in children for covered in days_of(child)}
+    assert [(row["partition"], row["run"], row["outcome"], row["rows published"]) for row in summary] == [
+        (d.isoformat(), child_of[d.isoformat()], "published", orders_per_day(d)) for d in days
     ]
-    print(f"backfill of {len(days)} days (dev pool: one child at a time beside the parent): {elapsed:.1f} s")
+    (progress,) = artifacts_of(dev, parent, "progress")
+    assert (progress.data, progress.description) == (100.0, "shop_orders: 3 done, 0 blocked, 0 failed of 3 day(s)")
+    print(f"backfill of {len(days)} days in {len(children)} child run(s): {elapsed:.1f} s")
 
     # Launched again, identically: every day is published now, so nothing runs and nothing is duplicated.
     before = runs_for(pipeline_runs(dev), days)
@@ -211,17 +229,22 @@ def test_a_backfill_publishes_every_missing_day_with_one_linked_child_each(dev: 
     assert runs_for(pipeline_runs(dev), days) == before
 
 
-def test_a_blocked_day_stops_no_other_fails_the_backfill_and_mode_failed_retries_only_it(dev: DevPlatform) -> None:
+def test_a_blocked_day_in_a_batch_stops_no_other_fails_the_backfill_and_mode_failed_retries_only_it(
+    dev: DevPlatform,
+) -> None:
     good, bad = day(4), day(5)
-    parent = launch_backfill(dev, good, bad)
+    parent = launch_backfill(dev, good, bad, days_per_run=2)  # one child for both days
     assert parent.state.is_failed()
-    assert f"1 of 2 day(s) did not complete — {bad} (shop_orders {bad}: AuditFailed)" in parent.state.message
+    (child,) = children_of(dev, parent)
+    assert (days_of(child), child.state.name) == ([good, bad], "AuditFailed")
+    assert f"1 of 2 day(s) not published — {bad} (blocked in {child.name}: AuditFailed)" in parent.state.message
     assert "re-run with mode=failed" in parent.state.message
-    assert {str(c.parameters["start_date"]): c.state.name for c in children_of(dev, parent)} == {
-        good.isoformat(): "Completed", bad.isoformat(): "AuditFailed",
-    }
     published = published_by_day(dev)
     assert published.get(good) == orders_per_day(good) and bad not in published
+    summary = table_artifact(dev, parent)
+    assert [(row["partition"], row["run"], row["outcome"]) for row in summary] == [
+        (good.isoformat(), child.name, "published"), (bad.isoformat(), child.name, "blocked"),
+    ]
     # The platform's automation tells the environment's channel that the backfill failed, and why.
     [alert] = dev.slack.wait_for(dev.platform_channel, f"/runs/flow-run/{parent.id}")
     assert alert.text.startswith(f"[shipshape dev] {parent.name} ended Failed\nbackfill run {parent.name} of ")
@@ -230,7 +253,7 @@ def test_a_blocked_day_stops_no_other_fails_the_backfill_and_mode_failed_retries
     fix_bad_orders(dev.shop_db, bad)
     retry = launch_backfill(dev, good, bad, mode="failed")
     assert retry.state.is_completed(), retry.state.message
-    assert [str(c.parameters["start_date"]) for c in children_of(dev, retry)] == [bad.isoformat()]
+    assert [days_of(c) for c in children_of(dev, retry)] == [[bad]]
     assert published_by_day(dev).get(bad) == orders_per_day(bad)
 
 
@@ -264,8 +287,8 @@ def test_two_identical_backfills_share_their_children_and_the_concurrency_bound(
         first, second = (asyncio.run(wait_for_flow_run(flow_run.id, timeout=900)) for flow_run in (first, second))
     assert first.state.is_completed(), first.state.message
     assert second.state.is_completed(), second.state.message
-    children = [r for r in pipeline_runs(dev) if str(r.parameters.get("start_date")) in {d.isoformat() for d in days}]
-    assert sorted(str(c.parameters["start_date"]) for c in children) == [d.isoformat() for d in days]  # one per day
+    children = [r for r in pipeline_runs(dev) if set(days_of(r)) & set(days)]
+    assert sorted(covered for c in children for covered in days_of(c)) == days  # each day run once in all
     assert {c.state.name for c in children} == {"Completed"}
     overlap = max_overlap(children)
     print(f"max overlap of {len(children)} children under max_concurrent=1 (queue limit 2): {overlap}")
@@ -274,8 +297,8 @@ def test_two_identical_backfills_share_their_children_and_the_concurrency_bound(
 
 def test_launching_a_day_twice_returns_the_same_run_and_a_crashed_one_is_replaced(dev: DevPlatform) -> None:
     """On a pool no worker polls, so the runs stay as the test leaves them."""
-    plan = PartitionPlan(day(20), "missing", None, None, None, NO_ENTRY, never_published=True,
-                         latest_unsuccessful=False)
+    plan = Batch((PartitionPlan(day(20), "missing", None, None, None, NO_ENTRY, never_published=True,
+                                latest_unsuccessful=False),))
     with dev.client() as client:
         client.create_work_pool(WorkPoolCreate(name="shipshape-idle", type="process"))
         flow_id = client.read_flow_by_name("run-pipeline").id
@@ -324,9 +347,9 @@ def test_a_backfill_launched_from_the_ui_custom_run_form_publishes_its_days(dev:
     assert parent.state.is_completed(), parent.state.message
     assert parent.parameters == {"pipeline": "shop_orders", "start_date": days[0].isoformat(),
                                  "end_date": days[-1].isoformat(), "mode": "missing", "dry_run": False,
-                                 "max_concurrent": 4}
+                                 "max_concurrent": 4, "days_per_run": 0}
     children = children_of(dev, parent)
-    assert sorted(str(c.parameters["start_date"]) for c in children) == [d.isoformat() for d in days]
+    assert sorted(covered for c in children for covered in days_of(c)) == days
     assert {c.state.name for c in children} == {"Completed"}
     published = published_by_day(dev)
     assert {d: published.get(d) for d in days} == {d: orders_per_day(d) for d in days}
@@ -350,7 +373,7 @@ def test_a_wrong_publish_is_rolled_back_from_the_ui_rollback_form_to_a_version_t
             "pipeline": "shop_orders", "partition": target.isoformat(), "list_versions": True})
     assert listing.state is not None and listing.state.is_completed(), listing.state
     listed = table_artifact(dev, listing)
-    assert [(row["status"], row["rows"]) for row in listed] == [
+    assert [(row["status"], row["rows"]) for row in listed[:2]] == [  # newest first; earlier tests may add older
         ("published", orders_per_day(target) - lost), ("published", orders_per_day(target))
     ]
     good = listed[1]["version (to_version)"]
@@ -393,6 +416,40 @@ def lose_orders(shop_db: Path, on_day: date, count: int) -> None:
             "DELETE FROM orders WHERE rowid IN (SELECT rowid FROM orders WHERE created_at LIKE ? LIMIT ?)",
             [f"{on_day}%", count],
         )
+
+
+def test_a_running_backfill_shows_its_progress_per_day_in_the_ui(dev: DevPlatform) -> None:
+    """Screenshot of the progress artifact while the backfill runs: one day blocked, the other waiting to publish.
+
+    The test holds the published table's publish lock, so the good day's child waits at its publish (as behind
+    another publish) and the backfill stays running, without timing; max_concurrent=1 runs the bad day first."""
+    bad, good = day(12), day(13)
+    parameters = {"pipeline": "shop_orders", "start_date": bad, "end_date": good, "days_per_run": 1,
+                  "max_concurrent": 1}
+    with open_warehouse(dev.values.values["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]) as warehouse, warehouse.transaction():
+        warehouse.hold_until_commit(destination_lock("analytics", "fct_orders"))
+        with temporary_settings({PREFECT_API_URL: dev.api_url}):
+            parent = run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0)
+
+        def one_day_counted() -> bool:
+            return any("1 blocked" in (a.description or "") for a in artifacts_of(dev, parent, "progress"))
+
+        wait_until(one_day_counted, "the backfill counted its blocked day")
+        (progress,) = artifacts_of(dev, parent, "progress")
+        with chromium_page() as page:
+            page.goto(f"{dev.api_url.removesuffix('/api')}/artifacts/artifact/{progress.id}")
+            page.get_by_text("shop_orders: 0 done, 1 blocked, 0 failed of 2 day(s)").first.wait_for()
+            page.get_by_text("Progress: 50%").first.wait_for()
+            page.screenshot(path=ARTIFACTS / "backfill-progress.png", full_page=True)
+        with dev.client() as client:
+            assert client.read_flow_run(parent.id).state.is_running()
+        assert progress.data == 50.0
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):  # the lock is released: the good day publishes
+        parent = asyncio.run(wait_for_flow_run(parent.id, timeout=900))
+    assert parent.state.is_failed() and f"{bad} (blocked in " in parent.state.message
+    assert published_by_day(dev).get(good) == orders_per_day(good)
+    (progress,) = artifacts_of(dev, parent, "progress")
+    assert (progress.data, progress.description) == (100.0, "shop_orders: 1 done, 1 blocked, 0 failed of 2 day(s)")
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""`make bench` and `make chaos` at a small size: every part of each benchmark runs against a real PostgreSQL.
+"""`make bench`, `make chaos` and `make bench-ops` at a small size: every part of each benchmark runs against a
+real PostgreSQL.
 
 Nothing else exercises the benchmark, so without this it rots unnoticed (it once exited 2 before printing
 anything when pipeline declarations started to require an owner). The figures at this size mean nothing;
@@ -21,6 +22,12 @@ CHAOS_TIMEOUT_SECONDS = 600
 CHAOS_SMALL = "--rows 20000 --kills 3 --restarts 1"
 CHAOS_LAST_LINE = re.compile(
     r"chaos: kills=(\d+) restarts=(\d+) identical=(\d+) lost_rows=(\d+) duplicated_rows=(\d+) orphans=(\d+)"
+)
+OPS_TIMEOUT_SECONDS = 900
+"""At this size a few minutes: a private PostgreSQL, `make up`'s platform, two backfills, four `shipshape run`s."""
+OPS_SMALL = "--short-days 2 --long-days 3"
+OPS_LAST_LINE = re.compile(
+    r"ops: backfill14_vs_range=(\S+) backfill90_vs_range=(\S+) day_run_warm_s=(\S+) day_run_cold_s=(\S+)"
 )
 LAST_LINE = re.compile(r"bench: load_vs_copy=(\S+) load_vs_to_sql=(\S+) wap_vs_copy=(\S+) rss_5m_vs_1m=(\S+)")
 PUBLISH_LINE = re.compile(r"publish: exchange_vs_delete_insert=(\S+) rollback_vs_delete_insert=(\S+)", re.MULTILINE)
@@ -61,3 +68,16 @@ def test_chaos_recovers_every_killed_or_crashed_run_to_the_clean_result(tmp_path
     assert (kills, restarts) == (3, 1), last_line
     assert (identical, lost, duplicated, orphans) == (kills + restarts, 0, 0, 0), chaos.stdout[-6000:]
     assert chaos.returncode == 0, chaos.stdout[-6000:]
+
+
+def test_bench_ops_times_backfills_against_range_runs_and_a_day_run_cold_and_warm(tmp_path: Path) -> None:
+    """On its own private PostgreSQL (`make up` creates cluster-wide roles there, never on the shared server)."""
+    env = newcomer_environment(PREFECT_HOME=str(tmp_path / "prefect-home"))
+    ops = make("bench-ops", f"BENCH_OPS_ARGS={OPS_SMALL}", env=env, timeout=OPS_TIMEOUT_SECONDS)
+    assert ops.returncode == 0, ops.stdout[-6000:]
+    last_line = ops.stdout.splitlines()[-1]
+    figures = OPS_LAST_LINE.fullmatch(last_line)
+    assert figures, f"unexpected last line: {last_line!r}"
+    for value in map(as_number, figures.groups()):
+        assert math.isfinite(value) and value > 0, last_line
+    assert re.search(r"^2 days: range run [0-9.]+ s; backfill [0-9.]+ s in \d+ child run", ops.stdout, re.MULTILINE)

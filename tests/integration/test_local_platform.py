@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import socket
 import stat
 import urllib.error
@@ -26,6 +27,7 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
 from infra.local.server import free_port
+from runtime.local_api import API_RECORD, RecordedApi, recorded_api
 from tests.support.browser import rendered_text
 from tests.support.cpu_load import busy_cores
 from tests.support.platform import cli, new_roles_dropped, run
@@ -103,11 +105,17 @@ def test_up_starts_on_a_busy_machine_serves_the_ui_runs_the_example_and_down_sto
         try:
             assert up.returncode == 0, up.stdout + up.stderr
             assert f"Up. Prefect UI: http://127.0.0.1:{port}" in up.stdout
+            # Never silent: each step is printed when it starts and when it ends, with its time.
+            assert re.findall(r"^\[(\d)/6\] ", up.stdout, re.MULTILINE) == list("123456"), up.stdout
+            assert len(re.findall(r"^ +done in \d+\.\d s$", up.stdout, re.MULTILINE)) == 6, up.stdout
             assert set(pids) == {"server", "worker", "slack-sink"}
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
                 assert "<!DOCTYPE html>" in page.read().decode()
             api_url = f"http://127.0.0.1:{port}/api"
             auth = _assert_locked_down(api_url, state, pids["worker"], up.stdout + up.stderr)
+            # Recorded for `shipshape run` and `make demo`, readable by this user only (it holds the password).
+            assert recorded_api(state) == RecordedApi(api_url, auth)
+            assert stat.S_IMODE((state / API_RECORD).stat().st_mode) == 0o600
             with temporary_settings({PREFECT_API_URL: api_url, PREFECT_API_AUTH_STRING: auth}):
                 with get_client(sync_client=True) as client:
                     deployments = {d.name: d.id for d in client.read_deployments()}
@@ -130,5 +138,6 @@ def test_up_starts_on_a_busy_machine_serves_the_ui_runs_the_example_and_down_sto
         assert down.stdout.strip() == "stopped: server, slack-sink, worker"
         assert [name for name, pid in pids.items() if _alive(pid)] == []
         assert list((state / "pids").glob("*.pid")) == []
+        assert recorded_api(state) is None  # nothing left for a local run to try
         with pytest.raises(ConnectionRefusedError):  # nothing listens on the server's port any more
             socket.create_connection(("127.0.0.1", port), timeout=5).close()

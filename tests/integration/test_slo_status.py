@@ -5,6 +5,7 @@ Each test uses its own environment name, so runs of other tests on the session's
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,14 +13,18 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from prefect import flow, tags
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.states import Cancelled, Failed, State
+from pydantic import SecretStr
 
 from cli.main import main
+from deployments.environments import ENVIRONMENTS
+from runtime.blocks import WarehouseConnection
 from runtime.connections import connect
 from runtime.slo_sources import slo_reports
 from shipshape.ledger import LedgerEntry, ensure_platform_tables, record
@@ -90,13 +95,59 @@ def test_status_counts_the_pipelines_runs_and_publishes(
     assert report.freshness == pytest.approx(28 / 30)
     assert report.fast_burn  # success over the last day: (1 - 1/3) / (1 - 0.95) = 13.3x ≥ 10x
 
+    capsys.readouterr()
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert f"environment {environment}" in out
+    assert max(len(line) for line in out.splitlines()) <= 100, out
     row = next(line for line in out.splitlines() if line.startswith("shop_orders"))
     assert re.search(r" 2h(\d{1,2}s)? / 1d2h ", row), row  # the command's own clock is a few seconds later
-    for cell in ["yes", "33.33% / 95%", "3 (2)", "93.33% / 99%", "-1233%", "13.3x/1d", "FAST BURN (≥10x)"]:
-        assert cell in row, (cell, out)
+    assert row.split()[-2:] == ["FAST", "BURN"] and "33.33%" in row and "-1233%" in row and "13.3x" in row, row
+
+    assert main(["status", "--pipeline", "shop_orders"]) == 0
+    detail = capsys.readouterr().out
+    for cell in ["33.33% / 95%", "3 (2)", "93.33% / 99%", "-1233%", "13.3x/1d", "FAST BURN"]:
+        assert cell in detail, (cell, detail)
+
+    assert main(["status", "--json"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    [pipeline] = parsed["pipelines"]
+    assert parsed["environment"] == environment and pipeline["state"] == "FAST BURN"
+    assert (pipeline["runs"], pipeline["failed_runs"]) == (3, 2) and pipeline["success_rate"] == pytest.approx(1 / 3)
+
+
+def test_status_env_reads_that_environments_warehouse_block_and_runs(
+    prefect_api: str, postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--env staging` instead of SHIPSHAPE_ENV and SHIPSHAPE_WAREHOUSE_BLOCK: its block, its runs, nothing else."""
+    monkeypatch.setenv("SHIPSHAPE_ENV", "local")  # replaced by --env; restored after the test
+    monkeypatch.setenv("SHIPSHAPE_WAREHOUSE_BLOCK", "")
+    monkeypatch.setenv("SHIPSHAPE_WAREHOUSE_URL", "postgresql://nobody@127.0.0.1:9/not_this_one")
+    url = urlsplit(postgres_url)
+    WarehouseConnection(
+        host=url.hostname or "127.0.0.1", port=url.port or 5432, database=url.path.lstrip("/"),
+        loader_user=url.username or "postgres", loader_password=SecretStr(url.password or "-"),
+        publisher_user=url.username or "postgres", publisher_password=SecretStr(url.password or "-"),
+        monitor_user=url.username or "postgres", monitor_password=SecretStr(url.password or "-"),
+    ).save(ENVIRONMENTS["staging"].warehouse_block, overwrite=True)  # fmt: skip
+    with monkeypatch.context() as inside:
+        inside.setenv("SHIPSHAPE_WAREHOUSE_URL", postgres_url)
+        publish("shop_orders", "e" * 32, datetime.now(UTC) - timedelta(hours=3))
+    run_probes(["ok", "fail"], "pipeline:shop_orders", "env:staging")
+    run_probes(["fail"], "pipeline:shop_orders", "env:local")
+
+    assert main(["status", "--env", "staging", "--json"]) == 0
+
+    [pipeline] = json.loads(capsys.readouterr().out)["pipelines"]
+    assert pipeline["last_published_at"] is not None and pipeline["fresh"]
+    assert pipeline["runs"] >= 2 and pipeline["failed_runs"] >= 1  # staging's runs (other tests may add some)
+    assert pipeline["runs"] - pipeline["failed_runs"] >= 1
+
+
+def test_status_env_rejects_an_unknown_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["status", "--env", "qa"])
+    assert "invalid choice: 'qa'" in capsys.readouterr().err
 
 
 def test_shipshape_run_tags_its_flow_run_so_status_counts_it(
@@ -111,9 +162,9 @@ def test_shipshape_run_tags_its_flow_run_so_status_counts_it(
         [flow_run] = client.read_flow_runs(flow_run_filter=wanted)
     assert flow_run.state.is_completed()
     capsys.readouterr()
-    assert main(["status"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("shop_orders"))
-    assert "100% / 95%" in row and "1 (0)" in row and datetime.now(UTC).strftime("%Y-%m-%d") in row
+    assert main(["status", "--pipeline", "shop_orders"]) == 0
+    detail = capsys.readouterr().out
+    assert "100% / 95%" in detail and "1 (0)" in detail and datetime.now(UTC).strftime("%Y-%m-%d") in detail
 
 
 def test_status_against_an_unreachable_prefect_api_says_so_in_one_line(tmp_path: Path) -> None:
@@ -124,3 +175,16 @@ def test_status_against_an_unreachable_prefect_api_says_so_in_one_line(tmp_path:
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot read flow runs from the Prefect API at http://127.0.0.1:9/api/")
     assert "set PREFECT_API_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_of_a_deployed_environment_never_reads_a_temporary_api(tmp_path: Path) -> None:
+    """No PREFECT_API_URL and no local platform: prod's history is nowhere here, said in one line (no server)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("PREFECT_", "SHIPSHAPE_"))}
+    env.update(SHIPSHAPE_DATA_DIR=str(tmp_path), SHIPSHAPE_PLATFORM_DIR=str(tmp_path / "no-platform"))
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "status", "--env", "prod"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no Prefect API to read: PREFECT_API_URL is not set"), result.stderr
+    assert "set PREFECT_API_URL to that environment's Prefect API" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -293,6 +293,40 @@ def test_a_blocked_middle_day_publishes_no_partition_of_the_range(project: Proje
     assert [(entry["partition_key"], entry["status"]) for entry in this_run] == [(MIDDLE_DAY.isoformat(), "blocked")]
 
 
+def test_per_partition_mode_publishes_every_day_but_the_blocked_one_and_names_it(project: Project) -> None:
+    """A backfill's batch: the blocked middle day stops no other day, each published on its own."""
+    inject_bad_orders(project.shop_db, MIDDLE_DAY, BAD_ORDERS)
+
+    state = run_pipeline(PIPELINE, start_date=FIRST_DAY, end_date=LAST_DAY, publish_mode="per_partition",
+                         return_state=True)
+
+    assert state.name == "AuditFailed"
+    assert f"1 of {DAYS} partition(s) not published — {MIDDLE_DAY}: blocked, " in state.message
+    assert f"The {DAYS - 1} other partition(s) are published in {SCHEMA}.{TABLE}" in state.message
+    good = [day for day in ALL_DAYS if day != MIDDLE_DAY]
+    assert counts_per_day(project) == {day: orders_per_day(day) for day in good}
+    this_run = [e for e in ledger(project) if e["flow_run_id"] == str(state.state_details.flow_run_id)]
+    assert sorted((e["partition_key"], e["status"]) for e in this_run) == sorted(
+        [(day.isoformat(), "published") for day in good] + [(MIDDLE_DAY.isoformat(), "blocked")]
+    )
+    # Each passing day was its own publish: its own ledger row, none waiting for the others' audits.
+    assert len({e["finished_at"] for e in this_run if e["status"] == "published"}) == DAYS - 1
+
+
+def test_per_partition_mode_goes_on_after_a_day_that_fails_before_its_audit(project: Project) -> None:
+    set_rejects(project, 0)
+    break_amounts(project, MIDDLE_DAY)
+
+    state = run_pipeline(PIPELINE, start_date=FIRST_DAY, end_date=LAST_DAY, publish_mode="per_partition",
+                         return_state=True)
+
+    assert state.is_failed() and state.name == "Failed"
+    assert f"{MIDDLE_DAY}: failed, " in state.message and "3 rows failed type conversion" in state.message
+    assert counts_per_day(project) == {day: orders_per_day(day) for day in ALL_DAYS if day != MIDDLE_DAY}
+    statuses = {e["partition_key"]: e["status"] for e in ledger(project)}
+    assert statuses[MIDDLE_DAY.isoformat()] == "failed"
+
+
 def test_republishing_after_a_fix_removes_the_quarantined_tables_of_the_partition(project: Project) -> None:
     inject_bad_orders(project.shop_db, MIDDLE_DAY, BAD_ORDERS)
     with pytest.raises(AuditFailedError):

@@ -1,4 +1,4 @@
-"""Backfill planning from ledger rows: statuses, mode selection, markers, estimates, hourly days."""
+"""Backfill planning from ledger rows: statuses, mode selection, markers, estimates, hourly days, batches."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from shipshape.backfill_plan import NO_ENTRY, plan_backfill, rows_published_by
+from shipshape.backfill_plan import (
+    NO_ENTRY,
+    NOT_RUN,
+    Batch,
+    PartitionPlan,
+    batches,
+    day_outcome,
+    days_per_child,
+    estimated_seconds,
+    plan_backfill,
+)
 from shipshape.ledger import LedgerEntry, Status
 
 DAY1, DAY2, DAY3, DAY4 = (date(2026, 11, day) for day in range(1, 5))
@@ -29,8 +39,8 @@ def newest_first(*rows: LedgerEntry) -> list[LedgerEntry]:
 
 
 LEDGER = newest_first(
-    entry("2026-11-01", "published", 1, seconds=30, rows=2399),
-    entry("2026-11-02", "published", 2, seconds=50, rows=2100),
+    entry("2026-11-01", "published", 1, seconds=30, rows=2399, run="r1"),
+    entry("2026-11-02", "published", 2, seconds=50, rows=2100, run="r2"),
     entry("2026-11-02", "blocked", 5),  # published once, its latest attempt blocked
     entry("2026-11-03", "failed", 3),  # never published
 )
@@ -80,9 +90,65 @@ def test_an_hourly_day_is_planned_from_its_24_hours() -> None:
     assert plan_backfill(newest_first(*hours[1:]), "hour", DAY1, DAY1)[0].selected_by("missing")  # 00:00 never ran
 
 
-def test_rows_published_by_a_run_come_from_its_published_entries_only() -> None:
-    ledger = [entry("2026-11-01", "published", 1, rows=5, run="a"), entry("2026-11-02", "blocked", 2, run="b")]
-    assert (rows_published_by(ledger, "a"), rows_published_by(ledger, "b")) == (5, None)
+def test_a_run_over_several_days_counts_its_duration_shared_by_its_days() -> None:
+    """Every entry of a run starts when the run did: a 3-day run of 60 s is 20 s a day, not 60 s each."""
+    batch = [entry(f"2026-11-0{day}", "published", 1, seconds=60, run="batch") for day in (1, 2, 3)]
+    assert estimated_seconds(newest_first(*batch)) == 20.0
+    assert estimated_seconds(newest_first(*batch, entry("2026-11-04", "published", 2, seconds=40, run="one"))) == 30.0
+    assert estimated_seconds([entry("2026-11-01", "failed", 1)]) is None
+
+
+@pytest.mark.parametrize(
+    ("days", "limit", "seconds_per_day", "size"),
+    [
+        (14, 4, None, 4),  # no publish yet: fill the limit
+        (14, 4, 5.0, 4),  # 4 days of 5 s outweigh a 10 s start-up: fill the limit
+        (14, 4, 0.7, 14),  # days of 0.7 s: 15 days to outweigh the start-up, capped at the 14 there are
+        (90, 4, 0.7, 23),  # 23 days each already outweigh it: 4 children fill the limit
+        (90, 16, 0.7, 15),  # filling 16 would make children of 6 days, shorter than their start-up
+        (1, 4, 0.7, 1),
+    ],
+)
+def test_automatic_batches_fill_the_limit_unless_a_child_would_not_outweigh_its_start_up(
+    days: int, limit: int, seconds_per_day: float | None, size: int
+) -> None:
+    assert days_per_child(days, limit, seconds_per_day) == size
+
+
+def plans(*days: date) -> list[PartitionPlan]:
+    return [PartitionPlan(d, "missing", None, None, None, NO_ENTRY, True, False) for d in days]
+
+
+def test_batches_are_consecutive_days_split_evenly_and_a_gap_always_ends_one() -> None:
+    ten = plans(*(date(2026, 11, d) for d in range(1, 11)))
+    assert [len(b.plans) for b in batches(ten, 4)] == [4, 3, 3]  # never 4, 4, 2
+    assert batches(ten, 4)[0].key == "2026-11-01..2026-11-04"
+    gapped = plans(DAY1, DAY2, DAY4, date(2026, 11, 9))
+    assert [b.key for b in batches(gapped, 10)] == ["2026-11-01..2026-11-02", "2026-11-04", "2026-11-09"]
+    assert [b.key for b in batches(ten, 1)] == [d.key for d in ten]
+    assert batches([], 3) == []
+
+
+def test_a_batch_keeps_its_idempotency_marker_until_any_of_its_days_changes() -> None:
+    one = PartitionPlan(DAY1, "failed", None, None, None, "m1", False, True)
+    assert Batch((one,)).marker == "m1"  # one day: the day's own marker, as before batching
+    two = Batch((one, PartitionPlan(DAY2, "failed", None, None, None, "m2", False, True)))
+    same = Batch((one, PartitionPlan(DAY2, "failed", None, None, None, "m2", False, True)))
+    changed = Batch((one, PartitionPlan(DAY2, "published", None, None, None, "m3", False, False)))
+    assert two.marker == same.marker != changed.marker
+
+
+def test_a_days_outcome_is_what_that_child_run_left_in_the_ledger() -> None:
+    ledger = newest_first(
+        entry("2026-11-01", "published", 1, rows=5, run="a"),
+        entry("2026-11-02", "blocked", 2, run="a"),
+        entry("2026-11-03", "published", 3, rows=7, run="other"),  # another run's publish is not this child's
+    )
+    assert day_outcome(ledger, "a", "day", DAY1) == ("published", 5)
+    assert day_outcome(ledger, "a", "day", DAY2) == ("blocked", None)
+    assert day_outcome(ledger, "a", "day", DAY3) == (NOT_RUN, None)
+    hours = [entry(f"2026-11-01T{hour:02d}", "published", hour, rows=10, run="h") for hour in range(23)]
+    assert day_outcome(newest_first(*hours), "h", "hour", DAY1) == (NOT_RUN, 230)  # 23:00 never written
 
 
 def test_a_reversed_range_and_a_full_refresh_pipeline_are_refused_with_the_reason() -> None:
