@@ -5,7 +5,9 @@ On one deterministic 1M-row orders table, in a database of its own on the local 
     pandas `to_sql` (the common default), each from in-memory data to commit;
   - `shipshape run` of a one-day Parquet pipeline (extract, load, audit with a 7-check contract, publish),
     against a Prefect server started once, so the timing excludes a temporary server's start;
-  - the peak RSS of that run over 1M and 5M rows (memory should not grow with the partition's size).
+  - the peak RSS of that run over 1M and 5M rows (memory should not grow with the partition's size);
+  - publishing one partition of those rows into a table holding ten: DELETE + INSERT as before history, the
+    publish that keeps history, and a rollback (`publish_history.py`), printed as the `publish: ...` line.
 The last line of output is `bench: ...` with the ratios the targets are stated in.
 
 `--rows 20000 --repeat 1` runs every part at a small size in well under a minute (the tests do, so the benchmark
@@ -27,6 +29,7 @@ import pyarrow as pa
 from arguments import positive
 from load_methods import SCHEMA, load_project, load_psql_copy, load_to_sql
 from orders_data import orders, write_csv, write_parquet
+from publish_history import PublishResults, measure_publish
 from wap_run import (
     DESTINATION_SCHEMA,
     DESTINATION_TABLE,
@@ -58,6 +61,7 @@ class Results:
     wap_rerun: CliRun | None = None
     wap_scaled: CliRun | None = None
     wap_error: str | None = None
+    publish: PublishResults | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,11 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = workdir / "data"
         write_parquet([table], landing_path(data_dir))
 
-        _measure_loads(results, url, table, csv_path, args.repeat, with_others=args.only != "wap")
+        _measure_loads(results, url, table, csv_path, args.repeat, with_others=args.only not in ("wap", "publish"))
         with open_warehouse(url) as warehouse:
             # Left in place, these tables' autovacuum would compete with the pipeline runs for the CPUs.
             warehouse.execute(f"DROP SCHEMA {warehouse.quote(SCHEMA)} CASCADE")
-        if args.only != "load":
+        if args.only in (None, "publish"):
+            results.publish = measure_publish(url, table, args.repeat, _progress)
+        if args.only not in ("load", "publish"):
             try:
                 _measure_wap(results, workdir, data_dir, url)
             except WapRunError as error:
@@ -93,8 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=positive, default=3, help="timed runs per fast load method (median taken)")
     parser.add_argument("--rows", type=positive, default=1_000_000, help="rows of the table (default 1,000,000)")
     parser.add_argument(
-        "--only", choices=["load", "wap"],
-        help="load: the three load methods only; wap: the pipeline runs and memory (with \\copy as the baseline)",
+        "--only", choices=["load", "wap", "publish"],
+        help="load: the three load methods only; wap: the pipeline runs and memory (with \\copy as the baseline); "
+        "publish: DELETE + INSERT vs the publish keeping history vs a rollback",
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
@@ -212,6 +219,8 @@ def _report(results: Results, repeat: int) -> None:
         "wap_vs_copy": _ratio(rerun.run_seconds if rerun else None, copy_seconds),
         "rss_5m_vs_1m": _ratio(rss_scaled, rss),
     }
+    if results.publish is not None:
+        print(results.publish.report())
     print("targets: load_vs_copy >= 0.90, load_vs_to_sql >= 8, wap_vs_copy <= 3, rss_5m_vs_1m <= 1.2")
     print("bench: " + " ".join(f"{name}={value}" for name, value in ratios.items()))
 

@@ -166,6 +166,30 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    """Put a partition (or every partition a run published) back as an earlier publish left it, as the publisher."""
+    from runtime.connections import connect
+    from shipshape.catalog import find_pipeline
+    from shipshape.rollback import roll_back
+
+    spec = find_pipeline(args.pipeline).spec
+    with connect("publisher") as warehouse:
+        restored = roll_back(warehouse, spec, partition=args.partition, to=args.to, run=args.run)
+    print(_table([partition.as_row() for partition in restored]))
+    print(f"rolled back {len(restored)} partition(s) of {args.pipeline}")
+    return 0
+
+
+def _table(rows: list[dict[str, object]]) -> str:
+    """Left-aligned columns under a header rule; every row has the first row's keys."""
+    columns = list(rows[0])
+    widths = [max(len(column), *(len(str(row[column])) for row in rows)) for column in columns]
+    lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True))]
+    lines.append("-" * len(lines[0]))
+    lines += ["  ".join(str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True)) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def _environment_names() -> list[str]:
     from shipshape.names import ENVIRONMENTS
     from shipshape.settings import LOCAL_ENVIRONMENT
@@ -213,5 +237,18 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--pipeline", help="one pipeline, every figure")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(command=_status)
+    _rollback_parser(commands)
     return parser
+
+
+def _rollback_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rollback = commands.add_parser(
+        "rollback", help="restore a partition as an earlier publish left it (kept for the pipeline's history.retention)"
+    )
+    rollback.add_argument("pipeline")
+    which = rollback.add_mutually_exclusive_group(required=True)
+    which.add_argument("--partition", help="the partition key as in the ledger, e.g. 2026-11-01 or 2026-11-01T05")
+    which.add_argument("--run", help="undo everything this flow run (id) published")
+    rollback.add_argument("--to", help="the ledger entry id of the publish to restore (default: the one before)")
+    rollback.set_defaults(command=_rollback)
 

@@ -4,8 +4,8 @@ Written by `python -m deployments.generate` (with CODEOWNERS and the runbooks), 
 never means hand-editing prefect.yaml. Each entry is written once for every environment: names, pool
 and tags carry `{{ $DEPLOY_ENV }}`, and the environment's image, run environment and schedule state come
 from the `deploy_settings` build step (deployments/environments.py). Besides one deployment per pipeline
-there are two platform deployments: `backfill-<env>` (the UI's backfill form) and `monitor-<env>`
-(freshness, SLOs and burn-rate alerts, every few minutes).
+there are three platform deployments: `backfill-<env>` (the UI's backfill form), `rollback-<env>` (the UI's
+rollback form) and `monitor-<env>` (freshness, SLOs and burn-rate alerts, every few minutes).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from shipshape.catalog import DeclaredPipeline
 
 ENTRYPOINT = "flows/run_pipeline.py:run_pipeline"
 BACKFILL_ENTRYPOINT = "flows/backfill.py:backfill"
+ROLLBACK_ENTRYPOINT = "flows/rollback.py:rollback"
 MONITOR_ENTRYPOINT = "flows/monitor.py:monitor"
 MONITOR_INTERVAL_SECONDS = 300
 ENV = "{{ $DEPLOY_ENV }}"
@@ -39,7 +40,8 @@ def render(pipelines: list[DeclaredPipeline]) -> str:
         ],
         "push": None,
         "pull": [{"deployments.pull.enter_project_dir": {}}],
-        "deployments": [_scheduled(declared) for declared in pipelines] + [_backfill(), _monitor(pipelines)],
+        "deployments": [_scheduled(declared) for declared in pipelines]
+        + [_backfill(), _rollback(), _monitor(pipelines)],
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False)
 
@@ -69,6 +71,18 @@ def _backfill() -> dict[str, Any]:
         "description": "Backfill a pipeline's partitions from the publish ledger (missing, failed or all); "
         "dry_run shows the plan without running anything.",
         "entrypoint": BACKFILL_ENTRYPOINT,
+        "tags": [names.DEPLOYMENT_TAG, names.env_tag(ENV), names.PLATFORM_TAG],
+        "work_pool": _work_pool(PLATFORM_QUEUE),
+    }
+
+
+def _rollback() -> dict[str, Any]:
+    """Rollbacks from the UI's Custom Run form: pipeline dropdown, partition, version (list_versions shows them)."""
+    return {
+        "name": names.rollback_deployment(ENV),
+        "description": "Restore a partition as an earlier publish left it (kept for the pipeline's history.retention), "
+        "or undo everything one flow run published; list_versions shows the partition's versions from the ledger.",
+        "entrypoint": ROLLBACK_ENTRYPOINT,
         "tags": [names.DEPLOYMENT_TAG, names.env_tag(ENV), names.PLATFORM_TAG],
         "work_pool": _work_pool(PLATFORM_QUEUE),
     }

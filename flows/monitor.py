@@ -1,4 +1,5 @@
-"""`monitor`: freshness from the publish ledger, SLOs and error budgets; opens and resolves incidents.
+"""`monitor`: freshness from the publish ledger, SLOs and error budgets; opens and resolves incidents; prunes the
+history of replaced rows past its retention (`shipshape.history`).
 
 Scheduled every few minutes per environment, and started at once by each pipeline's freshness trigger
 (a proactive automation on its deployment, in prefect.yaml) when no run completed within the SLA. Reading
@@ -16,6 +17,7 @@ from runtime.connections import connect, ensure_platform_schema
 from runtime.incidents import announce
 from runtime.slo_sources import slo_reports
 from shipshape.catalog import find_pipeline
+from shipshape.history import prune
 from shipshape.incidents import transition
 from shipshape.monitoring import observations
 from shipshape.settings import environment_name
@@ -38,6 +40,10 @@ def monitor(pipeline: str | None = None) -> list[dict[str, object]]:
                 if change is not None:
                     logger.warning("%s %s: %s — %s", report.pipeline, change, observed.kind, observed.summary)
                     announce(find_pipeline(report.pipeline), observed.kind, change, observed.summary)
+    with connect("publisher") as publisher:  # the history tables are the publisher's: it alone may drop them
+        for pruned in prune(publisher, datetime.now(UTC)):
+            logger.info("pruned history of %s partition %s (entry %s)", pruned.pipeline, pruned.partition_key,
+                        pruned.entry_id)
     rows = [report.as_row() for report in reports]
     create_table_artifact(
         key=f"slo-{environment_name()}",

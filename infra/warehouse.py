@@ -11,8 +11,9 @@ statements (`shipshape.warehouses.roles`); this module holds only the policy and
 Roles, per environment (`Environment.role`), so a bug or a hostile transform can do as little as possible:
 - loader: everything up to the gate — creates, writes and drops tables only in `audit`, reads the published
   tables (`{{ this }}`), reads and appends to the ledger and dead letters, takes advisory locks;
-- publisher: only the publish step — deletes and inserts published rows, reads the audited tables and removes
-  superseded dead letters; it changes a published table's shape only through the owner's functions;
+- publisher: only the publish step (and rollback) — deletes and inserts published rows, reads the audited tables,
+  removes superseded dead letters, keeps the replaced rows in `history` (its own tables there) and prunes them;
+  it changes a published table's shape only through the owner's functions;
 - consumer: reads published tables, nothing else;
 - owner (NOLOGIN): owns every published table, so the publisher cannot drop, alter, truncate or grant one. Its
   SECURITY DEFINER functions (`shipshape.warehouses.postgres_ddl`) are the only DDL on them: create on first
@@ -20,8 +21,8 @@ Roles, per environment (`Environment.role`), so a bug or a hostile transform can
 - monitor: the monitors (the monitor flow, the volume check after a publish) — reads the ledger and is the only
   role that writes incidents, so a hostile transform running as the loader cannot open, close or silence one.
 The ledger has row-level security on top of the grants: the loader may append only rows that are not
-`published` (failed and blocked attempts), the publisher only `published` ones, so the loader cannot claim a
-publish that did not happen. The admin owns the table and is not filtered.
+`published` or `rolled_back` (failed and blocked attempts), the publisher only those two, so the loader cannot
+claim a publish that did not happen. The admin owns the table and is not filtered.
 An engine without roles (`capabilities.supports_roles` False, e.g. DuckDB): `reconcile` ensures the schemas and
 migrates the platform tables only.
 """
@@ -38,10 +39,10 @@ from deployments.environments import Environment
 from infra.changes import Change
 from infra.variables import required
 from shipshape.catalog import DeclaredPipeline, load_all
-from shipshape.ledger import DEAD_LETTER_TABLE, INCIDENT_TABLE, LEDGER_TABLE, Status
+from shipshape.ledger import DEAD_LETTER_TABLE, HISTORY_INDEX_TABLE, INCIDENT_TABLE, LEDGER_TABLE, PUBLISHED
 from shipshape.names import SCHEMA_VERSION_TABLE
 from shipshape.platform_schema import apply_migration, pending
-from shipshape.warehouses import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
+from shipshape.warehouses import AUDIT_SCHEMA, HISTORY_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
 from shipshape.warehouses.roles import DefaultPrivilege, Grant, OwnerFunctions, RowPolicy
 
 Purpose = Literal["loader", "publisher", "consumer", "monitor"]
@@ -142,8 +143,16 @@ def _access_policy(
         # Read only: information_schema lists a table only to a role holding a privilege on it, and the run's
         # platform schema check must find it there. Writing incidents is the monitor's alone (_monitor_grants).
         Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), loader, ("SELECT",)),
-        # Publish writes its ledger rows and deletes superseded dead letters (DELETE ... WHERE needs SELECT).
-        Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), publisher, ("INSERT",)),
+        # Publish writes its ledger rows and deletes superseded dead letters (DELETE ... WHERE needs SELECT);
+        # a rollback reads the ledger.
+        Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), publisher, ("SELECT", "INSERT")),
+        # History: the publisher creates (so owns, reads and drops) one table per publish in `history` and notes it;
+        # the loader and the consumer get nothing there.
+        Grant("schema", (HISTORY_SCHEMA,), publisher, ("USAGE", "CREATE")),
+        Grant("table", (PLATFORM_SCHEMA, HISTORY_INDEX_TABLE), publisher, ("SELECT", "INSERT", "DELETE")),
+        # Only what is kept (ids, partitions, counts, expiry; no row): the loader must see the table to find it
+        # exists (information_schema lists only tables a role holds a privilege on), or each run would create it.
+        Grant("table", (PLATFORM_SCHEMA, HISTORY_INDEX_TABLE), loader, ("SELECT",)),
         Grant("table", (PLATFORM_SCHEMA, DEAD_LETTER_TABLE), publisher, ("SELECT", "DELETE")),
         *(Grant("table", (AUDIT_SCHEMA, table), publisher, ("SELECT",)) for table in tables[AUDIT_SCHEMA]),
     ]
@@ -185,14 +194,16 @@ def _monitor_grants(env: Environment, database: str) -> list[Grant]:
 
 
 def _row_policies(env: Environment) -> list[RowPolicy]:
-    """Which ledger rows each role may read and append: only the publish step may write a `published` row."""
+    """Which ledger rows each role may read and append: only the publish step (and a rollback, run as the
+    publisher) may write a row that changed published data (`published`, `rolled_back`)."""
     loader, publisher = env.role("loader"), env.role("publisher")
-    published: Status = "published"
     return [
         RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, env.role("monitor"), "SELECT"),  # reads every publish, writes none
         RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "SELECT"),
-        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "INSERT", "status", "<>", published),
-        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, publisher, "INSERT", "status", "=", published),
+        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, loader, "INSERT", "status", "NOT IN", PUBLISHED),
+        # A rollback reads the partition's versions under the destination lock, in its own transaction.
+        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, publisher, "SELECT"),
+        RowPolicy(PLATFORM_SCHEMA, LEDGER_TABLE, publisher, "INSERT", "status", "IN", PUBLISHED),
     ]
 
 
@@ -201,7 +212,7 @@ def _structure_steps(warehouse: Warehouse, published: list[str]) -> Iterator[_St
     needs CREATE for them. The migrations run in apply's one transaction, each under the platform schema lock, so
     runs starting meanwhile wait for it; a warehouse newer than this code is refused before anything changes.
     """
-    for schema in sorted({AUDIT_SCHEMA, PLATFORM_SCHEMA, *published}):
+    for schema in sorted({AUDIT_SCHEMA, PLATFORM_SCHEMA, HISTORY_SCHEMA, *published}):
         if not warehouse.schema_exists(schema):
             yield _Step(Change("schema", schema, "create"), partial(warehouse.ensure_schema, schema))
     for migration in pending(warehouse):
@@ -342,10 +353,12 @@ def _row_security_steps(warehouse: Warehouse, policies: list[RowPolicy]) -> Iter
         declared = [policy for policy in policies if (policy.schema, policy.table) == (schema, table)]
         for policy in declared:
             if policy.name not in existing:
-                condition = f"{policy.column} {policy.operator} {policy.value}" if policy.column else "every row"
                 yield _Step(
                     Change(
-                        "row policy", f"{policy.name} on {schema}.{table}", "create", f"{policy.command} {condition}"
+                        "row policy",
+                        f"{policy.name} on {schema}.{table}",
+                        "create",
+                        f"{policy.command} {policy.describe()}",
                     ),
                     partial(warehouse.create_row_policy, policy),
                 )

@@ -19,18 +19,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from shipshape.ledger import LedgerEntry
+from shipshape.ledger import PUBLISHED, LedgerEntry
 from shipshape.partitions import Grain, plan_windows
 
 Mode = Literal["missing", "failed", "all"]
-PlanStatus = Literal["published", "blocked", "failed", "missing"]
+PlanStatus = Literal["published", "rolled_back", "blocked", "failed", "missing"]
 NO_ENTRY = "none"
 RECENT_PUBLISHES = 20  # how many recent publishes the duration estimate looks at
 CHILD_START_SECONDS = 10.0
 """What a backfill child pays before its first row on a process worker (process start, imports, Prefect's
 engine: 8-10 s measured, notes/prefect.md). A child's days should take at least this long."""
 NOT_RUN = "not run"  # a day of a child run that wrote nothing for it (crashed, or stopped before it)
-_PRECEDENCE: tuple[PlanStatus, ...] = ("failed", "blocked", "missing", "published")  # a day shows its worst
+# A day shows its worst; a rolled-back day holds an earlier publish's rows again (re-run it with mode `all`).
+_PRECEDENCE: tuple[PlanStatus, ...] = ("failed", "blocked", "missing", "rolled_back", "published")
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def estimated_seconds(entries: list[LedgerEntry]) -> float | None:
 def _plan_day(day: date, windows: list[list[LedgerEntry]], estimate: float | None) -> PartitionPlan:
     """A day from its windows' entries (one window for daily pipelines, 24 for hourly ones), each newest first."""
     statuses = [window[0].status if window else "missing" for window in windows]
-    publishes = [next((e for e in window if e.status == "published"), None) for window in windows]
+    publishes = [next((e for e in window if e.status in PUBLISHED), None) for window in windows]
     newest = [window[0] for window in windows if window]
     found = [entry for entry in publishes if entry is not None]
     return PartitionPlan(

@@ -176,6 +176,16 @@ class Freshness(StrictModel):
         return to_timedelta(self.sla)
 
 
+class History(StrictModel):
+    """How long the rows each publish replaces are kept (`history.h_<entry id>`) for `shipshape rollback`."""
+
+    retention: Duration = Field(default="7d", description="How long replaced rows stay restorable, e.g. 7d, 36h.")
+
+    @property
+    def retention_delta(self) -> timedelta:
+        return to_timedelta(self.retention)
+
+
 class VolumeAnomaly(StrictModel):
     """A published partition whose row count leaves the band of its trailing baseline is a warning, not a block.
 
@@ -306,6 +316,7 @@ class Pipeline(StrictModel):
     )
     pii: Pii | None = None
     rejects: Rejects = Rejects()
+    history: History = History()
 
     @model_validator(mode="after")
     def _consistent(self) -> Pipeline:

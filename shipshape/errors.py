@@ -87,3 +87,7 @@ class PartitionLostError(PublishError):
 
 class BreakingChangeError(TerminalError):
     """A change would break the published table's readers (a column removed or renamed) without a version bump."""
+
+
+class RollbackError(TerminalError):
+    """A rollback was refused (unknown publish, history expired, partition busy or never published); nothing changed."""

@@ -26,7 +26,10 @@ from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
 LEDGER_TABLE = "publish_ledger"
 DEAD_LETTER_TABLE = "dead_letters"
 INCIDENT_TABLE = "incidents"
-Status = Literal["published", "blocked", "failed"]
+HISTORY_INDEX_TABLE = "publish_history"
+Status = Literal["published", "blocked", "failed", "rolled_back"]
+PUBLISHED: tuple[Status, ...] = ("published", "rolled_back")
+"""The statuses whose entry changed the published rows: a publish, and a rollback restoring an earlier publish."""
 
 _LEDGER_COLUMNS = {
     "entry_id": "text",
@@ -45,6 +48,7 @@ _LEDGER_COLUMNS = {
     "message": "text",
     "started_at": "timestamptz",
     "finished_at": "timestamptz",
+    "restored_entry_id": "text",  # a `rolled_back` entry: the entry whose rows it restored
 }
 _DEAD_LETTER_COLUMNS = {
     "pipeline": "text",
@@ -62,12 +66,21 @@ _INCIDENT_COLUMNS = {  # one row per pipeline and incident kind: is it open now 
     "changed_at": "timestamptz",
     "detail": "text",
 }
+_HISTORY_INDEX_COLUMNS = {  # one row per kept `history.h_<entry id>` table (see shipshape/history.py)
+    "entry_id": "text",
+    "pipeline": "text",
+    "partition_key": "text",
+    "row_count": "bigint",
+    "created_at": "timestamptz",
+    "expires_at": "timestamptz",
+}
 # What this code reads and writes; the tables themselves are made by migrations (`shipshape.platform_migrations`),
 # and a test holds the migrated tables to exactly these columns.
 PLATFORM_TABLES = {
     LEDGER_TABLE: _LEDGER_COLUMNS,
     DEAD_LETTER_TABLE: _DEAD_LETTER_COLUMNS,
     INCIDENT_TABLE: _INCIDENT_COLUMNS,
+    HISTORY_INDEX_TABLE: _HISTORY_INDEX_COLUMNS,
 }
 
 
@@ -89,6 +102,7 @@ class LedgerEntry:
     started_at: datetime
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     entry_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    restored_entry_id: str | None = None
 
     def as_row(self) -> list[Any]:
         """The values in `_LEDGER_COLUMNS` order, check results as JSON text."""
@@ -142,15 +156,16 @@ def published_row_counts_before(
 ) -> list[int]:
     """Row counts of the `limit` latest published partitions that start before `partition_start` (newest first).
 
-    The volume baseline: each partition counts once, with its latest publish.
+    The volume baseline: each partition counts once, with its latest publish (or the rollback that restored an
+    earlier one: its row count is the restored rows').
     """
     table = warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)
     rows = warehouse.fetch_all(
         f"SELECT row_count FROM (SELECT partition_start, row_count, ROW_NUMBER() OVER "
         f"(PARTITION BY partition_key ORDER BY finished_at DESC) AS newest FROM {table} "
-        "WHERE pipeline = ? AND status = 'published' AND partition_start < ?) AS latest "
+        "WHERE pipeline = ? AND status IN (?, ?) AND partition_start < ?) AS latest "
         "WHERE newest = 1 ORDER BY partition_start DESC LIMIT ?",
-        [pipeline, partition_start, limit],
+        [pipeline, *PUBLISHED, partition_start, limit],
     )
     return [row[0] for row in rows]
 
@@ -160,15 +175,56 @@ def published_times(warehouse: Warehouse, pipeline: str, since: datetime) -> lis
 
     The latest publish before `since` is included too: it decides whether the pipeline was fresh at `since`.
     A run publishing several partitions writes one row each, all in one transaction: the latest is its instant.
+    A publish a rollback undid does not count, nor does the rollback itself: freshness then judges the restored
+    publish, by the time it was made (`undone_entries`).
     """
-    table = warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)
     rows = warehouse.fetch_all(
-        f"SELECT max(finished_at) FROM {table} WHERE pipeline = ? AND status = 'published' AND finished_at >= ? "
-        "GROUP BY flow_run_id "
-        f"UNION SELECT max(finished_at) FROM {table} WHERE pipeline = ? AND status = 'published' AND finished_at < ?",
-        [pipeline, since, pipeline, since],
+        f"SELECT entry_id, partition_key, flow_run_id, status, finished_at, restored_entry_id "
+        f"FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} WHERE pipeline = ? AND status IN (?, ?)",
+        [pipeline, *PUBLISHED],
     )
-    return sorted(row[0].astimezone(UTC) for row in rows if row[0] is not None)
+    changes = [PublishedChange(*row) for row in rows]
+    undone = undone_entries(changes)
+    by_run: dict[str, datetime] = {}
+    for change in changes:
+        if change.status == "published" and change.entry_id not in undone and change.finished_at is not None:
+            finished = change.finished_at.astimezone(UTC)
+            by_run[change.flow_run_id] = max(finished, by_run.get(change.flow_run_id, finished))
+    before = [instant for instant in by_run.values() if instant < since]
+    return sorted([instant for instant in by_run.values() if instant >= since] + ([max(before)] if before else []))
+
+
+@dataclass(frozen=True)
+class PublishedChange:
+    """A ledger row that changed a partition's published rows: a publish or a rollback."""
+
+    entry_id: str
+    partition_key: str
+    flow_run_id: str
+    status: str
+    finished_at: datetime
+    restored_entry_id: str | None
+
+
+def undone_entries(changes: Sequence[PublishedChange]) -> set[str]:
+    """The entries whose rows a later rollback of their partition replaced with an earlier entry's.
+
+    In time order per partition: a rollback restoring P undoes every entry between P and itself, and P counts
+    again (a rollback may restore an entry an earlier rollback undid).
+    """
+    undone: set[str] = set()
+    by_partition: dict[str, list[PublishedChange]] = {}
+    for change in sorted(changes, key=lambda change: change.finished_at):
+        by_partition.setdefault(change.partition_key, []).append(change)
+    for sequence in by_partition.values():
+        for position, change in enumerate(sequence):
+            if change.status != "rolled_back":
+                continue
+            ids = [earlier.entry_id for earlier in sequence[:position]]
+            restored = ids.index(change.restored_entry_id) if change.restored_entry_id in ids else -1
+            undone.update(ids[restored + 1 :])
+            undone.discard(change.restored_entry_id or "")
+    return undone
 
 
 def recent_successful_runs(warehouse: Warehouse, pipeline: str, limit: int) -> list[PastRun]:

@@ -36,8 +36,11 @@ SCHEMA_VERSION_TABLE = "schema_version"
 PLATFORM_SCHEMA_LOCK = "shipshape:platform-schema"
 """Held by whoever migrates the platform tables, for each migration's transaction: one migrates, the others wait."""
 """The platform's records: the ledger, dead letters, incidents."""
+HISTORY_SCHEMA = "history"
+"""The rows each publish replaced, one table per publish (`history_table`), kept for the pipeline's retention for
+`shipshape rollback`; the publisher writes it, no consumer may read it."""
 RESERVED_SCHEMA_PREFIXES = ("pg_",)
-RESERVED_SCHEMAS = frozenset({AUDIT_SCHEMA, PLATFORM_SCHEMA, "public", "information_schema"})
+RESERVED_SCHEMAS = frozenset({AUDIT_SCHEMA, PLATFORM_SCHEMA, HISTORY_SCHEMA, "public", "information_schema"})
 """No declaration may publish into these: `make apply` grants consumers read on every destination schema."""
 
 
@@ -73,6 +76,15 @@ def backfill_deployment(environment: str) -> str:
 
 def monitor_deployment(environment: str) -> str:
     return f"monitor-{environment}"
+
+
+def rollback_deployment(environment: str) -> str:
+    return f"rollback-{environment}"
+
+
+def history_table(entry_id: str) -> str:
+    """`history.h_<ledger entry id>`: the rows the publish (or rollback) recorded by that ledger entry replaced."""
+    return f"h_{entry_id}"
 
 
 def created_record(environment: str, kind: str) -> str:

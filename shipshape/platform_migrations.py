@@ -1,4 +1,4 @@
-"""The history of the platform's own tables (ledger, dead letters, incidents): one migration per change, in order.
+"""The history of the platform's own tables (ledger, dead letters, incidents, history index), one migration each.
 
 A warehouse records the migrations it ran (`platform.schema_version`); `shipshape.platform_schema` runs the ones
 after its last, each once. A released migration is never edited: every existing warehouse already ran it. So a
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shipshape.column_types import ColumnType
-from shipshape.ledger import DEAD_LETTER_TABLE, INCIDENT_TABLE, LEDGER_TABLE
+from shipshape.ledger import DEAD_LETTER_TABLE, HISTORY_INDEX_TABLE, INCIDENT_TABLE, LEDGER_TABLE
 from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
 
 
@@ -103,8 +103,35 @@ def _index_hot_queries(warehouse: Warehouse) -> None:
         warehouse.create_index(PLATFORM_SCHEMA, index.table, index.name, index.columns)
 
 
+# Frozen: what keeping history and rolling back added (`shipshape.history`, `shipshape.rollback`).
+_RESTORED_ENTRY_COLUMN = ("restored_entry_id", "text")  # a `rolled_back` ledger row: the entry it restored
+_HISTORY_INDEX_COLUMNS = {  # one row per kept `history.h_<entry id>` table
+    "entry_id": "text",
+    "pipeline": "text",
+    "partition_key": "text",
+    "row_count": "bigint",
+    "created_at": "timestamptz",
+    "expires_at": "timestamptz",
+}
+
+
+def _keep_history(warehouse: Warehouse) -> None:
+    """The ledger learns which entry a rollback restored, and kept history gets its index of tables; the monitor
+    prunes by expiry, rollback looks up one entry."""
+    column, kind = _RESTORED_ENTRY_COLUMN
+    warehouse.add_column(PLATFORM_SCHEMA, LEDGER_TABLE, column, warehouse.ddl_type(ColumnType.parse(kind)))
+    warehouse.create_table(
+        PLATFORM_SCHEMA,
+        HISTORY_INDEX_TABLE,
+        {name: ColumnType.parse(kind) for name, kind in _HISTORY_INDEX_COLUMNS.items()},
+    )
+    warehouse.create_index(PLATFORM_SCHEMA, HISTORY_INDEX_TABLE, "publish_history_entry", ("entry_id",))
+    warehouse.create_index(PLATFORM_SCHEMA, HISTORY_INDEX_TABLE, "publish_history_expires_at", ("expires_at",))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger, dead letters and incidents as release 1 created them", _create_release_1_tables),
     Migration(2, "indexes for the ledger's and dead letters' per-pipeline reads", _index_hot_queries),
+    Migration(3, "kept history: the ledger's restored_entry_id and the publish_history index", _keep_history),
 )
 """In version order, 1, 2, 3 …: the code needs the last one."""

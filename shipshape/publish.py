@@ -3,13 +3,15 @@
 Readers keep seeing the previous rows until COMMIT (MVCC on both engines): never a mix, never an
 empty window. A crash or SIGKILL before COMMIT leaves the published table exactly as it was.
 The ledger row is written last, so a lock on the ledger holds a publish at its very end.
+The rows a publish replaces are kept, in the same transaction, in a history table of their own
+(`replace_scope`, `shipshape.history`), for the pipeline's `history.retention`.
 Publishes to one table wait for each other (a destination lock, first in the transaction), and each then checks
 that its run still holds its partition locks: a run whose lock session dropped publishes nothing, since another
 run may already be processing the same partitions.
 A transform output with new columns or wider types changes the published table in the same transaction
 (`_evolve_schema`, through the adapter's published-table DDL: on PostgreSQL with roles, the owner role's functions).
 What a publish would replace is measured before the audit gate by `replaced_rows`, scope for scope as
-`_delete_scope` deletes it, so the gate can refuse an empty or shrinking publish (`shipshape.volume`).
+`replace_scope` deletes it, so the gate can refuse an empty or shrinking publish (`shipshape.volume`).
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from typing import Literal
 
 from shipshape.declaration import Pipeline
 from shipshape.errors import PartitionLostError, PublishError
+from shipshape.history import kept
 from shipshape.ledger import LedgerEntry, forget_superseded_dead_letters, record
-from shipshape.names import destination_lock
+from shipshape.names import destination_lock, history_table
 from shipshape.partitions import Window
 from shipshape.schema_changes import version_bump
 from shipshape.schema_evolution import compare
 from shipshape.transform import window_bounds
 from shipshape.volume import Replaced
-from shipshape.warehouses import AUDIT_SCHEMA, Warehouse
+from shipshape.warehouses import AUDIT_SCHEMA, HISTORY_SCHEMA, Warehouse
 from shipshape.warehouses.locks import LockClaim
 
 PublishMode = Literal["all_or_none", "per_partition"]
@@ -60,15 +63,17 @@ def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition],
         for partition in staged:  # before the first read of any of them: `create_published_table` reads one
             _check_plain_table(warehouse, spec, partition)
         warehouse.ensure_schema(schema)
+        warehouse.ensure_schema(HISTORY_SCHEMA)
         if not warehouse.table_exists(schema, table):
             warehouse.create_published_table(schema, table, AUDIT_SCHEMA, staged[0].out_table)
         staged = [_evolve_schema(warehouse, spec, partition) for partition in staged]
         published_columns = warehouse.table_columns(schema, table)
         for partition in staged:
-            _delete_scope(warehouse, spec, partition)
-            warehouse.insert_from(schema, table, AUDIT_SCHEMA, partition.out_table, published_columns)
             entry = partition.ledger_entry
+            replace_scope(warehouse, spec, partition.window, partition.out_table, entry.entry_id)
+            warehouse.insert_from(schema, table, AUDIT_SCHEMA, partition.out_table, published_columns)
             forget_superseded_dead_letters(warehouse, entry.pipeline, entry.partition_key, entry.run_tag)
+            kept(warehouse, spec, entry)
         for partition in staged:
             record(warehouse, partition.ledger_entry)
 
@@ -87,22 +92,27 @@ def _check_plain_table(warehouse: Warehouse, spec: Pipeline, partition: StagedPa
         )
 
 
-def _delete_scope(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition) -> None:
-    """Remove exactly what the new rows replace: the partition, the matching keys, or everything."""
+def replace_scope(warehouse: Warehouse, spec: Pipeline, window: Window, out_table: str, entry_id: str) -> None:
+    """Remove exactly what the new rows replace — the partition, the matching keys, or everything — after keeping
+    those rows in `history.h_<entry_id>` (`shipshape.history`), so `shipshape rollback` can put them back."""
     schema, table = spec.destination.schema_name, spec.destination.published_table
+    kept_as = history_table(entry_id)
     if spec.load.mode == "full_replace":
+        warehouse.snapshot_all(schema, table, kept_as)
         warehouse.delete_all(schema, table)
     elif spec.load.mode == "merge":
-        warehouse.delete_matching_keys(schema, table, AUDIT_SCHEMA, partition.out_table, spec.load.key)
+        warehouse.snapshot_matching_keys(schema, table, AUDIT_SCHEMA, out_table, spec.load.key, kept_as)
+        warehouse.delete_matching_keys(schema, table, AUDIT_SCHEMA, out_table, spec.load.key)
     elif spec.partition is not None:
-        start, end = window_bounds(spec, partition.window)
+        start, end = window_bounds(spec, window)
+        warehouse.snapshot_range(schema, table, spec.partition.column, start, end, kept_as)
         warehouse.delete_range(schema, table, spec.partition.column, start, end)
     else:  # `Pipeline` refuses replace_partition without a partition; never fall back to replacing everything
         raise PublishError(f"pipeline {spec.name}: load.mode {spec.load.mode!r} needs a partition to replace")
 
 
 def replaced_rows(warehouse: Warehouse, spec: Pipeline, window: Window, out_table: str, new_rows: int) -> Replaced:
-    """What publishing `out_table` (`new_rows` rows) would do to the rows it replaces, counted as `_delete_scope`
+    """What publishing `out_table` (`new_rows` rows) would do to the rows it replaces, counted as `replace_scope`
     deletes them: the partition's rows (`replace_partition`), or the whole table (`full_replace`, `merge`)."""
     schema, table = spec.destination.schema_name, spec.destination.published_table
     target = f"{schema}.{table}"

@@ -13,9 +13,18 @@ from importlib import import_module
 
 from shipshape.errors import ConfigurationError
 from shipshape.redact import mask_credentials
-from shipshape.warehouses.base import AUDIT_SCHEMA, PLATFORM_SCHEMA, Warehouse
+from shipshape.warehouses.base import AUDIT_SCHEMA, HISTORY_SCHEMA, PLATFORM_SCHEMA, Warehouse
 
-__all__ = ["AUDIT_SCHEMA", "KINDS", "PLATFORM_SCHEMA", "Warehouse", "WarehouseKind", "adapter", "open_warehouse"]
+__all__ = [
+    "AUDIT_SCHEMA",
+    "HISTORY_SCHEMA",
+    "KINDS",
+    "PLATFORM_SCHEMA",
+    "Warehouse",
+    "WarehouseKind",
+    "adapter",
+    "open_warehouse",
+]
 
 
 @dataclass(frozen=True)

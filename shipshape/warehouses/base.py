@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from shipshape.column_types import ColumnType
 from shipshape.errors import ShipshapeError, WarehouseError
-from shipshape.names import AUDIT_SCHEMA, PLATFORM_SCHEMA
+from shipshape.names import AUDIT_SCHEMA, HISTORY_SCHEMA, PLATFORM_SCHEMA
 from shipshape.schema_evolution import ColumnShape, widens
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.locks import AdvisoryLocks, LockClaim
@@ -28,7 +28,7 @@ from shipshape.warehouses.roles import RoleStatements
 if TYPE_CHECKING:
     from shipshape.audit import SodaTarget
 
-__all__ = ["AUDIT_SCHEMA", "PLATFORM_SCHEMA", "Warehouse"]
+__all__ = ["AUDIT_SCHEMA", "HISTORY_SCHEMA", "PLATFORM_SCHEMA", "Warehouse"]
 
 
 class Warehouse(RoleStatements, ABC):
@@ -194,6 +194,11 @@ class Warehouse(RoleStatements, ABC):
     def row_count(self, schema: str, table: str) -> int:
         return int(self.fetch_all(f"SELECT count(*) FROM {self.qualified(schema, table)}")[0][0])
 
+    def table_bytes(self, schema: str, table: str) -> int | None:
+        """Bytes the table (with its indexes and TOAST) takes on disk; None where the engine does not say per table
+        (DuckDB reports only its file's size). What history costs is measured with it (`make bench`)."""
+        return None
+
     # --- DDL on a published table: one method each. An engine with roles may route them through its owner role
     # (PostgreSQL, once `make apply` installed `PUBLISHED_TABLE_FUNCTIONS`); here they run as the connection. ---
 
@@ -209,7 +214,11 @@ class Warehouse(RoleStatements, ABC):
         present = set(self.table_columns(schema, table))
         for column, ddl_type in self._ddl_types(source_schema, source_table).items():
             if column not in present:
-                self.execute(f"ALTER TABLE {self.qualified(schema, table)} ADD COLUMN {self.quote(column)} {ddl_type}")
+                self.add_column(schema, table, column, ddl_type)
+
+    def add_column(self, schema: str, table: str, column: str, ddl_type: str) -> None:
+        """A new column that every existing row reads as NULL (both engines take this text)."""
+        self.execute(f"ALTER TABLE {self.qualified(schema, table)} ADD COLUMN {self.quote(column)} {ddl_type}")
 
     def widen_published_column(
         self, schema: str, table: str, column: str, source_schema: str, source_table: str
@@ -251,39 +260,64 @@ class Warehouse(RoleStatements, ABC):
 
     # --- publish DML: what replacing a partition, merging keys or replacing everything is made of ---------------
 
+    def _range_condition(self, column: str) -> str:
+        """Rows of one partition's window: `column` in [?, ?)."""
+        return f"{self.quote(column)} >= ? AND {self.quote(column)} < ?"
+
+    def _matching_keys_condition(self, source_schema: str, source_table: str, keys: Sequence[str]) -> str:
+        """Rows (aliased `t`) whose `keys` match a row of the source: the rows a merge replaces."""
+        matches = " AND ".join(f"s.{self.quote(key)} = t.{self.quote(key)}" for key in keys)
+        return f"EXISTS (SELECT 1 FROM {self.qualified(source_schema, source_table)} AS s WHERE {matches})"
+
     def delete_range(self, schema: str, table: str, column: str, start: object, end: object) -> None:
         """Delete the rows whose `column` lies in [start, end): one partition's window."""
-        quoted = self.quote(column)
-        self.execute(f"DELETE FROM {self.qualified(schema, table)} WHERE {quoted} >= ? AND {quoted} < ?", [start, end])
+        self.execute(f"DELETE FROM {self.qualified(schema, table)} WHERE {self._range_condition(column)}", [start, end])
 
     def delete_matching_keys(
         self, schema: str, table: str, source_schema: str, source_table: str, keys: Sequence[str]
     ) -> None:
         """Delete the rows whose `keys` match a row of the source: the rows a merge replaces."""
-        matches = " AND ".join(f"s.{self.quote(key)} = t.{self.quote(key)}" for key in keys)
-        self.execute(
-            f"DELETE FROM {self.qualified(schema, table)} AS t WHERE EXISTS "
-            f"(SELECT 1 FROM {self.qualified(source_schema, source_table)} AS s WHERE {matches})"
-        )
+        condition = self._matching_keys_condition(source_schema, source_table, keys)
+        self.execute(f"DELETE FROM {self.qualified(schema, table)} AS t WHERE {condition}")
 
     def count_range(self, schema: str, table: str, column: str, start: object, end: object) -> int:
         """How many rows `delete_range` with the same arguments would delete."""
-        quoted = self.quote(column)
-        rows = self.fetch_all(
-            f"SELECT count(*) FROM {self.qualified(schema, table)} WHERE {quoted} >= ? AND {quoted} < ?", [start, end]
-        )
+        condition = self._range_condition(column)
+        rows = self.fetch_all(f"SELECT count(*) FROM {self.qualified(schema, table)} WHERE {condition}", [start, end])
         return int(rows[0][0])
 
     def count_matching_keys(
         self, schema: str, table: str, source_schema: str, source_table: str, keys: Sequence[str]
     ) -> int:
         """How many rows `delete_matching_keys` with the same arguments would delete."""
-        matches = " AND ".join(f"s.{self.quote(key)} = t.{self.quote(key)}" for key in keys)
-        rows = self.fetch_all(
-            f"SELECT count(*) FROM {self.qualified(schema, table)} AS t WHERE EXISTS "
-            f"(SELECT 1 FROM {self.qualified(source_schema, source_table)} AS s WHERE {matches})"
-        )
+        condition = self._matching_keys_condition(source_schema, source_table, keys)
+        rows = self.fetch_all(f"SELECT count(*) FROM {self.qualified(schema, table)} AS t WHERE {condition}")
         return int(rows[0][0])
+
+    # --- history: what a publish replaces, kept in a table of its own for `shipshape rollback` ---------------
+
+    def snapshot_range(self, schema: str, table: str, column: str, start: object, end: object, into: str) -> None:
+        """Copy the rows `delete_range` with the same arguments would delete into the new history table `into`."""
+        self._snapshot(schema, table, self._range_condition(column), [start, end], into)
+
+    def snapshot_matching_keys(
+        self, schema: str, table: str, source_schema: str, source_table: str, keys: Sequence[str], into: str
+    ) -> None:
+        """Copy the rows `delete_matching_keys` with the same arguments would delete into the history table `into`."""
+        self._snapshot(schema, table, self._matching_keys_condition(source_schema, source_table, keys), [], into)
+
+    def snapshot_all(self, schema: str, table: str, into: str) -> None:
+        """Copy every row (what `delete_all` deletes) into the new history table `into`."""
+        self._snapshot(schema, table, "true", [], into)
+
+    def _snapshot(self, schema: str, table: str, condition: str, params: Sequence[object], into: str) -> None:
+        """One `CREATE TABLE … AS SELECT` per publish: the table holds exactly the columns the rows had then, so
+        a rollback after a schema change restores them by name (new columns NULL), and pruning is one DROP."""
+        self.execute(
+            f"CREATE TABLE {self.qualified(HISTORY_SCHEMA, into)} AS "
+            f"SELECT * FROM {self.qualified(schema, table)} AS t WHERE {condition}",
+            params,
+        )
 
     def count_null_keys(self, schema: str, table: str, keys: Sequence[str]) -> int:
         """Rows with any of `keys` NULL: `delete_matching_keys` can never match them (`=` is never true for NULL)."""

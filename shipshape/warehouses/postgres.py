@@ -146,6 +146,9 @@ class PostgresWarehouse(PostgresPublishedTables, PostgresRoles, AdvisoryLocks):
         )
         return [row[0] for row in rows]
 
+    def table_bytes(self, schema: str, table: str) -> int | None:
+        return int(self.fetch_all("SELECT pg_total_relation_size(?::regclass)", [self.qualified(schema, table)])[0][0])
+
     def _load_batches(self, schema: str, table: str, batches: pa.RecordBatchReader) -> None:
         with (
             _translated(f"bulk load into {schema}.{table}", self._session_url),

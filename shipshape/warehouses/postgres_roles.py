@@ -163,8 +163,8 @@ class PostgresRoles(Warehouse):
         """Permissive, for one role and command: rows outside `policy`'s condition are neither seen nor written."""
         condition = "true"
         if policy.column:
-            literal = policy.value.replace("'", "''")
-            condition = f"{self.quote(policy.column)} {policy.operator} '{literal}'"
+            literals = ", ".join("'" + value.replace("'", "''") + "'" for value in policy.values)
+            condition = f"{self.quote(policy.column)} {policy.operator} ({literals})"
         clause = "WITH CHECK" if policy.command == "INSERT" else "USING"
         self.execute(
             f"CREATE POLICY {self.quote(policy.name)} ON {self.qualified(policy.schema, policy.table)} "

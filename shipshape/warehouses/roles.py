@@ -38,9 +38,9 @@ class DefaultPrivilege:
 
 @dataclass(frozen=True)
 class RowPolicy:
-    """Which rows `role` may `command` on a table with row-level security on: those where `column` `operator`
-    `value` holds, or every row when `column` is empty. A grant says which tables; this says which rows, so the
-    loader may append failed and blocked attempts to the ledger but never claim a publish.
+    """Which rows `role` may `command` on a table with row-level security on: those whose `column` is (`IN`) or
+    is not (`NOT IN`) one of `values`, or every row when `column` is empty. A grant says which tables; this says
+    which rows, so the loader may append failed and blocked attempts to the ledger but never claim a publish.
     """
 
     schema: str
@@ -48,8 +48,12 @@ class RowPolicy:
     role: str
     command: RowCommand
     column: str = ""
-    operator: Literal["=", "<>"] = "="
-    value: str = ""
+    operator: Literal["IN", "NOT IN"] = "IN"
+    values: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """The condition as plan output shows it: `status NOT IN (published, rolled_back)`."""
+        return f"{self.column} {self.operator} ({', '.join(self.values)})" if self.column else "every row"
 
     @property
     def name(self) -> str:

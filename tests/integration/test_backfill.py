@@ -106,7 +106,8 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevPlatform]:
         deploy = run([cli("prefect"), "--no-prompt", "deploy", "--all"], {**platform.env(), "DEPLOY_ENV": "dev"})
         with platform.client() as client:
             deployed = {deployment.name for deployment in client.read_deployments()}
-        assert {"backfill-dev", "shop_orders-dev"} <= deployed, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+        expected = {"backfill-dev", "rollback-dev", "shop_orders-dev"}
+        assert expected <= deployed, deploy.stdout[-3000:] + deploy.stderr[-3000:]
         with worker(api_url, home, "dev", "process", {"SHIPSHAPE_DATA_DIR": str(data_dir)}):
             yield platform
     slack.save(ARTIFACTS / "slack-payloads-backfill.json")
@@ -352,6 +353,69 @@ def test_a_backfill_launched_from_the_ui_custom_run_form_publishes_its_days(dev:
     assert {c.state.name for c in children} == {"Completed"}
     published = published_by_day(dev)
     assert {d: published.get(d) for d in days} == {d: orders_per_day(d) for d in days}
+
+
+def test_a_wrong_publish_is_rolled_back_from_the_ui_rollback_form_to_a_version_the_ledger_lists(
+    dev: DevPlatform,
+) -> None:
+    """Deployments → rollback-dev → Run → Custom run in Chromium: pipeline from the dropdown, the partition, and a
+    version that the same form listed from the ledger (list_versions); the consumer then reads that version again."""
+    target, lost = day(11), 100
+    for version in ("good", "wrong"):
+        if version == "wrong":
+            lose_orders(dev.shop_db, target, lost)  # a release that drops orders: valid, but wrong
+        with temporary_settings({PREFECT_API_URL: dev.api_url}):
+            run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": target, "end_date": target},
+                           timeout=600, poll_interval=1)
+    assert published_by_day(dev)[target] == orders_per_day(target) - lost
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):
+        listing = run_deployment("rollback/rollback-dev", timeout=300, poll_interval=1, parameters={
+            "pipeline": "shop_orders", "partition": target.isoformat(), "list_versions": True})
+    assert listing.state is not None and listing.state.is_completed(), listing.state
+    listed = table_artifact(dev, listing)
+    assert [(row["status"], row["rows"]) for row in listed[:2]] == [  # newest first; earlier tests may add older
+        ("published", orders_per_day(target) - lost), ("published", orders_per_day(target))
+    ]
+    good = listed[1]["version (to_version)"]
+    assert listed[1]["restorable"].startswith("until ")
+
+    ui = dev.api_url.removesuffix("/api")
+    with chromium_page() as page:
+        page.goto(f"{ui}/deployments")
+        page.get_by_role("link", name="rollback-dev").first.click()
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Custom run").click()
+        choose(page, "pipeline", "shop_orders")
+        # Parameters with a default are labelled "<name> (Optional)" by the UI; a string is a text area.
+        field(page, "partition (Optional)").get_by_role("textbox").fill(target.isoformat())
+        field(page, "to_version (Optional)").get_by_role("textbox").fill(good)
+        page.screenshot(path=ARTIFACTS / "rollback-form.png", full_page=True)
+        run_name = page.get_by_role("textbox").first.input_value()
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_url(re.compile(r"tab=Runs"))
+    with dev.client() as client:
+        (rollback,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):
+        rollback = asyncio.run(wait_for_flow_run(rollback.id, timeout=300))
+
+    assert rollback.state.is_completed(), rollback.state.message
+    assert rollback.parameters == {"pipeline": "shop_orders", "partition": target.isoformat(), "to_version": good,
+                                   "undo_flow_run": "", "list_versions": False}
+    assert published_by_day(dev)[target] == orders_per_day(target), "the consumer reads the good version again"
+    with psycopg.connect(dev.values.values["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]) as admin:
+        newest = admin.execute(
+            "SELECT status, restored_entry_id, flow_run_id FROM platform.publish_ledger WHERE partition_key = %s "
+            "ORDER BY finished_at DESC LIMIT 1", [target.isoformat()]).fetchone()
+    assert newest == ("rolled_back", good, str(rollback.id))
+
+
+def lose_orders(shop_db: Path, on_day: date, count: int) -> None:
+    """What a buggy release does: `count` of the day's orders never reach the database."""
+    with sqlite3.connect(shop_db) as connection:
+        connection.execute(
+            "DELETE FROM orders WHERE rowid IN (SELECT rowid FROM orders WHERE created_at LIKE ? LIMIT ?)",
+            [f"{on_day}%", count],
+        )
 
 
 def test_a_running_backfill_shows_its_progress_per_day_in_the_ui(dev: DevPlatform) -> None:

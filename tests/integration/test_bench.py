@@ -30,6 +30,8 @@ OPS_LAST_LINE = re.compile(
     r"ops: backfill14_vs_range=(\S+) backfill90_vs_range=(\S+) day_run_warm_s=(\S+) day_run_cold_s=(\S+)"
 )
 LAST_LINE = re.compile(r"bench: load_vs_copy=(\S+) load_vs_to_sql=(\S+) wap_vs_copy=(\S+) rss_5m_vs_1m=(\S+)")
+PUBLISH_LINE = re.compile(r"publish: exchange_vs_delete_insert=(\S+) rollback_vs_delete_insert=(\S+)", re.MULTILINE)
+HISTORY_LINE = re.compile(r"history kept per retained partition: ([\d,]+) bytes")
 
 
 def test_bench_runs_every_part_and_prints_its_ratios(postgres_url: str, tmp_path: Path) -> None:
@@ -41,6 +43,11 @@ def test_bench_runs_every_part_and_prints_its_ratios(postgres_url: str, tmp_path
     assert ratios, f"unexpected last line: {last_line!r}"
     for value in map(as_number, ratios.groups()):
         assert math.isfinite(value) and value > 0, last_line
+    publish = PUBLISH_LINE.search(bench.stdout)
+    history = HISTORY_LINE.search(bench.stdout)
+    assert publish and history, bench.stdout[-3000:]
+    assert all(math.isfinite(as_number(value)) and as_number(value) > 0 for value in publish.groups()), publish[0]
+    assert int(history[1].replace(",", "")) > 0
 
 
 def as_number(text: str) -> float:

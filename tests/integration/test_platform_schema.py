@@ -26,7 +26,14 @@ from infra.warehouse import PASSWORD_VARIABLES, reconcile
 from runtime.connections import connect, ensure_platform_schema
 from shipshape import platform_schema
 from shipshape.errors import PlatformSchemaError, WarehouseError
-from shipshape.ledger import DEAD_LETTER_TABLE, INCIDENT_TABLE, LEDGER_TABLE, PLATFORM_TABLES, entries
+from shipshape.ledger import (
+    DEAD_LETTER_TABLE,
+    HISTORY_INDEX_TABLE,
+    INCIDENT_TABLE,
+    LEDGER_TABLE,
+    PLATFORM_TABLES,
+    entries,
+)
 from shipshape.names import PLATFORM_SCHEMA_LOCK, SCHEMA_VERSION_TABLE
 from shipshape.platform_migrations import MIGRATIONS, Migration
 from shipshape.platform_schema import apply_migration, ensure_current, installed_version, migrate, required_version
@@ -42,7 +49,10 @@ INDEXES = {
     LEDGER_TABLE: ["publish_ledger_pipeline_finished_at", "publish_ledger_pipeline_partition"],
     DEAD_LETTER_TABLE: ["dead_letters_pipeline_partition"],
     INCIDENT_TABLE: [],
+    HISTORY_INDEX_TABLE: ["publish_history_entry", "publish_history_expires_at"],
 }
+VERSIONS = [migration.version for migration in MIGRATIONS]
+LAST, NEXT = VERSIONS[-1], VERSIONS[-1] + 1
 PASSWORDS = {purpose: f"{purpose}-test-password" for purpose in PASSWORD_VARIABLES}
 SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter, as a second worker's run would be
 
@@ -113,11 +123,11 @@ def test_a_fresh_warehouse_runs_every_migration_once_and_holds_exactly_the_colum
     with open_warehouse(warehouse_url) as warehouse:
         assert installed_version(warehouse) == 0
 
-        assert migrate(warehouse) == [1, 2]
+        assert migrate(warehouse) == VERSIONS
         assert migrate(warehouse) == []
 
-        assert installed_version(warehouse) == required_version() == MIGRATIONS[-1].version == 2
-        assert recorded_versions(warehouse) == [1, 2]
+        assert installed_version(warehouse) == required_version() == LAST
+        assert recorded_versions(warehouse) == VERSIONS
         for table, columns in PLATFORM_TABLES.items():
             assert warehouse.table_columns(PLATFORM_SCHEMA, table) == list(columns), table
         assert indexes(warehouse) == INDEXES
@@ -133,7 +143,7 @@ def test_release_1_is_recognised_as_version_1_unchanged_and_migration_1_builds_e
 
         assert installed_version(release_1) == 1
         assert not release_1.table_exists(PLATFORM_SCHEMA, SCHEMA_VERSION_TABLE)  # recognised without a change
-        assert [migration.version for migration in platform_schema.pending(release_1)] == [2]
+        assert [migration.version for migration in platform_schema.pending(release_1)] == VERSIONS[1:]
         assert platform_columns(migrated) == platform_columns(release_1)
         assert len(platform_columns(release_1)) == sum(len(columns) for columns in PLATFORM_TABLES.values())
 
@@ -159,7 +169,8 @@ def test_upgrading_release_1_keeps_its_data_records_the_version_adds_the_indexes
     if path == "apply":  # `make apply`: the admin migrates; on PostgreSQL the run then goes as loader and publisher
         changes = reconcile(warehouse_url, env, PASSWORDS, dry_run=False)
         assert [str(change) for change in changes if change.kind == "migration"] == [
-            f"+ migration platform version 2 ({MIGRATIONS[1].description})"
+            f"+ migration platform version {migration.version} ({migration.description})"
+            for migration in MIGRATIONS[1:]
         ]
         if not warehouse_url.startswith("duckdb"):
             monkeypatch.setenv("SHIPSHAPE_WAREHOUSE_URL", as_role(warehouse_url, env.role("loader")))
@@ -169,8 +180,8 @@ def test_upgrading_release_1_keeps_its_data_records_the_version_adds_the_indexes
 
     assert state.is_completed(), state.message
     with open_warehouse(warehouse_url) as warehouse:
-        assert installed_version(warehouse) == 2
-        assert recorded_versions(warehouse) == [2]  # 1 was recognised, not run
+        assert installed_version(warehouse) == LAST
+        assert recorded_versions(warehouse) == VERSIONS[1:]  # 1 was recognised, not run
         assert indexes(warehouse) == INDEXES
         after = platform_rows(warehouse)
         assert after[DEAD_LETTER_TABLE] == before[DEAD_LETTER_TABLE]
@@ -214,11 +225,13 @@ def test_a_warehouse_newer_than_the_code_is_refused_by_runs_and_by_apply(
     with open_warehouse(warehouse_url) as warehouse:
         migrate(warehouse)
         warehouse.execute(
-            f"INSERT INTO {warehouse.qualified(PLATFORM_SCHEMA, SCHEMA_VERSION_TABLE)} VALUES (3, 'later release', ?)",
-            [datetime.now(UTC)],
+            f"INSERT INTO {warehouse.qualified(PLATFORM_SCHEMA, SCHEMA_VERSION_TABLE)} "
+            "VALUES (?, 'later release', ?)",
+            [NEXT, datetime.now(UTC)],
         )
         newer = (
-            "platform schema is at version 3, newer than this code's 2 (the code was rolled back?): deploy the "
+            f"platform schema is at version {NEXT}, newer than this code's {LAST} (the code was rolled back?): "
+            "deploy the "
             "release that migrated it or a later one; older code would misread the platform tables, so nothing was "
             "changed"
         )
@@ -226,11 +239,11 @@ def test_a_warehouse_newer_than_the_code_is_refused_by_runs_and_by_apply(
             with pytest.raises(PlatformSchemaError) as refused:
                 ensure_current(warehouse, may_migrate=may_migrate, apply_command="`make apply ENV=dev`")
             assert str(refused.value) == newer
-        with pytest.raises(PlatformSchemaError, match=r"^platform schema is at version 3, newer"):
+        with pytest.raises(PlatformSchemaError, match=rf"^platform schema is at version {NEXT}, newer"):
             migrate(warehouse)
-    with pytest.raises(PlatformSchemaError, match=r"^platform schema is at version 3, newer"):
+    with pytest.raises(PlatformSchemaError, match=rf"^platform schema is at version {NEXT}, newer"):
         reconcile(warehouse_url, env, PASSWORDS, dry_run=True)
-    with pytest.raises(PlatformSchemaError, match=r"^platform schema is at version 3, newer"):
+    with pytest.raises(PlatformSchemaError, match=rf"^platform schema is at version {NEXT}, newer"):
         reconcile(warehouse_url, env, PASSWORDS, dry_run=False)
 
 
@@ -252,7 +265,7 @@ def test_least_privilege_runs_wait_for_apply_to_bring_a_later_releases_migration
                 ensure_platform_schema(warehouse)  # current: nothing to do, and each role may read the version
 
         add_column = Migration(
-            3, "a ledger note", lambda warehouse: warehouse.execute("ALTER TABLE platform.publish_ledger ADD note text")
+            NEXT, "a ledger note", lambda warehouse: warehouse.add_column(PLATFORM_SCHEMA, LEDGER_TABLE, "note", "text")
         )
         monkeypatch.setattr(platform_schema, "MIGRATIONS", (*MIGRATIONS, add_column))
         with connect() as loader:
@@ -261,7 +274,8 @@ def test_least_privilege_runs_wait_for_apply_to_bring_a_later_releases_migration
             with pytest.raises(WarehouseError, match="must be owner of table publish_ledger"), loader.transaction():
                 apply_migration(loader, add_column)  # what the run would have to do, refused by the server
         assert str(refused.value).startswith(
-            "platform schema is at version 2, this code needs 3: run `make apply ENV=<the roles' environment>`"
+            f"platform schema is at version {LAST}, this code needs {NEXT}: "
+            "run `make apply ENV=<the roles' environment>`"
         )
         state = run_pipeline("shop_orders", start_date=FIRST_DAY, end_date=FIRST_DAY, return_state=True)
         assert state.is_failed() and state.message and str(refused.value) in state.message, state.message
@@ -270,7 +284,7 @@ def test_least_privilege_runs_wait_for_apply_to_bring_a_later_releases_migration
 
         changes = reconcile(postgres_url, env, PASSWORDS, dry_run=False)
 
-        assert [str(change) for change in changes] == ["+ migration platform version 3 (a ledger note)"]
+        assert [str(change) for change in changes] == [f"+ migration platform version {NEXT} (a ledger note)"]
         with connect() as loader:
             ensure_platform_schema(loader)
             assert "note" in loader.table_columns(PLATFORM_SCHEMA, LEDGER_TABLE)
@@ -313,8 +327,8 @@ def test_two_runs_starting_at_once_on_a_fresh_warehouse_run_each_migration_exact
                 wait_until(lambda: waiting_on_advisory_locks(postgres_url) == 2, "both processes wait for the lock")
             outcomes = [outcome.get(timeout=WAIT_SECONDS) for _ in processes]
             assert all(ran.startswith("ran [") for ran in outcomes), outcomes  # neither failed
-            assert sorted(version for ran in outcomes for version in literal_eval(ran.removeprefix("ran "))) == [1, 2]
-            assert recorded_versions(blocker) == [1, 2]
+            assert sorted(version for ran in outcomes for version in literal_eval(ran.removeprefix("ran "))) == VERSIONS
+            assert recorded_versions(blocker) == VERSIONS
             assert indexes(blocker) == INDEXES
     finally:
         for process in processes:

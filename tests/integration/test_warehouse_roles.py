@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -26,12 +27,14 @@ from shipshape.alerts import FRESHNESS_BREACH
 from shipshape.catalog import find_pipeline
 from shipshape.declaration import Load
 from shipshape.errors import ConfigurationError, PublishError, WarehouseError
-from shipshape.ledger import LedgerEntry
+from shipshape.history import prune
+from shipshape.ledger import HISTORY_INDEX_TABLE, LedgerEntry
 from shipshape.partitions import plan_windows
 from shipshape.platform_migrations import MIGRATIONS
 from shipshape.platform_schema import migrate
 from shipshape.publish import StagedPartition, publish
-from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
+from shipshape.rollback import rollback_partition
+from shipshape.warehouses import AUDIT_SCHEMA, HISTORY_SCHEMA, open_warehouse
 from tests.support.postgres import as_role, drop_roles
 from tests.support.project import DAYS, FIRST_DAY, make_project
 
@@ -102,12 +105,14 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     plan = reconcile(postgres_url, env, PASSWORDS, dry_run=True)
 
     lines = [str(change) for change in plan]
-    assert lines[:13] == [
+    assert lines[:15] == [
         "+ schema analytics",
         "+ schema audit",
+        "+ schema history",
         "+ schema platform",
         f"+ migration platform version 1 ({MIGRATIONS[0].description})",
         f"+ migration platform version 2 ({MIGRATIONS[1].description})",
+        f"+ migration platform version 3 ({MIGRATIONS[2].description})",
         f"+ role {loader} (LOGIN)",
         f"+ role {publisher} (LOGIN)",
         f"+ role {consumer} (LOGIN)",
@@ -132,8 +137,11 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     assert f"+ default privilege SELECT on tables {owner} creates in analytics to {consumer}" in lines
     assert f"+ default privilege SELECT, INSERT, DELETE on tables {owner} creates in analytics to {publisher}" in lines
     assert "+ row security platform.publish_ledger" in lines
-    assert f"+ row policy {loader}_insert on platform.publish_ledger (INSERT status <> published)" in lines
-    assert f"+ row policy {publisher}_insert on platform.publish_ledger (INSERT status = published)" in lines
+    assert f"+ grant USAGE, CREATE on schema history to {publisher}" in lines
+    on_ledger = "on platform.publish_ledger (INSERT status"
+    assert f"+ row policy {loader}_insert {on_ledger} NOT IN (published, rolled_back))" in lines
+    assert f"+ row policy {publisher}_insert {on_ledger} IN (published, rolled_back))" in lines
+    assert not [line for line in lines if "schema history" in line and (loader in line or consumer in line)]
     assert {change.kind for change in plan} == {
         "schema", "migration", "role", "function", "grant", "default privilege", "row security", "row policy"
     }
@@ -230,9 +238,11 @@ def test_duckdb_has_no_roles_so_reconcile_ensures_schemas_and_migrates_the_platf
     assert [str(change) for change in changes] == [
         "+ schema analytics",
         "+ schema audit",
+        "+ schema history",
         "+ schema platform",
         f"+ migration platform version 1 ({MIGRATIONS[0].description})",
         f"+ migration platform version 2 ({MIGRATIONS[1].description})",
+        f"+ migration platform version 3 ({MIGRATIONS[2].description})",
     ]
     assert reconcile(url, env, {}, dry_run=False) == []
 
@@ -264,7 +274,7 @@ def test_the_loader_may_record_failed_and_blocked_attempts_but_no_published_ledg
     with connect_as(postgres_url, applied, "loader") as loader:
         for status in ("failed", "blocked"):
             loader.execute(ledger, [status])
-        for claimed in ("published", None):  # NULL too: the check must hold, not merely not fail
+        for claimed in ("published", "rolled_back", None):  # NULL too: the check must hold, not merely not fail
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
                 loader.execute(ledger, [claimed])
         assert loader.execute("SELECT status FROM platform.publish_ledger ORDER BY 1").fetchall() == [
@@ -273,6 +283,7 @@ def test_the_loader_may_record_failed_and_blocked_attempts_but_no_published_ledg
         ]
     with connect_as(postgres_url, applied, "publisher") as publisher:
         publisher.execute(ledger, ["published"])
+        publisher.execute(ledger, ["rolled_back"])
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
             publisher.execute(ledger, ["failed"])
 
@@ -302,6 +313,46 @@ def test_a_ledger_policy_added_or_row_security_turned_off_by_hand_is_planned_bac
         psycopg.errors.InsufficientPrivilege, match="row-level security"
     ):
         as_loader.execute("INSERT INTO platform.publish_ledger (pipeline, status) VALUES ('p', 'published')")
+
+
+def test_history_is_the_publishers_alone_the_consumer_and_the_loader_cannot_read_it(
+    postgres_url: str, applied: Environment
+) -> None:
+    """The publisher keeps replaced rows, rolls back and prunes with its own rights; the rows of a bad publish (or
+    of a partition since corrected, perhaps for a privacy reason) reach no consumer through history."""
+    spec = find_pipeline("shop_orders").spec
+    with connect_as(postgres_url, applied, "loader") as loader:
+        for run, amount in (("first", 1), ("second", 100)):
+            loader.execute(
+                f"CREATE TABLE audit.shop_orders__20261101__{run}__out AS SELECT 7::bigint AS order_id, "
+                f"DATE '{FIRST_DAY}' AS order_date, {amount}.00::numeric(12,2) AS amount"
+            )
+    (window,) = plan_windows("day", FIRST_DAY, FIRST_DAY)
+    with open_warehouse(as_role(postgres_url, applied.role("publisher"))) as publisher:
+        for run in ("first", "second"):
+            entry = LedgerEntry(
+                pipeline="shop_orders", partition_key=window.key, partition_start=window.start,
+                partition_end=window.end, flow_run_id=run, run_tag=run, code_version="test", contract_hash="",
+                row_count=1, rejected_rows=0, status="published", check_results=[], message="",
+                started_at=datetime.now(UTC),
+            )  # fmt: skip
+            out = f"shop_orders__20261101__{run}__out"
+            publish(publisher, spec, [StagedPartition(window, out, entry)], publisher.claim([]))
+        rollback_partition(publisher, spec, window.key, None)
+        kept = publisher.list_tables(HISTORY_SCHEMA)
+        assert len(kept) == 3  # the first publish's (empty), the second's, the rollback's
+
+        reads = [f"SELECT * FROM {HISTORY_SCHEMA}.{table}" for table in kept]
+        for purpose in ("consumer", "loader"):
+            with connect_as(postgres_url, applied, purpose) as other:
+                assert allowed(other, reads) == [], f"the {purpose} read history"
+        with connect_as(postgres_url, applied, "consumer") as consumer:
+            assert allowed(consumer, [f"SELECT * FROM platform.{HISTORY_INDEX_TABLE}"]) == []
+        with connect_as(postgres_url, applied, "consumer") as consumer:
+            assert consumer.execute(f"SELECT order_id, amount FROM {PUBLISHED}").fetchall() == [(7, Decimal("1.00"))]
+
+        assert len(prune(publisher, datetime.now(UTC) + timedelta(days=8))) == 3
+        assert publisher.list_tables(HISTORY_SCHEMA) == []
 
 
 INCIDENT_WRITES = [

@@ -156,3 +156,16 @@ def test_a_reversed_range_and_a_full_refresh_pipeline_are_refused_with_the_reaso
         plan_backfill([], "day", DAY2, DAY1)
     with pytest.raises(ValueError, match="full refresh without partitions: run its deployment"):
         plan_backfill([], None, DAY1, DAY1)
+
+
+def test_a_rolled_back_day_shows_it_with_the_restored_rows_and_is_neither_missing_nor_failed() -> None:
+    ledger = newest_first(
+        entry("2026-11-01", "published", 1, rows=2399),
+        entry("2026-11-01", "published", 2, rows=9999),  # the wrong publish
+        entry("2026-11-01", "rolled_back", 3, rows=2399),
+    )
+
+    (plan,) = plan_backfill(ledger, "day", DAY1, DAY1)
+
+    assert (plan.status, plan.rows, plan.marker) == ("rolled_back", 2399, "2026-11-01-rolled_back-3")
+    assert [plan.selected_by(mode) for mode in ("missing", "failed", "all")] == [False, False, True]
