@@ -27,14 +27,13 @@ from tests.support.docker_engine import (
 from tests.support.postgres import database_url, databases
 
 SHARING_THE_MACHINE = frozenset(
-    {
-        "test_alerts", "test_backfill", "test_deploy", "test_first_run", "test_image", "test_local_platform",
-        "test_published_table_owner", "test_platform_schema",
-    }
+    {"test_alerts", "test_backfill", "test_deploy", "test_first_run", "test_image", "test_local_platform"}
 )
-"""Test modules that use what one machine has only once: PostgreSQL's cluster-wide roles (`shipshape_dev_loader`…,
-created by `infra apply`), the private Docker engine and its data root, or every core (`busy_cores`). Under
-`pytest -n 2` (`make test`) they run one after another, in file order, on one worker, never beside each other."""
+"""Test modules that use what one machine has only once: PostgreSQL's cluster-wide roles of a real environment
+(`shipshape_dev_loader`…, created by `infra apply`), the private Docker engine and its data root, or every core
+(`busy_cores`). Under `pytest -n 2` (`make test`) they run one after another, in file order, on one worker, never
+beside each other. Tests that apply roles under an environment name of their own (`t<random>`, as
+test_warehouse_roles' `env` fixture) and drop them after share nothing and stay out."""
 
 
 class MachineSharingScheduling(LoadScopeScheduling):
