@@ -32,13 +32,15 @@ from shipshape.warehouses import Warehouse, open_warehouse
 
 _INDEX_USE = re.compile(r"Index (?:Only )?Scan (?:Backward )?(?:using|on) (\w+)")
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
+# The filled rows predate migration 4 (no destination): they are about p7's version-1 table.
+P7 = ledger.PublishedTable("p7", "analytics.p7", "analytics.p7")
 START = datetime(2026, 1, 1, tzinfo=UTC)
 READS: dict[str, Callable[[Warehouse], object]] = {
-    "entries": lambda warehouse: ledger.entries(warehouse, "p7"),
-    "published_times": lambda warehouse: ledger.published_times(warehouse, "p7", SINCE),
-    "recent_successful_runs": lambda warehouse: ledger.recent_successful_runs(warehouse, "p7", 20),
+    "entries": lambda warehouse: ledger.entries(warehouse, P7),
+    "published_times": lambda warehouse: ledger.published_times(warehouse, P7, SINCE),
+    "recent_successful_runs": lambda warehouse: ledger.recent_successful_runs(warehouse, P7, 20),
     "recorded_run_tags": lambda warehouse: ledger.recorded_run_tags(warehouse, "p7", "k3"),
-    "published_row_counts_before": lambda warehouse: ledger.published_row_counts_before(warehouse, "p7", SINCE, 14),
+    "published_row_counts_before": lambda warehouse: ledger.published_row_counts_before(warehouse, P7, SINCE, 14),
     # The first call (the one explained) deletes p7's one dead letter of k3; the timed calls find none to delete.
     "forget_superseded_dead_letters": lambda warehouse: ledger.forget_superseded_dead_letters(
         warehouse, "p7", "k3", "t0"
