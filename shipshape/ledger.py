@@ -145,12 +145,12 @@ class PublishedTable:
         target = spec.destination
         return cls(
             spec.name,
-            qualified_name(target.schema_name, target.published_table),
-            qualified_name(target.schema_name, target.table),
+            _ledger_name(target.schema_name, target.published_table),
+            _ledger_name(target.schema_name, target.table),
         )
 
 
-def qualified_name(schema: str, table: str) -> str:
+def _ledger_name(schema: str, table: str) -> str:
     """How a ledger row names its table: the same text on every engine, never quoted (a value, not SQL)."""
     return f"{schema}.{table}"
 
