@@ -117,7 +117,7 @@ def _staged(window: Window) -> StagedPartition:
     entry = LedgerEntry(
         pipeline="shop_orders", partition_key=window.key, partition_start=window.start, partition_end=window.end,
         flow_run_id="bench", run_tag="bench", code_version="bench", contract_hash="", row_count=0, rejected_rows=0,
-        status="published", check_results=[], message="", started_at=datetime.now(UTC),
+        status="published", check_results=[], message="", started_at=datetime.now(UTC), destination=f"{SCHEMA}.{TABLE}",
     )  # fmt: skip
     return StagedPartition(window, OUT, entry)
 

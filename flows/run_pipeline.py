@@ -27,7 +27,7 @@ from shipshape.errors import (
     PartitionBusyError,
     RunTimedOutError,
 )
-from shipshape.ledger import recent_successful_runs, recorded_run_tags
+from shipshape.ledger import PublishedTable, recent_successful_runs, recorded_run_tags
 from shipshape.names import PIPELINE_FLOW, partition_lock
 from shipshape.outcomes import PartitionOutcome, RunContext, failed_row
 from shipshape.partitions import Grain, Window, partition_instant, windows_for
@@ -87,7 +87,7 @@ def run_pipeline(
     with connect() as warehouse:
         ensure_platform_schema(warehouse)
         check_published(warehouse, context.declared)  # a breaking change stops here, before anything is loaded
-        history = recent_successful_runs(warehouse, spec.name, HISTORY_RUNS)
+        history = recent_successful_runs(warehouse, PublishedTable.of(spec), HISTORY_RUNS)
         deadline = Deadline(run_timeout(spec.timeout_delta, history, len(windows)))
         locks = [partition_lock(spec.name, window.key) for window in windows]
         with warehouse.exclusive(locks) as acquired:

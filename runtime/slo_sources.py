@@ -26,7 +26,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from runtime.connections import connect
 from shipshape.catalog import load_all
 from shipshape.errors import ConfigurationError
-from shipshape.ledger import LEDGER_TABLE, missing_platform_tables, published_times
+from shipshape.ledger import LEDGER_TABLE, PublishedTable, missing_platform_tables, published_times
 from shipshape.names import run_tags
 from shipshape.settings import environment_name
 from shipshape.slo import RunOutcome, SloReport, evaluate
@@ -61,7 +61,7 @@ def slo_reports(now: datetime, environment: str | None = None, only: list[str] |
         return [
             evaluate(
                 spec,
-                published_times(warehouse, spec.name, now - spec.slo.window_delta) if has_ledger else [],
+                published_times(warehouse, PublishedTable.of(spec), now - spec.slo.window_delta) if has_ledger else [],
                 run_outcomes(spec.name, environment, now - spec.slo.window_delta, client),
                 now,
             )

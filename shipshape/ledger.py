@@ -4,6 +4,12 @@ The ledger records each publish and each blocked or failed attempt. Publish rows
 the same transaction as the data they describe, so the ledger can never claim a publish that did
 not happen (or miss one that did). Freshness, backfill planning and SLOs read it. The tables are versioned:
 `shipshape.platform_schema` creates and changes them, one migration at a time.
+
+Each row names the table it is about (`destination`, `schema.table`): after `destination.version: 2` the pipeline
+publishes `<table>_v2`, and backfill planning, the volume baseline, the run-timeout history, rollback and freshness
+judge that table alone (`PublishedTable`). Rows written before platform migration 4 have no destination (NULL):
+they are about the pipeline's version-1 table, the declared `schema.table`, which is the only table a pipeline
+could publish then.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import pyarrow as pa
 from shipshape.audit import CheckOutcome
 from shipshape.column_types import ColumnType
 from shipshape.convert import RejectedRow
+from shipshape.declaration import Pipeline
 from shipshape.run_timeout import PastRun
 from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
 
@@ -49,6 +56,7 @@ _LEDGER_COLUMNS = {
     "started_at": "timestamptz",
     "finished_at": "timestamptz",
     "restored_entry_id": "text",  # a `rolled_back` entry: the entry whose rows it restored
+    "destination": "text",  # the published table the entry is about, `schema.table`; NULL: the version-1 table
 }
 _DEAD_LETTER_COLUMNS = {
     "pipeline": "text",
@@ -103,6 +111,9 @@ class LedgerEntry:
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     entry_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     restored_entry_id: str | None = None
+    # Required of every writer (no default): `schema.table` the entry is about. Read back, None is a row written
+    # before migration 4, about the pipeline's version-1 table.
+    destination: str | None = field(kw_only=True)
 
     def as_row(self) -> list[Any]:
         """The values in `_LEDGER_COLUMNS` order, check results as JSON text."""
@@ -115,6 +126,40 @@ class LedgerEntry:
         values = dict(zip(_LEDGER_COLUMNS, row, strict=True))
         checks = [CheckOutcome(**check) for check in json.loads(values["check_results"])]
         return cls(**values | {"check_results": checks})
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    """The table a pipeline publishes now, as the ledger names it: the rows a reader of "this version" means.
+
+    Backfill `missing`/`failed` of version 2 must not count days published to version 1, nor the volume baseline
+    or the run-timeout history version 1's runs; so every read that judges the current table filters by it.
+    """
+
+    pipeline: str
+    destination: str  # `schema.table` the current version publishes (`analytics.fct_orders_v2`)
+    first_version: str  # `schema.table` of version 1: what a row without destination (before migration 4) is about
+
+    @classmethod
+    def of(cls, spec: Pipeline) -> PublishedTable:
+        target = spec.destination
+        return cls(
+            spec.name,
+            _ledger_name(target.schema_name, target.published_table),
+            _ledger_name(target.schema_name, target.table),
+        )
+
+
+def _ledger_name(schema: str, table: str) -> str:
+    """How a ledger row names its table: the same text on every engine, never quoted (a value, not SQL)."""
+    return f"{schema}.{table}"
+
+
+def _rows_of(about: str | PublishedTable) -> tuple[str, list[Any]]:
+    """The WHERE condition and its parameters: a pipeline name means all its rows, a `PublishedTable` that table's."""
+    if isinstance(about, str):
+        return "pipeline = ?", [about]
+    return "pipeline = ? AND COALESCE(destination, ?) = ?", [about.pipeline, about.first_version, about.destination]
 
 
 def missing_platform_tables(warehouse: Warehouse) -> list[str]:
@@ -141,18 +186,20 @@ def recorded_run_tags(warehouse: Warehouse, pipeline: str, partition_key: str) -
     return {row[0] for row in rows}
 
 
-def entries(warehouse: Warehouse, pipeline: str) -> list[LedgerEntry]:
-    """Ledger rows of a pipeline, newest first, typed as they were written (check results decoded)."""
+def entries(warehouse: Warehouse, about: str | PublishedTable) -> list[LedgerEntry]:
+    """Ledger rows newest first, typed as they were written (check results decoded): of every table of a pipeline
+    (`about` its name: raw data re-use, listings) or of one published table (`PublishedTable`)."""
+    condition, parameters = _rows_of(about)
     rows = warehouse.fetch_all(
         f"SELECT {', '.join(_LEDGER_COLUMNS)} FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} "
-        "WHERE pipeline = ? ORDER BY finished_at DESC",
-        [pipeline],
+        f"WHERE {condition} ORDER BY finished_at DESC",
+        parameters,
     )
     return [LedgerEntry.from_row(row) for row in rows]
 
 
 def published_row_counts_before(
-    warehouse: Warehouse, pipeline: str, partition_start: datetime, limit: int
+    warehouse: Warehouse, about: PublishedTable, partition_start: datetime, limit: int
 ) -> list[int]:
     """Row counts of the `limit` latest published partitions that start before `partition_start` (newest first).
 
@@ -160,28 +207,31 @@ def published_row_counts_before(
     earlier one: its row count is the restored rows').
     """
     table = warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)
+    condition, parameters = _rows_of(about)
     rows = warehouse.fetch_all(
         f"SELECT row_count FROM (SELECT partition_start, row_count, ROW_NUMBER() OVER "
         f"(PARTITION BY partition_key ORDER BY finished_at DESC) AS newest FROM {table} "
-        "WHERE pipeline = ? AND status IN (?, ?) AND partition_start < ?) AS latest "
+        f"WHERE {condition} AND status IN (?, ?) AND partition_start < ?) AS latest "
         "WHERE newest = 1 ORDER BY partition_start DESC LIMIT ?",
-        [pipeline, *PUBLISHED, partition_start, limit],
+        [*parameters, *PUBLISHED, partition_start, limit],
     )
     return [row[0] for row in rows]
 
 
-def published_times(warehouse: Warehouse, pipeline: str, since: datetime) -> list[datetime]:
-    """When the pipeline published (one instant per publishing flow run) since `since`, oldest first.
+def published_times(warehouse: Warehouse, about: PublishedTable, since: datetime) -> list[datetime]:
+    """When the pipeline published its current table (one instant per publishing flow run) since `since`, oldest
+    first. Right after a version bump the new table has no publish yet: stale until its backfill, which is honest.
 
     The latest publish before `since` is included too: it decides whether the pipeline was fresh at `since`.
     A run publishing several partitions writes one row each, all in one transaction: the latest is its instant.
     A publish a rollback undid does not count, nor does the rollback itself: freshness then judges the restored
     publish, by the time it was made (`undone_entries`).
     """
+    condition, parameters = _rows_of(about)
     rows = warehouse.fetch_all(
         f"SELECT entry_id, partition_key, flow_run_id, status, finished_at, restored_entry_id "
-        f"FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} WHERE pipeline = ? AND status IN (?, ?)",
-        [pipeline, *PUBLISHED],
+        f"FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} WHERE {condition} AND status IN (?, ?)",
+        [*parameters, *PUBLISHED],
     )
     changes = [PublishedChange(*row) for row in rows]
     undone = undone_entries(changes)
@@ -227,15 +277,17 @@ def undone_entries(changes: Sequence[PublishedChange]) -> set[str]:
     return undone
 
 
-def recent_successful_runs(warehouse: Warehouse, pipeline: str, limit: int) -> list[PastRun]:
-    """The `limit` latest publishing runs of the pipeline (newest first): how long each took, for how many partitions.
+def recent_successful_runs(warehouse: Warehouse, about: PublishedTable, limit: int) -> list[PastRun]:
+    """The `limit` latest publishing runs of the current table (newest first): how long each took, for how many
+    partitions.
 
     A run's rows share its start (`started_at` is the flow's start) and were all written by its publish.
     """
+    condition, parameters = _rows_of(about)
     rows = warehouse.fetch_all(
         f"SELECT min(started_at), max(finished_at), count(*) FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} "
-        "WHERE pipeline = ? AND status = 'published' GROUP BY flow_run_id ORDER BY max(finished_at) DESC LIMIT ?",
-        [pipeline, limit],
+        f"WHERE {condition} AND status = 'published' GROUP BY flow_run_id ORDER BY max(finished_at) DESC LIMIT ?",
+        [*parameters, limit],
     )
     return [PastRun(duration=finished - started, partitions=int(count)) for started, finished, count in rows]
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from shipshape.audit import AuditResult
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
-from shipshape.ledger import LedgerEntry, Status
+from shipshape.ledger import LedgerEntry, PublishedTable, Status
 from shipshape.settings import code_version
 
 
@@ -56,6 +56,7 @@ class RunContext:
             check_results=outcome.audit.checks if outcome else [],
             message=message,
             started_at=self.started,
+            destination=PublishedTable.of(self.declared.spec).destination,
         )
 
 

@@ -129,9 +129,23 @@ def _keep_history(warehouse: Warehouse) -> None:
     warehouse.create_index(PLATFORM_SCHEMA, HISTORY_INDEX_TABLE, "publish_history_expires_at", ("expires_at",))
 
 
+# Frozen: which published table a ledger row is about (`destination.version` publishes `<table>_vN`).
+_DESTINATION_COLUMN = ("destination", "text")
+
+
+def _ledger_names_destination(warehouse: Warehouse) -> None:
+    """Each ledger row names the table it is about. Rows already there stay NULL: written before versions, they
+    are about the pipeline's version-1 table (`ledger.PublishedTable`); nothing is rewritten, so this is instant
+    on any ledger size."""
+    column, kind = _DESTINATION_COLUMN
+    warehouse.add_column(PLATFORM_SCHEMA, LEDGER_TABLE, column, warehouse.ddl_type(ColumnType.parse(kind)))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger, dead letters and incidents as release 1 created them", _create_release_1_tables),
     Migration(2, "indexes for the ledger's and dead letters' per-pipeline reads", _index_hot_queries),
     Migration(3, "kept history: the ledger's restored_entry_id and the publish_history index", _keep_history),
+    Migration(4, "the ledger's destination: which published table (version) each entry is about",
+              _ledger_names_destination),
 )
 """In version order, 1, 2, 3 …: the code needs the last one."""

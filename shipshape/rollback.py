@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from shipshape.declaration import Pipeline
 from shipshape.errors import RollbackError
 from shipshape.history import find, kept
-from shipshape.ledger import PUBLISHED, LedgerEntry, entries, record
+from shipshape.ledger import PUBLISHED, LedgerEntry, PublishedTable, entries, record
 from shipshape.names import destination_lock, history_table, partition_lock
 from shipshape.partitions import Window
 from shipshape.publish import replace_scope
@@ -87,7 +87,8 @@ def rollback_partition(
 
 def rollback_run(warehouse: Warehouse, spec: Pipeline, flow_run_id: str, by_flow_run_id: str = "") -> list[Restored]:
     """Undo everything flow run `flow_run_id` published: each of its partitions back to the version before it."""
-    published = [e for e in entries(warehouse, spec.name) if e.flow_run_id == flow_run_id and e.status == "published"]
+    ledger = entries(warehouse, PublishedTable.of(spec))  # the current version's: a run of v1 is not rolled back
+    published = [e for e in ledger if e.flow_run_id == flow_run_id and e.status == "published"]
     if not published:
         raise RollbackError(
             f"pipeline {spec.name}: flow run {flow_run_id!r} published nothing (no `published` ledger entry has that "
@@ -127,7 +128,8 @@ def _rollback(
         schema, table = spec.destination.schema_name, spec.destination.published_table
         with warehouse.transaction():
             warehouse.hold_until_commit(destination_lock(schema, table))
-            ledger = entries(warehouse, spec.name)  # read under the lock: no publish of the table commits now
+            # read under the lock: no publish of the table commits now
+            ledger = entries(warehouse, PublishedTable.of(spec))
             restored = []
             for key in keys:
                 chain = _chain(spec, ledger, key)
@@ -168,6 +170,7 @@ def _restore(
         started_at=now,
         finished_at=now,
         restored_entry_id=to.entry_id,
+        destination=PublishedTable.of(spec).destination,
     )
     window = Window(newest.partition_key, newest.partition_start, newest.partition_end)
     replace_scope(warehouse, spec, window, "", entry.entry_id)
@@ -227,7 +230,7 @@ class Version:
 def versions(warehouse: Warehouse, spec: Pipeline, partition_key: str) -> list[Version]:
     """The partition's versions, newest first: a version's rows are restorable while its successor's history is kept.
     """
-    chain = _chain(spec, entries(warehouse, spec.name), partition_key)
+    chain = _chain(spec, entries(warehouse, PublishedTable.of(spec)), partition_key)
     now = datetime.now(UTC)
     listed = [Version(chain[-1], True, None)]
     for entry, successor in zip(reversed(chain[:-1]), reversed(chain[1:]), strict=True):

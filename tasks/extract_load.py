@@ -19,7 +19,14 @@ from runtime.secrets import prefect_secret
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
 from shipshape.convert import BatchConverter, RejectedRow
-from shipshape.ledger import LEDGER_TABLE, missing_platform_tables, published_row_counts_before, write_dead_letters
+from shipshape.declaration import Pipeline
+from shipshape.ledger import (
+    LEDGER_TABLE,
+    PublishedTable,
+    missing_platform_tables,
+    published_row_counts_before,
+    write_dead_letters,
+)
 from shipshape.load_progress import LoadProgress, expected_rows
 from shipshape.outcomes import LoadReport
 from shipshape.pii import PiiMasker
@@ -56,7 +63,7 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
     converter = BatchConverter(spec.column_types, redact=masker.mask_record if masker else None)
     columns = masker.masked_columns(spec.column_types) if masker else spec.column_types
     with connect() as warehouse:
-        progress = LoadProgress(spec.name, run.window.key, _usual_rows(warehouse, spec.name, run), time.monotonic())
+        progress = LoadProgress(spec.name, run.window.key, _usual_rows(warehouse, spec, run), time.monotonic())
         on_chunk = _ProgressReporter(progress, logger)
         stream = _TypedStream(source.batches(run.window), converter, masker, early_stop_limit(spec.rejects), on_chunk)
         warehouse.ensure_schema(AUDIT_SCHEMA)
@@ -86,10 +93,11 @@ def extract_to_audit(declared: DeclaredPipeline, run: RunTables) -> LoadReport:
     return LoadReport(stream.rows, len(stream.rejected))
 
 
-def _usual_rows(warehouse: Warehouse, pipeline: str, run: RunTables) -> int | None:
+def _usual_rows(warehouse: Warehouse, spec: Pipeline, run: RunTables) -> int | None:
     if run.window.start is None or LEDGER_TABLE in missing_platform_tables(warehouse):
         return None  # a full refresh, or a warehouse where nothing was published yet
-    return expected_rows(published_row_counts_before(warehouse, pipeline, run.window.start, USUAL_SIZE_PARTITIONS))
+    baseline = published_row_counts_before(warehouse, PublishedTable.of(spec), run.window.start, USUAL_SIZE_PARTITIONS)
+    return expected_rows(baseline)
 
 
 class _ProgressReporter:

@@ -7,12 +7,20 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from shipshape.backfill_plan import plan_backfill
-from shipshape.ledger import LedgerEntry, entries, recent_successful_runs, record
+from shipshape.ledger import (
+    LedgerEntry,
+    PublishedTable,
+    entries,
+    published_row_counts_before,
+    recent_successful_runs,
+    record,
+)
 from shipshape.platform_schema import migrate
 from shipshape.run_timeout import PastRun
 from shipshape.warehouses import open_warehouse
 
 T0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+ORDERS = PublishedTable("shop_orders", "analytics.fct_orders", "analytics.fct_orders")
 
 
 def ledger_entry(day: str, status: str, minutes: int, rows: int = 0) -> LedgerEntry:
@@ -22,6 +30,7 @@ def ledger_entry(day: str, status: str, minutes: int, rows: int = 0) -> LedgerEn
         flow_run_id=f"run-{day}-{minutes}", run_tag="tag", code_version="test", contract_hash="x", row_count=rows,
         rejected_rows=0, status=status,
         check_results=[], message="", started_at=finished - timedelta(seconds=20 + minutes), finished_at=finished,
+        destination="analytics.fct_orders",
     )
 
 
@@ -69,7 +78,52 @@ def test_run_history_for_the_default_timeout_is_each_publishing_runs_duration_an
         migrate(warehouse)
         for item in recorded:
             record(warehouse, item)
-        history = recent_successful_runs(warehouse, "shop_orders", limit=20)
-        latest_only = recent_successful_runs(warehouse, "shop_orders", limit=1)
+        history = recent_successful_runs(warehouse, ORDERS, limit=20)
+        latest_only = recent_successful_runs(warehouse, ORDERS, limit=1)
     assert history == [PastRun(timedelta(minutes=3), 1), PastRun(timedelta(minutes=10), 2)]
     assert latest_only == [PastRun(timedelta(minutes=3), 1)]
+
+
+def test_after_a_version_bump_planning_the_baseline_and_the_run_history_read_only_the_new_tables_rows(
+    warehouse_url: str,
+) -> None:
+    """Version 1's publishes (written before ledger destinations, and after) do not make version 2's days published,
+    its failures are not version 2's, its row counts are not version 2's baseline and its runs not its history."""
+    v2 = PublishedTable("shop_orders", "analytics.fct_orders_v2", "analytics.fct_orders")
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def row(day: str, status: str, minutes: int, rows: int, destination: str | None) -> LedgerEntry:
+        partition_start = start + timedelta(days=int(day[-2:]) - 1)
+        return replace(
+            ledger_entry(day, status, minutes, rows), destination=destination, partition_start=partition_start
+        )
+
+    recorded = [
+        row("2026-11-01", "published", 1, 5000, None),  # before migration 4: about version 1
+        row("2026-11-02", "published", 2, 5000, "analytics.fct_orders"),
+        row("2026-11-03", "failed", 3, 0, "analytics.fct_orders"),  # version 1's failure
+        row("2026-11-02", "failed", 4, 0, "analytics.fct_orders_v2"),
+        row("2026-11-01", "published", 5, 40, "analytics.fct_orders_v2"),
+    ]
+    with open_warehouse(warehouse_url) as warehouse:
+        migrate(warehouse)
+        for item in recorded:
+            record(warehouse, item)
+        plans = plan_backfill(entries(warehouse, v2), "day", date(2026, 11, 1), date(2026, 11, 3))
+        baseline = published_row_counts_before(warehouse, v2, start + timedelta(days=5), 14)
+        history = recent_successful_runs(warehouse, v2, limit=20)
+        v1_baseline = published_row_counts_before(warehouse, ORDERS, start + timedelta(days=5), 14)
+        every_row = entries(warehouse, "shop_orders")
+
+    assert [(p.key, p.status) for p in plans] == [
+        ("2026-11-01", "published"),
+        ("2026-11-02", "failed"),
+        ("2026-11-03", "missing"),
+    ]
+    assert [p.key for p in plans if p.selected_by("missing")] == ["2026-11-02", "2026-11-03"]
+    assert [p.key for p in plans if p.selected_by("failed")] == ["2026-11-02"]  # not version 1's 11-03
+    assert plans[0].rows == 40
+    assert baseline == [40]
+    assert history == [PastRun(timedelta(seconds=25), 1)]
+    assert v1_baseline == [5000, 5000]  # version 1 reads its own rows, the ones from before migration 4 too
+    assert len(every_row) == len(recorded)

@@ -20,7 +20,7 @@ from shipshape.catalog import find_pipeline
 from shipshape.declaration import History, Load, Pipeline
 from shipshape.errors import RollbackError
 from shipshape.history import find, prune
-from shipshape.ledger import LedgerEntry, entries, published_times
+from shipshape.ledger import LedgerEntry, PublishedTable, entries, published_times
 from shipshape.names import destination_lock, history_table, partition_lock
 from shipshape.partitions import plan_windows
 from shipshape.platform_schema import migrate
@@ -30,6 +30,7 @@ from shipshape.warehouses import AUDIT_SCHEMA, HISTORY_SCHEMA, Warehouse, open_w
 from tests.support.waiting import WAIT_SECONDS, wait_until
 
 SCHEMA, TABLE = "analytics", "fct_orders"
+ORDERS = PublishedTable("shop_orders", f"{SCHEMA}.{TABLE}", f"{SCHEMA}.{TABLE}")
 DAY1, DAY2 = date(2026, 11, 1), date(2026, 11, 2)
 Row = tuple[int, date, float]
 
@@ -74,6 +75,7 @@ class Publisher:
                 partition_end=window.end, flow_run_id=flow_run_id, run_tag=f"r{self.runs}",
                 code_version=f"v{self.runs}", contract_hash="", row_count=len(rows), rejected_rows=0,
                 status="published", check_results=[], message="", started_at=datetime.now(UTC),
+                destination=PublishedTable.of(spec).destination,
             )  # fmt: skip
             staged.append(StagedPartition(window, out, entry))
         publish(self.warehouse, spec, staged, self.warehouse.claim([]))
@@ -103,6 +105,27 @@ def latest(warehouse: Warehouse, day: date) -> LedgerEntry:
     return next(entry for entry in entries(warehouse, "shop_orders") if entry.partition_key == day.isoformat())
 
 
+def test_after_a_version_bump_rollback_sees_only_the_new_tables_publishes(warehouse: Warehouse) -> None:
+    """Version 1 published DAY1 twice; version 2 once. Rolling back version 2's DAY1 finds no earlier version of
+    its own (version 1's publishes are another table's rows), and version 1's own rollback still works."""
+    publisher, v1 = Publisher(warehouse), shop_orders()
+    v2 = shop_orders(destination=v1.destination.model_copy(update={"version": 2, "previous_version_until": DAY2}))
+    publisher.run(v1, {DAY1: good(DAY1)})
+    before = checksum(warehouse, DAY1)
+    publisher.run(v1, {DAY1: wrong(DAY1)})
+    publisher.run(v2, {DAY1: good(DAY1, count=3)})
+
+    with pytest.raises(RollbackError, match=r"published once \(\w+\), so there is no earlier version to restore"):
+        rollback_partition(warehouse, v2, DAY1.isoformat(), None)
+    assert [version.entry.destination for version in versions(warehouse, v2, DAY1.isoformat())] == [
+        f"{SCHEMA}.{TABLE}_v2"
+    ]
+
+    rollback_partition(warehouse, v1, DAY1.isoformat(), None)
+    assert checksum(warehouse, DAY1) == before
+    assert len(warehouse.fetch_all(f"SELECT * FROM {SCHEMA}.{TABLE}_v2")) == 3
+
+
 def test_a_wrong_but_valid_publish_is_rolled_back_to_the_previous_checksum_by_one_command(
     warehouse: Warehouse, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -127,7 +150,7 @@ def test_a_wrong_but_valid_publish_is_rolled_back_to_the_previous_checksum_by_on
     # Freshness judges the restored publish: the undone publish's instant is gone, the rollback is none (the first
     # run's instant is its last ledger row's, DAY2's).
     first_run = max(e.finished_at for e in entries(warehouse, "shop_orders") if e.flow_run_id == first.flow_run_id)
-    assert published_times(warehouse, "shop_orders", datetime.now(UTC) - timedelta(days=1)) == [first_run]
+    assert published_times(warehouse, ORDERS, datetime.now(UTC) - timedelta(days=1)) == [first_run]
     # The rollback kept what it replaced: rolling the rollback back brings the wrong rows again.
     assert main(["rollback", "shop_orders", "--partition", DAY1.isoformat()]) == 0
     assert rows_of(warehouse, DAY1) == [(order_id, day, amount) for order_id, day, amount in wrong(DAY1)]

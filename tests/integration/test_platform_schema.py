@@ -13,7 +13,8 @@ import multiprocessing
 import uuid
 from ast import literal_eval
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,11 @@ from shipshape.ledger import (
     INCIDENT_TABLE,
     LEDGER_TABLE,
     PLATFORM_TABLES,
+    PublishedTable,
     entries,
+    published_row_counts_before,
+    published_times,
+    record,
 )
 from shipshape.names import PLATFORM_SCHEMA_LOCK, SCHEMA_VERSION_TABLE
 from shipshape.platform_migrations import MIGRATIONS, RELEASE_1_TABLES, Migration
@@ -201,6 +206,44 @@ def test_upgrading_release_1_keeps_its_data_records_the_version_adds_the_indexes
         ("2026-10-29", "published"),
     ]
     assert recorded[2].finished_at == datetime(2026, 10, 31, 3, 1, 30, tzinfo=UTC)
+
+
+def test_upgrading_version_3_keeps_its_ledger_rows_as_the_version_1_tables_and_new_rows_name_their_table(
+    warehouse_url: str,
+) -> None:
+    """Migration 4 adds the ledger's destination: rows already there stay, with none, read as the pipeline's
+    version-1 table (its backfill plan, baseline and freshness keep them) and as nothing of version 2's."""
+    v1 = PublishedTable("shop_orders", "analytics.fct_orders", "analytics.fct_orders")
+    v2 = PublishedTable("shop_orders", "analytics.fct_orders_v2", "analytics.fct_orders")
+    day = datetime(2026, 10, 30, tzinfo=UTC)
+    with open_warehouse(warehouse_url) as warehouse:
+        for migration in MIGRATIONS[:3]:
+            with warehouse.transaction():
+                assert apply_migration(warehouse, migration)
+        ledger = warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)
+        for number, status in enumerate(["published", "failed", "published"]):  # as version 3's code wrote them
+            warehouse.execute(
+                f"INSERT INTO {ledger} (entry_id, pipeline, partition_key, partition_start, flow_run_id, run_tag, "
+                "row_count, status, check_results, message, started_at, finished_at) "
+                "VALUES (?, 'shop_orders', ?, ?, ?, 't', 100, ?, '[]', '', ?, ?)",
+                [f"e{number}", f"2026-10-3{number}", day, f"r{number}", status, day, day + timedelta(minutes=number)],
+            )
+        before = platform_rows(warehouse)
+
+        assert migrate(warehouse) == [4]
+
+        assert platform_rows(warehouse) == before
+        assert warehouse.fetch_all(f"SELECT restored_entry_id, destination FROM {ledger}") == [(None, None)] * 3
+        assert [entry.entry_id for entry in entries(warehouse, v1)] == ["e2", "e1", "e0"]
+        assert entries(warehouse, v2) == []
+        assert published_row_counts_before(warehouse, v1, datetime(2026, 11, 1, tzinfo=UTC), 14) == [100, 100]
+        later = day + timedelta(hours=1)
+        assert published_times(warehouse, v2, later) == []  # the new version has not published: stale, honestly
+        assert published_times(warehouse, v1, later) == [day + timedelta(minutes=2)]
+
+        record(warehouse, replace(entries(warehouse, v1)[0], entry_id="new", destination=v2.destination))
+        assert [entry.entry_id for entry in entries(warehouse, v2)] == ["new"]
+        assert len(entries(warehouse, v1)) == 3
 
 
 # --- who may migrate, and what is refused ----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ def staged(day: date, out_table: str, run_tag: str) -> StagedPartition:
         pipeline="shop_orders", partition_key=window.key, partition_start=window.start, partition_end=window.end,
         flow_run_id="", run_tag=run_tag, code_version="test", contract_hash="", row_count=0, rejected_rows=0,
         status="published", check_results=[], message="", started_at=datetime.now(UTC),
+        destination="analytics.fct_orders",
     )
     return StagedPartition(window, out_table, entry)
 

@@ -96,7 +96,7 @@ def staged(out_table: str, day: date = FIRST_DAY) -> StagedPartition:
     entry = LedgerEntry(
         pipeline="shop_orders", partition_key=window.key, partition_start=window.start, partition_end=window.end,
         flow_run_id="", run_tag=out_table, code_version="test", contract_hash="", row_count=1, rejected_rows=0,
-        status="published", check_results=[], message="", started_at=datetime.now(UTC),
+        status="published", check_results=[], message="", started_at=datetime.now(UTC), destination=f"{SCHEMA}.{TABLE}",
     )  # fmt: skip
     return StagedPartition(window, out_table, entry)
 

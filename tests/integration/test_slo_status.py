@@ -57,6 +57,7 @@ def publish(pipeline: str, flow_run_id: str, finished_at: datetime, status: str 
         pipeline=pipeline, partition_key=finished_at.date().isoformat(), partition_start=None, partition_end=None,
         flow_run_id=flow_run_id, run_tag=flow_run_id[:8], code_version="test", contract_hash="test", row_count=10,
         rejected_rows=0, status=status, check_results=[], message="", started_at=finished_at, finished_at=finished_at,
+        destination=None,  # as a row from before ledger destinations: about the version-1 table
     )  # fmt: skip
     with connect() as warehouse:
         migrate(warehouse)

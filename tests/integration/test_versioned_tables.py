@@ -19,6 +19,7 @@ from infra.warehouse import reconcile
 from shipshape.errors import BreakingChangeError
 from shipshape.ledger import entries
 from shipshape.warehouses import AUDIT_SCHEMA, open_warehouse
+from tasks.backfill_ledger import plan_days
 from tests.support.project import FIRST_DAY, Project, make_project
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:soda_.*")
@@ -92,6 +93,34 @@ def test_version_2_publishes_a_new_table_and_leaves_version_1_as_it_was(
     assert table(project, V1) == before
     assert "status" in before[0] and len(before[1]) == orders_per_day(FIRST_DAY)
     assert main(["validate", "--live", "--date", FIRST_DAY.isoformat()]) == 0, capsys.readouterr().err
+
+
+def test_after_a_bump_a_missing_backfill_plans_every_day_and_its_runs_fill_version_2(project: Project) -> None:
+    """Version 1 published FIRST_DAY (the fixture), but to the backfill of version 2 every day is missing; the
+    runs the backfill starts for them (one per batch, publish_mode per_partition) publish into fct_orders_v2."""
+    before = table(project, V1)
+    remove_status(project)
+    project.edit_declaration(lambda data: data["destination"].update(version=2, previous_version_until="2027-01-31"))
+
+    plans = plan_days(PIPELINE, FIRST_DAY, SECOND_DAY)
+    assert [(plan.day, plan.status) for plan in plans] == [(FIRST_DAY, "missing"), (SECOND_DAY, "missing")]
+    selected = [plan.day for plan in plans if plan.selected_by("missing")]
+    assert selected == [FIRST_DAY, SECOND_DAY]
+    state = run_pipeline(
+        PIPELINE, start_date=selected[0], end_date=selected[-1], publish_mode="per_partition", return_state=True
+    )
+    assert state.is_completed(), state.message
+
+    assert len(table(project, V2)[1]) == orders_per_day(FIRST_DAY) + orders_per_day(SECOND_DAY)
+    assert table(project, V1) == before
+    assert [plan.status for plan in plan_days(PIPELINE, FIRST_DAY, SECOND_DAY)] == ["published", "published"]
+    with open_warehouse(project.warehouse_url) as warehouse:
+        destinations = sorted((e.partition_key, e.destination or "") for e in entries(warehouse, PIPELINE))
+    assert destinations == [
+        (FIRST_DAY.isoformat(), f"{SCHEMA}.{V1}"),
+        (FIRST_DAY.isoformat(), f"{SCHEMA}.{V2}"),
+        (SECOND_DAY.isoformat(), f"{SCHEMA}.{V2}"),
+    ]
 
 
 def test_without_roles_apply_drops_the_earlier_version_only_once_its_date_has_passed(

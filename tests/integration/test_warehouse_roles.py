@@ -334,7 +334,7 @@ def test_history_is_the_publishers_alone_the_consumer_and_the_loader_cannot_read
                 pipeline="shop_orders", partition_key=window.key, partition_start=window.start,
                 partition_end=window.end, flow_run_id=run, run_tag=run, code_version="test", contract_hash="",
                 row_count=1, rejected_rows=0, status="published", check_results=[], message="",
-                started_at=datetime.now(UTC),
+                started_at=datetime.now(UTC), destination="analytics.fct_orders",
             )  # fmt: skip
             out = f"shop_orders__20261101__{run}__out"
             publish(publisher, spec, [StagedPartition(window, out, entry)], publisher.claim([]))
@@ -644,7 +644,7 @@ def test_publish_refuses_a_transform_output_that_would_run_loader_code(
     entry = LedgerEntry(
         pipeline="evil", partition_key=window.key, partition_start=window.start, partition_end=window.end,
         flow_run_id="", run_tag="evil", code_version="test", contract_hash="", row_count=1, rejected_rows=0,
-        status="published", check_results=[], message="", started_at=datetime.now(UTC),
+        status="published", check_results=[], message="", started_at=datetime.now(UTC), destination="analytics.evil",
     )  # fmt: skip
 
     refused = r"audit\.evil__out (is a view|has row-level|has columns of types)"

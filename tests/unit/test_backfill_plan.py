@@ -30,7 +30,7 @@ def entry(key: str, status: Status, minutes: int, *, seconds: int = 60, rows: in
         entry_id=f"{key}-{status}-{minutes}", pipeline="p", partition_key=key, partition_start=None,
         partition_end=None, flow_run_id=run, run_tag="t", code_version="v", contract_hash="h", row_count=rows,
         rejected_rows=0, status=status, check_results=[], message="",
-        started_at=finished - timedelta(seconds=seconds), finished_at=finished,
+        started_at=finished - timedelta(seconds=seconds), finished_at=finished, destination="analytics.t",
     )
 
 
