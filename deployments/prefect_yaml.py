@@ -66,23 +66,30 @@ def _scheduled(declared: DeclaredPipeline) -> dict[str, Any]:
 
 def _backfill() -> dict[str, Any]:
     """Backfills from the UI's Custom Run form: pipeline dropdown, dates, mode, dry run, concurrency."""
-    return {
-        "name": names.backfill_deployment(ENV),
-        "description": "Backfill a pipeline's partitions from the publish ledger (missing, failed or all); "
+    return _operator_form(
+        names.backfill_deployment(ENV),
+        BACKFILL_ENTRYPOINT,
+        "Backfill a pipeline's partitions from the publish ledger (missing, failed or all); "
         "dry_run shows the plan without running anything.",
-        "entrypoint": BACKFILL_ENTRYPOINT,
-        "tags": [names.DEPLOYMENT_TAG, names.env_tag(ENV), names.PLATFORM_TAG],
-        "work_pool": _work_pool(PLATFORM_QUEUE),
-    }
+    )
 
 
 def _rollback() -> dict[str, Any]:
     """Rollbacks from the UI's Custom Run form: pipeline dropdown, partition, version (list_versions shows them)."""
-    return {
-        "name": names.rollback_deployment(ENV),
-        "description": "Restore a partition as an earlier publish left it (kept for the pipeline's history.retention), "
+    return _operator_form(
+        names.rollback_deployment(ENV),
+        ROLLBACK_ENTRYPOINT,
+        "Restore a partition as an earlier publish left it (kept for the pipeline's history.retention), "
         "or undo everything one flow run published; list_versions shows the partition's versions from the ledger.",
-        "entrypoint": ROLLBACK_ENTRYPOINT,
+    )
+
+
+def _operator_form(name: str, entrypoint: str, description: str) -> dict[str, Any]:
+    """A platform flow an operator starts from the UI's form: no schedule, on the platform's own queue."""
+    return {
+        "name": name,
+        "description": description,
+        "entrypoint": entrypoint,
         "tags": [names.DEPLOYMENT_TAG, names.env_tag(ENV), names.PLATFORM_TAG],
         "work_pool": _work_pool(PLATFORM_QUEUE),
     }

@@ -322,10 +322,7 @@ def test_a_backfill_launched_from_the_ui_custom_run_form_publishes_its_days(dev:
     ui = dev.api_url.removesuffix("/api")
     started = time.monotonic()
     with chromium_page() as page:
-        page.goto(f"{ui}/deployments")
-        page.get_by_role("link", name="backfill-dev").first.click()
-        page.get_by_role("button", name="Run", exact=True).click()
-        page.get_by_text("Custom run").click()
+        open_custom_run(page, ui, "backfill-dev")
         choose(page, "pipeline", "shop_orders")
         for field, value in zip(("start_date", "end_date"), days, strict=True):
             pick_date(page, field, value)
@@ -381,10 +378,7 @@ def test_a_wrong_publish_is_rolled_back_from_the_ui_rollback_form_to_a_version_t
 
     ui = dev.api_url.removesuffix("/api")
     with chromium_page() as page:
-        page.goto(f"{ui}/deployments")
-        page.get_by_role("link", name="rollback-dev").first.click()
-        page.get_by_role("button", name="Run", exact=True).click()
-        page.get_by_text("Custom run").click()
+        open_custom_run(page, ui, "rollback-dev")
         choose(page, "pipeline", "shop_orders")
         # Parameters with a default are labelled "<name> (Optional)" by the UI; a string is a text area.
         field(page, "partition (Optional)").get_by_role("textbox").fill(target.isoformat())
@@ -469,6 +463,14 @@ def chromium_page() -> Iterator[Page]:
 def field(page: Page, name: str) -> Locator:
     """A parameter's block in the form, found by its label (the innermost block holding that label)."""
     return page.locator(".schema-form-property", has=page.get_by_text(name, exact=True)).last
+
+
+def open_custom_run(page: Page, ui: str, deployment: str) -> None:
+    """Deployments → <deployment> → Run → Custom run, as an operator gets to a deployment's form."""
+    page.goto(f"{ui}/deployments")
+    page.get_by_role("link", name=deployment).first.click()
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Custom run").click()
 
 
 def choose(page: Page, name: str, option: str) -> None:
