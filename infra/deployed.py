@@ -18,9 +18,13 @@ from shipshape.catalog import load_all
 
 
 def declared_deployments(env: Environment) -> set[str]:
-    """Every deployment prefect.yaml registers in `env`: one per declared pipeline, backfill and monitor."""
+    """Every deployment prefect.yaml registers in `env`: one per declared pipeline, backfill, rollback, monitor."""
     pipelines = {names.deployment_name(declared.spec.name, env.name) for declared in load_all()}
-    return pipelines | {names.backfill_deployment(env.name), names.monitor_deployment(env.name)}
+    return pipelines | {
+        names.backfill_deployment(env.name),
+        names.rollback_deployment(env.name),
+        names.monitor_deployment(env.name),
+    }
 
 
 def reconcile(client: SyncPrefectClient, env: Environment, *, dry_run: bool) -> list[Change]:

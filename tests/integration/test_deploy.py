@@ -229,7 +229,7 @@ def test_pools_are_process_for_dev_and_docker_for_staging_and_prod(platform: Pla
 def test_deploy_all_registers_each_environment_with_its_pool_image_schedule_and_blocks(platform: Platform) -> None:
     for result in platform.deploys.values():
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    kinds = ("shop_orders", "backfill", "monitor")
+    kinds = ("shop_orders", "backfill", "rollback", "monitor")
     for name, env in ENVIRONMENTS.items():
         with platform.client(name) as client:
             deployments = {deployment.name: deployment for deployment in client.read_deployments()}

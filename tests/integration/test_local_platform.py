@@ -119,7 +119,7 @@ def test_up_starts_on_a_busy_machine_serves_the_ui_runs_the_example_and_down_sto
             with temporary_settings({PREFECT_API_URL: api_url, PREFECT_API_AUTH_STRING: auth}):
                 with get_client(sync_client=True) as client:
                     deployments = {d.name: d.id for d in client.read_deployments()}
-                assert set(deployments) == {"shop_orders-dev", "backfill-dev", "monitor-dev"}
+                assert set(deployments) == {"shop_orders-dev", "backfill-dev", "rollback-dev", "monitor-dev"}
                 # Where `up` says to click: the UI (talking to this server's API) lists the deployments and
                 # draws the Custom run form from the flow's typed, documented parameters.
                 # Signed in with the password from secrets.env, as the UI's login form asks for it.

@@ -44,6 +44,7 @@ PASSWORDS = {
     "loader": "loader-test-password", "publisher": "publisher-test-password", "consumer": "consumer-pw",
     "monitor": "monitor-pw",
 }
+MIGRATION_LINES = [f"+ migration platform version {m.version} ({m.description})" for m in MIGRATIONS]
 PUBLISHED = "analytics.fct_orders"
 AUDIT_TABLE = "audit.shop_orders__20261101__abcd1234__out"
 ALL_DAYS = [FIRST_DAY + timedelta(days=offset) for offset in range(DAYS)]
@@ -105,14 +106,12 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     plan = reconcile(postgres_url, env, PASSWORDS, dry_run=True)
 
     lines = [str(change) for change in plan]
-    assert lines[:15] == [
+    assert lines[: 12 + len(MIGRATIONS)] == [
         "+ schema analytics",
         "+ schema audit",
         "+ schema history",
         "+ schema platform",
-        f"+ migration platform version 1 ({MIGRATIONS[0].description})",
-        f"+ migration platform version 2 ({MIGRATIONS[1].description})",
-        f"+ migration platform version 3 ({MIGRATIONS[2].description})",
+        *MIGRATION_LINES,
         f"+ role {loader} (LOGIN)",
         f"+ role {publisher} (LOGIN)",
         f"+ role {consumer} (LOGIN)",
@@ -240,9 +239,7 @@ def test_duckdb_has_no_roles_so_reconcile_ensures_schemas_and_migrates_the_platf
         "+ schema audit",
         "+ schema history",
         "+ schema platform",
-        f"+ migration platform version 1 ({MIGRATIONS[0].description})",
-        f"+ migration platform version 2 ({MIGRATIONS[1].description})",
-        f"+ migration platform version 3 ({MIGRATIONS[2].description})",
+        *MIGRATION_LINES,
     ]
     assert reconcile(url, env, {}, dry_run=False) == []
 
