@@ -234,8 +234,8 @@ def test_deploy_all_registers_each_environment_with_its_pool_image_schedule_and_
         with platform.client(name) as client:
             deployments = {deployment.name: deployment for deployment in client.read_deployments()}
         assert set(deployments) == {f"{kind}-{name}" for kind in kinds}, f"{name}'s API holds only its own"
-        scheduled, backfill, monitor = (deployments[f"{kind}-{name}"] for kind in kinds)
-        for deployment in (scheduled, backfill, monitor):
+        scheduled, backfill, rollback, monitor = (deployments[f"{kind}-{name}"] for kind in kinds)
+        for deployment in (scheduled, backfill, rollback, monitor):
             assert deployment.work_pool_name == f"shipshape-{name}"
             assert deployment.job_variables == {
                 "image": IMAGE, "env": {"SHIPSHAPE_ENV": name, "SHIPSHAPE_WAREHOUSE_BLOCK": f"warehouse-{name}"},
@@ -246,6 +246,7 @@ def test_deploy_all_registers_each_environment_with_its_pool_image_schedule_and_
             ("30 2 * * *", "UTC", env.schedules_active)
         ]
         assert backfill.parameters == {} and backfill.schedules == []
+        assert rollback.parameters == {} and rollback.schedules == []  # an operator's form, never on a schedule
         assert [(s.schedule.interval.total_seconds(), s.active) for s in monitor.schedules] == [
             (300, env.schedules_active)
         ]
