@@ -171,8 +171,7 @@ def _publish_or_block(context: RunContext, outcomes: list[PartitionOutcome], cla
     """All partitions passed → publish them in one transaction while `claim` holds; any blocked → publish none."""
     blocked = [outcome for outcome in outcomes if not outcome.audit.passed]
     if not blocked:
-        staged = [StagedPartition(o.run.window, o.output.table, o.ledger_entry(context, "published")) for o in outcomes]
-        publish_partitions(context.declared, staged, claim)
+        publish_partitions(context.declared, _staged(context, outcomes), claim)
         return
     record_attempts([outcome.ledger_entry(context, "blocked") for outcome in blocked])
     _summarise(context, outcomes, ["blocked" if not o.audit.passed else "not published" for o in outcomes])
@@ -188,6 +187,10 @@ def _publish_or_block(context: RunContext, outcomes: list[PartitionOutcome], cla
     )
 
 
+def _staged(context: RunContext, passed: list[PartitionOutcome]) -> list[StagedPartition]:
+    return [StagedPartition(o.run.window, o.output.table, o.ledger_entry(context, "published")) for o in passed]
+
+
 def _publish_each(
     context: RunContext, outcomes: list[PartitionOutcome], failures: dict[str, Exception], claim: LockClaim
 ) -> list[dict[str, object]] | State:
@@ -196,9 +199,8 @@ def _publish_each(
     declared = context.declared
     passed = [outcome for outcome in outcomes if outcome.audit.passed]
     blocked = [outcome for outcome in outcomes if not outcome.audit.passed]
-    for outcome in passed:
-        publish_partitions(declared, [StagedPartition(outcome.run.window, outcome.output.table,
-                                                      outcome.ledger_entry(context, "published"))], claim)
+    if passed:
+        publish_partitions(declared, _staged(context, passed), claim, "per_partition")
     if blocked:
         record_attempts([outcome.ledger_entry(context, "blocked") for outcome in blocked])
     statuses = dict(zip((o.run.window.key for o in passed), _published_statuses(context, passed), strict=True))

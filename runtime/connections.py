@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+from prefect.runtime import flow_run
+
 from runtime.blocks import WarehouseConnection, load_block
 from shipshape.errors import ConfigurationError, TransientError, WarehouseError
 from shipshape.platform_schema import ensure_current
@@ -36,7 +38,7 @@ class WarehouseUrls:
 
 def warehouse_urls() -> WarehouseUrls:
     if block_name := os.environ.get("SHIPSHAPE_WAREHOUSE_BLOCK"):
-        return _urls_from_block(block_name)
+        return _run_urls_from_block(block_name)
     url = os.environ.get("SHIPSHAPE_WAREHOUSE_URL") or f"duckdb:///{load_settings().data_dir / 'warehouse.duckdb'}"
     publisher = os.environ.get("SHIPSHAPE_PUBLISHER_URL") or url
     monitor = os.environ.get("SHIPSHAPE_MONITOR_URL") or url
@@ -68,6 +70,24 @@ def ensure_platform_schema(warehouse: Warehouse) -> None:
     command = _apply_command() if environment != LOCAL_ENVIRONMENT else "`make apply ENV=<the roles' environment>`"
     from_block = bool(os.environ.get("SHIPSHAPE_WAREHOUSE_BLOCK"))  # its roles are apply's: no need to load it again
     ensure_current(warehouse, may_migrate=not from_block and warehouse_urls().may_migrate, apply_command=command)
+
+
+_URLS_OF_RUN: dict[tuple[str, str, str], WarehouseUrls] = {}
+
+
+def _run_urls_from_block(name: str) -> WarehouseUrls:
+    """The block's URLs, read once per flow run (each read asks the API twice: its mark, then the block) although a
+    run connects a few times per partition; outside a flow run, read at each call.
+
+    A run's roles and passwords are those of its start: a password rotated mid-run reaches the next run.
+    """
+    run = str(flow_run.id or "")
+    if not run:
+        return _urls_from_block(name)
+    key = (run, name, environment_name())
+    if key not in _URLS_OF_RUN:
+        _URLS_OF_RUN[key] = _urls_from_block(name)
+    return _URLS_OF_RUN[key]
 
 
 def _urls_from_block(name: str) -> WarehouseUrls:

@@ -9,20 +9,25 @@ from runtime.connections import connect
 from shipshape.audit_area import RunTables
 from shipshape.catalog import DeclaredPipeline
 from shipshape.ledger import LedgerEntry, record
-from shipshape.publish import StagedPartition, publish
+from shipshape.publish import PublishMode, StagedPartition, publish
 from shipshape.warehouses.locks import LockClaim
 
 
 @task(name="publish-partitions", cache_policy=NO_CACHE)
-def publish_partitions(declared: DeclaredPipeline, staged: list[StagedPartition], claim: LockClaim) -> None:
-    """All partitions of the run or none, while `claim` (the run's partition locks) holds; afterwards only each
-    partition's new raw data stays in the audit area."""
-    with connect("publisher") as warehouse:
-        publish(warehouse, declared.spec, staged, claim)
-    with connect() as warehouse:  # the loader owns the audit area, so it cleans it up
-        for partition in staged:
-            run = RunTables(declared.name, partition.window, partition.ledger_entry.run_tag)
-            run.drop_runs(warehouse, keep={run.run_tag})
+def publish_partitions(
+    declared: DeclaredPipeline, staged: list[StagedPartition], claim: LockClaim, mode: PublishMode = "all_or_none"
+) -> None:
+    """Publish while `claim` (the run's partition locks) holds: all partitions in one transaction, or (per_partition)
+    each in its own, in order, stopping at the first that fails. Afterwards only each published partition's new raw
+    data stays in the audit area. One task and one pair of connections either way: a backfill's batch of days pays
+    Prefect's task overhead and the connection set-up once, not once per day."""
+    groups = [staged] if mode == "all_or_none" else [[partition] for partition in staged]
+    with connect("publisher") as publisher, connect() as loader:  # the loader owns the audit area and cleans it
+        for group in groups:
+            publish(publisher, declared.spec, group, claim)
+            for partition in group:
+                run = RunTables(declared.name, partition.window, partition.ledger_entry.run_tag)
+                run.drop_runs(loader, keep={run.run_tag})
     get_run_logger().info(
         "Published %s partition(s) of %s into %s.%s",
         len(staged),

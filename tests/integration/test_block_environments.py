@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import VariableCreate
 from pydantic import SecretStr
@@ -87,3 +88,27 @@ def test_prefect_deploy_of_dev_on_the_api_marked_for_prod_is_refused_in_its_buil
         "PREFECT_API_URL at the 'dev' environment's own Prefect API"
     )
     assert deploy_settings("prod")["env"] == {"SHIPSHAPE_ENV": "prod", "SHIPSHAPE_WAREHOUSE_BLOCK": "warehouse-prod"}
+
+
+def test_a_run_reads_its_warehouse_block_once_and_the_next_run_sees_it_changed(
+    prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run connects several times per partition; the block is asked for once per flow run, not per connection."""
+    monkeypatch.setenv("SHIPSHAPE_ENV", "dev")
+    monkeypatch.setenv("SHIPSHAPE_WAREHOUSE_BLOCK", "warehouse-dev")
+
+    @flow
+    def connects_twice_while_the_block_changes() -> tuple[str, str]:
+        _save_warehouse_block("warehouse-dev", "before_db")
+        first = warehouse_urls().loader
+        _save_warehouse_block("warehouse-dev", "after_db")
+        return first, warehouse_urls().loader
+
+    first, second = connects_twice_while_the_block_changes()
+    assert "/before_db" in first and "/before_db" in second
+
+    @flow
+    def next_run() -> str:
+        return warehouse_urls().loader
+
+    assert "/after_db" in next_run()
