@@ -21,6 +21,7 @@ from shipshape.history import prune
 from shipshape.incidents import transition
 from shipshape.monitoring import observations
 from shipshape.settings import environment_name
+from tasks.report import publish_report
 
 
 @flow(name="monitor")
@@ -50,4 +51,5 @@ def monitor(pipeline: str | None = None) -> list[dict[str, object]]:
         table=rows,
         description="Freshness, success rate, error budgets and burn rates per pipeline (shipshape status)",
     )
+    publish_report()
     return rows

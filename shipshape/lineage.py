@@ -53,7 +53,9 @@ class Lineage:
     def readers(self, table: str) -> list[str]:
         """The pipelines reading `schema.table` (their source or a transform step), sorted."""
         node = table_node_id(table)
-        return sorted({self._node(edge.target).pipeline or "" for edge in self.edges if edge.source == node} - {""})
+        reads = [edge for edge in self.edges if edge.source == node and edge.kind == "reads"]
+        reading = {self._node(edge.target).pipeline for edge in reads}
+        return sorted(pipeline for pipeline in reading if pipeline is not None)
 
     def _node(self, node_id: str) -> Node:
         return next(node for node in self.nodes if node.id == node_id)
@@ -106,16 +108,19 @@ def _own_path(pipeline: DeclaredPipeline, today: date, nodes: dict[str, Node], e
 
 
 def _reads(pipeline: DeclaredPipeline, nodes: dict[str, Node], edges: list[Edge]) -> None:
-    """Edges from each table the pipeline's source or SQL names to the node that reads it."""
+    """Edges from each table the pipeline's source or SQL names to the node that reads it: a source only reads a
+    published table (its other tables are in its own database), a step any table of the warehouse."""
     name = pipeline.name
+    source = f"source:{name}"
+    for table in pipeline.spec.source.read_tables():  # its own database's tables are the source node itself
+        if table_node_id(table) in nodes:
+            edges.append(Edge(table_node_id(table), source, "reads"))
     own = {"raw", "this", *(path.stem for path in pipeline.transform_paths)}
-    readers = [(f"source:{name}", set(pipeline.spec.source.read_tables()))]
-    readers += [(_step_id(name, path), tables_read(path.read_text(), own)) for path in pipeline.transform_paths]
-    for reader, tables in readers:
-        for table in sorted(tables):
+    for path in pipeline.transform_paths:
+        for table in sorted(tables_read(path.read_text(), own)):
             node = table_node_id(table)
             nodes.setdefault(node, Node(node, "external", f"{table} (no pipeline publishes it)", None))
-            edges.append(Edge(node, reader, "reads"))
+            edges.append(Edge(node, _step_id(name, path), "reads"))
 
 
 def tables_read(sql: str, placeholders: Iterable[str] = ()) -> set[str]:
