@@ -62,6 +62,7 @@ def test_the_freshness_chart_marks_each_breach_and_draws_the_sla() -> None:
     figure = freshness_figure(history(PUBLISHES), NOW)
     assert figure is not None
     age, sla, breach = figure.data
+    assert age.y[-1] == 5.0  # the latest publish is 5h old now
     assert list(sla.y) == [10.0, 10.0]
     assert [x for x in breach.x if x is not None] == [hours_ago(95), hours_ago(80), hours_ago(65), hours_ago(5)]
     assert [y for y in breach.y if y is not None] == [10.0, 25.0, 10.0, 70.0]  # from the SLA up to the age reached
