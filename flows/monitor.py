@@ -1,5 +1,6 @@
 """`monitor`: freshness from the publish ledger, SLOs and error budgets; opens and resolves incidents; prunes the
-history of replaced rows past its retention (`shipshape.history`).
+history of replaced rows past its retention (`shipshape.history`); rewrites the environment's report and links it
+(`tasks.report`).
 
 Scheduled every few minutes per environment, and started at once by each pipeline's freshness trigger
 (a proactive automation on its deployment, in prefect.yaml) when no run completed within the SLA. Reading

@@ -80,8 +80,8 @@ def _own_path(pipeline: DeclaredPipeline, today: date, nodes: dict[str, Node], e
     """source → raw → steps (by the placeholders each reads) → the current table; earlier versions before it."""
     name, spec = pipeline.name, pipeline.spec
     source, raw = f"source:{name}", f"raw:{name}"
-    nodes[source] = Node(source, "source", f"{name} source: {spec.source.describe()}", name)
-    nodes[raw] = Node(raw, "raw", f"{name} raw (audit area)", name)
+    nodes[source] = Node(source, "source", f"{name}: {spec.source.describe()}", name)
+    nodes[raw] = Node(raw, "raw", f"{name}: raw (audit)", name)
     edges.append(Edge(source, raw, "loads"))
     produced = {"raw": raw}
     last = raw

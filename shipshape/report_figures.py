@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -69,23 +69,28 @@ def freshness_figure(history: PipelineHistory, now: datetime) -> go.Figure | Non
     start, sla = now - spec.slo.window_delta, spec.freshness.sla_delta
     series = freshness_series(history.publishes, sla, start, now)
     figure = go.Figure()
-    figure.add_trace(go.Scatter(x=series.times, y=series.age_hours, name="age of the latest publish", mode="lines"))
     figure.add_trace(
-        go.Scatter(x=[start, now], y=[sla / _HOUR] * 2, name=f"SLA {spec.freshness.sla}", mode="lines",
+        go.Scatter(x=_utc(series.times), y=series.age_hours, name="age of the latest publish", mode="lines")
+    )
+    figure.add_trace(
+        go.Scatter(x=_utc([start, now]), y=[sla / _HOUR] * 2, name=f"SLA {spec.freshness.sla}", mode="lines",
                    line={"dash": "dash", "color": "#333"})
     )  # fmt: skip
     breach_x: list[datetime | None] = []
     breach_y: list[float | None] = []
     for begin, until in series.breaches:
         published = max(instant for instant in history.publishes if instant < until)
-        breach_x += [begin, until, None]
+        breach_x += [*_utc([begin, until]), None]
         breach_y += [(begin - published) / _HOUR, (until - published) / _HOUR, None]
-        figure.add_vrect(x0=begin, x1=until, fillcolor=_BREACH_COLOUR, opacity=0.12, line_width=0)
+        x0, x1 = _utc([begin, until])
+        figure.add_vrect(x0=x0, x1=x1, fillcolor=_BREACH_COLOUR, opacity=0.12, line_width=0)
     figure.add_trace(
         go.Scatter(x=breach_x, y=breach_y, name=f"SLA breached ({len(series.breaches)})", mode="lines",
                    line={"color": _BREACH_COLOUR, "width": 4}, visible=True if series.breaches else "legendonly")
     )  # fmt: skip
-    figure.update_layout(title="Freshness: hours since the latest publish", yaxis_title="hours", **_LAYOUT)
+    figure.update_layout(
+        title="Freshness: hours since the latest publish", yaxis_title="hours", xaxis_title="UTC", **_LAYOUT
+    )
     return figure
 
 
@@ -111,7 +116,7 @@ def budget_series(history: PipelineHistory, now: datetime, samples: int = BUDGET
 
 
 def budget_figure(history: PipelineHistory, now: datetime) -> go.Figure | None:
-    """Burn-down of both error budgets over the SLO window; None while neither SLI has data."""
+    """Burn-down of both error budgets over the SLO window, now's value marked; None while neither SLI has data."""
     series = budget_series(history, now)
     if all(value is None for value in [*series.success, *series.freshness]):
         return None
@@ -120,12 +125,14 @@ def budget_figure(history: PipelineHistory, now: datetime) -> go.Figure | None:
     for name, values in ((f"success rate (target {slo.success_rate:g})", series.success),
                          (f"freshness (target {slo.freshness:g})", series.freshness)):  # fmt: skip
         figure.add_trace(
-            go.Scatter(x=series.times, y=[None if v is None else v * 100 for v in values], name=name, mode="lines")
-        )
+            go.Scatter(x=_utc(series.times), y=[None if v is None else v * 100 for v in values], name=name,
+                       mode="lines+markers", marker={"size": [0] * (len(values) - 1) + [9]})
+        )  # fmt: skip
     figure.add_hline(y=0, line={"color": _BREACH_COLOUR, "dash": "dot"}, annotation_text="budget spent")
     figure.update_layout(
-        title=f"Error budget left over the rolling {slo.window} window", yaxis_title="% of budget left", **_LAYOUT
-    )
+        title=f"Error budget left over the rolling {slo.window} window", yaxis_title="% of budget left",
+        xaxis_title="UTC", **_LAYOUT,
+    )  # fmt: skip
     return figure
 
 
@@ -136,25 +143,28 @@ def volume_figure(points: Sequence[VolumePoint]) -> go.Figure | None:
     judged = [point for point in points if point.verdict is not None]
     figure = go.Figure()
     if judged:
-        x = [point.partition for point in judged]
+        x = _utc([point.start for point in judged])
         figure.add_trace(go.Scatter(x=x, y=[p.verdict.low for p in judged if p.verdict], name="band low",
                                     mode="lines", line={"width": 0}, showlegend=False))  # fmt: skip
         figure.add_trace(go.Scatter(x=x, y=[p.verdict.high for p in judged if p.verdict], name="expected band",
                                     mode="lines", line={"width": 0}, fill="tonexty",
                                     fillcolor="rgba(44,160,44,0.2)"))  # fmt: skip
     figure.add_trace(
-        go.Scatter(x=[point.partition for point in points], y=[point.rows for point in points], name="rows",
-                   mode="lines+markers", line={"color": "#1f77b4"})
+        go.Scatter(x=_utc([point.start for point in points]), y=[point.rows for point in points], name="rows",
+                   mode="lines+markers", line={"color": "#1f77b4"}, text=[point.partition for point in points])
     )  # fmt: skip
     anomalies = [point for point in judged if point.verdict and point.verdict.anomalous]
     figure.add_trace(
-        go.Scatter(x=[point.partition for point in anomalies], y=[point.rows for point in anomalies],
+        go.Scatter(x=_utc([point.start for point in anomalies]), y=[point.rows for point in anomalies],
+                   text=[point.partition for point in anomalies],
                    name=f"anomaly ({len(anomalies)})", mode="markers",
                    marker={"color": _BREACH_COLOUR, "size": 12, "symbol": "x"},
                    visible=True if anomalies else "legendonly")
     )  # fmt: skip
-    figure.update_layout(title="Rows per partition and the anomaly band", yaxis_title="rows", **_LAYOUT)
-    figure.update_xaxes(type="category")
+    figure.update_layout(
+        title="Rows per partition and the anomaly band", yaxis_title="rows", xaxis_title="partition start (UTC)",
+        **_LAYOUT,
+    )  # fmt: skip
     return figure
 
 
@@ -184,6 +194,7 @@ def lineage_figure(graph: Lineage) -> go.Figure | None:
     figure = go.Figure(
         go.Sankey(
             arrangement="snap",
+            textfont={"size": 11},
             node={"label": [node.label for node in graph.nodes],
                   "color": [_NODE_COLOURS[node.kind] for node in graph.nodes],
                   "customdata": [node.kind for node in graph.nodes], "pad": 18, "thickness": 16,
@@ -196,7 +207,12 @@ def lineage_figure(graph: Lineage) -> go.Figure | None:
     )  # fmt: skip
     figure.update_layout(
         title="Lineage: source → raw → transform steps → published tables → their readers",
-        height=max(320, 40 * len(graph.nodes)),
+        height=160 + 90 * sum(node.kind in ("source", "external") for node in graph.nodes),  # rows of the chart
         margin={"l": 20, "r": 20, "t": 50, "b": 20},
     )
     return figure
+
+
+def _utc(instants: Sequence[datetime]) -> list[datetime]:
+    """Naive UTC: plotly.js drops a time zone offset from a date string, so a chart's axis is UTC, labelled so."""
+    return [instant.astimezone(UTC).replace(tzinfo=None) for instant in instants]

@@ -20,11 +20,13 @@ from shipshape.report_figures import budget_figure, cost_figure, freshness_figur
 from shipshape.settings import load_settings
 
 _CONFIG = {"displaylogo": False, "responsive": True}
+# Two fixed columns: each chart is drawn as its div is parsed, at its column's width then; a grid whose columns
+# depended on how many charts it holds so far would leave the first ones drawn wider than their column.
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; background: #fafafa; }
 h1 { margin-bottom: 4px; } .meta { color: #666; margin-top: 0; }
 section { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 12px 16px; margin: 16px 0; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 8px; }
+.charts { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 8px; }
 .empty { color: #777; font-style: italic; padding: 16px; border: 1px dashed #ccc; }
 table.status { border-collapse: collapse; font-size: 13px; } table.status td { padding: 2px 10px 2px 0; }
 """
@@ -87,6 +89,7 @@ def _section(anchor: str, title: str, parts: list[str]) -> str:
 
 def _chart(figure: go.Figure | None, div_id: str, empty: str) -> str:
     """The figure's div and the script drawing it with the page's plotly.js; a note where there is nothing to draw."""
+    div_id = f"chart-{div_id}"  # apart from the sections' ids: plotly draws into the first element of its id
     if figure is None:
         return f'<div class="empty" id="{html.escape(div_id)}">{html.escape(empty)}</div>'
     fragment: str = pio.to_html(
