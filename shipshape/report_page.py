@@ -7,6 +7,7 @@ Text a declaration wrote (descriptions, owners) is escaped; every figure comes f
 from __future__ import annotations
 
 import html
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -55,9 +56,12 @@ def default_path(environment: str) -> Path:
 def write(history: EnvironmentHistory, path: Path) -> Path:
     """Write the page to `path` (folders made as needed) through a temporary file, so a reader never sees half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(render(history), encoding="utf-8")
-    partial.replace(path)
+    page = render(history)
+    # A name of its own, so two writers (a monitor run and `shipshape report`) never replace each other's half.
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
+                                     suffix=".partial", delete=False) as partial:  # fmt: skip
+        partial.write(page)
+    Path(partial.name).replace(path)
     return path
 
 
@@ -68,7 +72,8 @@ def _pipeline_section(pipeline: PipelineHistory, history: EnvironmentHistory) ->
     charts = [
         _chart(freshness_figure(pipeline, now), f"{name}-freshness", "never published: no freshness to draw"),
         _chart(budget_figure(pipeline, now), f"{name}-budget", "no finished run or publish in the SLO window"),
-        _chart(volume_figure(pipeline.volume), f"{name}-volume", "no published partition"),
+        _chart(volume_figure(pipeline.volume), f"{name}-volume",
+               "no published partition" if spec.partition else "a full refresh: no partitions to compare"),
         _chart(cost_figure(costs), f"{name}-cost", "no cost data"),
     ]
     status = "".join(
