@@ -39,8 +39,9 @@ class FreshnessSeries:
 def freshness_series(publishes: Sequence[datetime], sla: timedelta, start: datetime, end: datetime) -> FreshnessSeries:
     """The sawtooth of staleness: it grows from each publish and drops to 0 at the next one.
 
-    A breach is where the age passes `sla`; before the first publish nothing is measured, as `slo.fresh_fraction`
-    counts from the first publish too, so the breaches cover exactly the window's unfresh time.
+    A breach is where the age passes `sla`: from the first publish on, the breaches are exactly the window's
+    unfresh time as `slo.fresh_fraction` counts it. Before the first publish there is no age to draw (the SLI
+    counts that time as unfresh once a run was seen: the status table beside the chart has that figure).
     """
     instants = sorted(instant for instant in publishes if instant <= end)
     times: list[datetime] = [start]
