@@ -61,6 +61,7 @@ def write(history: EnvironmentHistory, path: Path) -> Path:
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
                                      suffix=".partial", delete=False) as partial:  # fmt: skip
         partial.write(page)
+    Path(partial.name).chmod(0o644)  # a temporary file is private; the report is for anyone who may open the folder
     Path(partial.name).replace(path)
     return path
 

@@ -22,7 +22,7 @@ from shipshape.report_figures import (
     lineage_figure,
     volume_figure,
 )
-from shipshape.report_page import render
+from shipshape.report_page import render, write
 from shipshape.settings import PACKAGE_ROOT
 from shipshape.slo import RunOutcome, evaluate, fresh_fraction
 from shipshape.volume import judge
@@ -43,6 +43,10 @@ def history(publishes: list[datetime], runs: list[RunOutcome] | None = None, vol
 
 
 PUBLISHES = [hours_ago(105), hours_ago(80), hours_ago(75), hours_ago(5)]  # SLA 10h, window 100h
+
+
+def history_of_shop() -> PipelineHistory:
+    return history(PUBLISHES, volume=[VolumePoint("2026-11-19", hours_ago(36), 2000, None)])
 
 
 def test_freshness_breaches_are_the_windows_unfresh_time() -> None:
@@ -129,7 +133,7 @@ def test_the_page_inlines_plotly_once_and_notes_what_has_no_data() -> None:
     never = PipelineHistory(SPEC.model_copy(update={"name": "never_ran"}), [], [], [])
     page = render(
         EnvironmentHistory(
-            "dev", NOW, [history(PUBLISHES, volume=[VolumePoint("2026-11-19", hours_ago(36), 2000, None)]), never],
+            "dev", NOW, [history_of_shop(), never],
             lineage(DECLARED, NOW.date()),
             [CostRow("shop_orders", "2026-11", 12.5, 40)],
         )
@@ -139,3 +143,10 @@ def test_the_page_inlines_plotly_once_and_notes_what_has_no_data() -> None:
     for note in ("never published: no freshness to draw", "no published partition", "no cost data"):
         assert note in page
     assert len(page.encode()) < 6_000_000
+
+
+def test_the_page_is_written_whole_and_readable_by_others(tmp_path) -> None:
+    history = EnvironmentHistory("dev", NOW, [history_of_shop()], lineage(DECLARED, NOW.date()))
+    path = write(history, tmp_path / "reports" / "report-dev.html")
+    assert path.read_text().endswith("</html>\n") and path.stat().st_mode & 0o777 == 0o644
+    assert [item.name for item in path.parent.iterdir()] == ["report-dev.html"]  # no partial file left
