@@ -138,22 +138,12 @@ def _run(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     """Where every pipeline (or one) stands against its SLOs in an environment: a table, a detail view or JSON."""
     from cli import status
-    from runtime.local_api import local_api
     from runtime.slo_sources import slo_reports
     from shipshape.catalog import find_pipeline
-    from shipshape.settings import LOCAL_ENVIRONMENT, environment_name
 
-    if args.env and args.env != LOCAL_ENVIRONMENT:
-        from deployments.environments import environment
-
-        os.environ.update(environment(args.env).job_env())  # what its deployments' runs get: name, warehouse block
-    elif args.env:  # local runs: no deployment's name or block (they read URLs or the embedded default)
-        for variable in ("SHIPSHAPE_ENV", "SHIPSHAPE_WAREHOUSE_BLOCK"):
-            os.environ.pop(variable, None)
-    name = environment_name()
+    name = _enter_environment(args.env)
     only = [find_pipeline(args.pipeline).name] if args.pipeline else None
-    # A deployed environment's history is on its own API; only local runs may be read from a temporary one.
-    local_api(temporary=name == LOCAL_ENVIRONMENT).wait_ready()
+    _history_api(name)
     reports = slo_reports(datetime.now(UTC), name, only)
     if args.json:
         print(status.as_json(name, reports))
@@ -164,6 +154,40 @@ def _status(args: argparse.Namespace) -> int:
         print(f"environment {name}")
         print(status.detail(reports[0], colour) if args.pipeline else status.summary(reports, colour))
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """One self-contained HTML page of an environment: freshness, error budgets, volume bands, cost, lineage."""
+    from runtime.report_sources import environment_history
+    from shipshape import report_page
+
+    name = _enter_environment(args.env)
+    _history_api(name)
+    path = report_page.write(environment_history(datetime.now(UTC), name), args.out or report_page.default_path(name))
+    print(f"environment {name}: report written to {path} ({path.stat().st_size / 1e6:.1f} MB); open {path.as_uri()}")
+    return 0
+
+
+def _enter_environment(env: str | None) -> str:
+    """Read as `env`'s deployments run (its name and warehouse block); None keeps this process's (SHIPSHAPE_ENV)."""
+    from shipshape.settings import LOCAL_ENVIRONMENT, environment_name
+
+    if env and env != LOCAL_ENVIRONMENT:
+        from deployments.environments import environment
+
+        os.environ.update(environment(env).job_env())  # what its deployments' runs get: name, warehouse block
+    elif env:  # local runs: no deployment's name or block (they read URLs or the embedded default)
+        for variable in ("SHIPSHAPE_ENV", "SHIPSHAPE_WAREHOUSE_BLOCK"):
+            os.environ.pop(variable, None)
+    return environment_name()
+
+
+def _history_api(environment: str) -> None:
+    """A deployed environment's run history is on its own API; only local runs may be read from a temporary one."""
+    from runtime.local_api import local_api
+    from shipshape.settings import LOCAL_ENVIRONMENT
+
+    local_api(temporary=environment == LOCAL_ENVIRONMENT).wait_ready()
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -237,6 +261,14 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--pipeline", help="one pipeline, every figure")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(command=_status)
+    report = commands.add_parser(
+        "report", help="write one self-contained HTML page of an environment's pipelines: charts and lineage"
+    )
+    report.add_argument(
+        "--env", choices=_environment_names(), help="the environment (default: SHIPSHAPE_ENV, else local)"
+    )
+    report.add_argument("--out", type=Path, help="the file to write (default: <data folder>/reports/report-<env>.html)")
+    report.set_defaults(command=_report)
     _rollback_parser(commands)
     return parser
 

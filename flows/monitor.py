@@ -1,5 +1,6 @@
 """`monitor`: freshness from the publish ledger, SLOs and error budgets; opens and resolves incidents; prunes the
-history of replaced rows past its retention (`shipshape.history`).
+history of replaced rows past its retention (`shipshape.history`); rewrites the environment's report and links it
+(`tasks.report`).
 
 Scheduled every few minutes per environment, and started at once by each pipeline's freshness trigger
 (a proactive automation on its deployment, in prefect.yaml) when no run completed within the SLA. Reading
@@ -21,6 +22,7 @@ from shipshape.history import prune
 from shipshape.incidents import transition
 from shipshape.monitoring import observations
 from shipshape.settings import environment_name
+from tasks.report import publish_report
 
 
 @flow(name="monitor")
@@ -50,4 +52,5 @@ def monitor(pipeline: str | None = None) -> list[dict[str, object]]:
         table=rows,
         description="Freshness, success rate, error budgets and burn rates per pipeline (shipshape status)",
     )
+    publish_report()
     return rows

@@ -200,3 +200,17 @@ def versioned_table(table: str, version: int) -> str:
     """The table a destination's `version` publishes: version 1 is the declared name (`fct_orders`), a later
     one `fct_orders_v2`, so a breaking change gets a new table and readers of the old one move on their own time."""
     return table if version == 1 else f"{table}_v{version}"
+
+
+REPORTS_FOLDER = "reports"
+"""Under the data folder: where the monitor (and `shipshape report` by default) writes each environment's report."""
+
+
+def report_file(environment: str) -> str:
+    """`report-dev.html`: one self-contained page per environment, rewritten by every monitor run."""
+    return f"report-{environment}.html"
+
+
+def report_artifact_key(environment: str) -> str:
+    """The monitor's link artifact to the report; Prefect keeps its versions under this key."""
+    return f"report-{environment}"

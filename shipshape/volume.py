@@ -15,10 +15,13 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from datetime import datetime
 from fractions import Fraction
 
 from shipshape.audit import CheckOutcome
-from shipshape.declaration import Volume, VolumeAnomaly
+from shipshape.declaration import Pipeline, Volume, VolumeAnomaly
+from shipshape.ledger import PublishedTable, published_row_counts_before
+from shipshape.warehouses import Warehouse
 
 # Scales the MAD to the standard deviation of a normal distribution, so thresholds read like z-scores.
 _MAD_TO_SIGMA = 0.6745
@@ -50,6 +53,19 @@ def judge(partition: str, rows: int, baseline: list[int], config: VolumeAnomaly)
         return None
     low, high = _band(baseline, config)
     return VolumeVerdict(partition, rows, low, high, len(baseline))
+
+
+def judge_published(
+    warehouse: Warehouse, spec: Pipeline, partition: str, start: datetime, rows: int
+) -> VolumeVerdict | None:
+    """The verdict on a partition of the current table against the ledger's baseline: the partitions published
+    before it (`volume.anomaly.baseline_partitions` of them). The monitor alerts on it and the report draws it.
+    None: no anomaly rule, or too little history."""
+    config = spec.volume.anomaly
+    if config is None:
+        return None
+    baseline = published_row_counts_before(warehouse, PublishedTable.of(spec), start, config.baseline_partitions)
+    return judge(partition, rows, baseline, config)
 
 
 def _band(baseline: list[int], config: VolumeAnomaly) -> tuple[float, float]:

@@ -10,9 +10,8 @@ from runtime.incidents import announce
 from shipshape.alerts import VOLUME_ANOMALY
 from shipshape.catalog import DeclaredPipeline
 from shipshape.incidents import transition
-from shipshape.ledger import PublishedTable, published_row_counts_before
 from shipshape.partitions import Window
-from shipshape.volume import VolumeVerdict, judge
+from shipshape.volume import VolumeVerdict, judge_published
 
 
 @task(name="check-volume", cache_policy=NO_CACHE)
@@ -30,9 +29,7 @@ def check_volume(declared: DeclaredPipeline, published: list[tuple[Window, int]]
         for window, rows in published:
             if window.start is None:
                 continue
-            table = PublishedTable.of(declared.spec)  # the current version's publishes only
-            baseline = published_row_counts_before(warehouse, table, window.start, config.baseline_partitions)
-            if (verdict := judge(window.key, rows, baseline, config)) is not None:
+            if (verdict := judge_published(warehouse, declared.spec, window.key, window.start, rows)) is not None:
                 verdicts[window.key] = verdict
         anomalies = [verdict for verdict in verdicts.values() if verdict.anomalous]
         for verdict in anomalies:

@@ -47,6 +47,11 @@ class SourceBase(StrictModel):
     def check_in_pipeline(self, partitioned: bool) -> None:
         """Rules that need the rest of the declaration; raise `ValueError` with the fix. Most kinds have none."""
 
+    def read_tables(self) -> list[str]:
+        """The database tables it reads, as `schema.table` where qualified (the report's lineage); files and APIs
+        read none."""
+        return []
+
 
 SpecT = TypeVar("SpecT", bound=SourceBase)
 

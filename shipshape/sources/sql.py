@@ -54,6 +54,9 @@ class SqlSource(SourceBase):
         cursor = f", windowed on `{self.cursor_column}`" if self.cursor_column else ""
         return f"SQL table `{self.table}`{cursor}"
 
+    def read_tables(self) -> list[str]:
+        return [self.table.lower()]
+
     def check_in_pipeline(self, partitioned: bool) -> None:
         """Each partition reads only its window of the table, which needs a declared column to window on."""
         if partitioned and self.cursor_column is None:

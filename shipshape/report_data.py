@@ -1,0 +1,79 @@
+"""What `shipshape report` draws, as typed values: gathered once (`runtime.report_sources`), then turned into
+figures by pure functions (`shipshape.report_figures`), so a unit test can check a chart's data without a server.
+
+Cost and reads per month are an input, not computed here: anything with the `MonthlyCost` fields will do (the
+cost attribution's monthly rows), and an empty list renders as "no cost data".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from shipshape.declaration import Pipeline
+from shipshape.lineage import Lineage
+from shipshape.slo import RunOutcome, SloReport, evaluate
+from shipshape.volume import VolumeVerdict
+
+
+class MonthlyCost(Protocol):
+    """One pipeline's cost and consumer reads in one month (`YYYY-MM`)."""
+
+    @property
+    def pipeline(self) -> str: ...
+
+    @property
+    def month(self) -> str: ...
+
+    @property
+    def cost(self) -> float: ...
+
+    @property
+    def reads(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """The plain `MonthlyCost`: what a caller without the cost attribution's own rows passes."""
+
+    pipeline: str
+    month: str
+    cost: float
+    reads: int
+
+
+@dataclass(frozen=True)
+class VolumePoint:
+    """A published partition's row count and the monitor's verdict on it (None: too little history for a band)."""
+
+    partition: str
+    start: datetime
+    rows: int
+    verdict: VolumeVerdict | None
+
+
+@dataclass(frozen=True)
+class PipelineHistory:
+    """One pipeline's inputs: publish instants (`ledger.published_times`, since two SLO windows back so the first
+    day of the window is judged on a full window), finished runs (`runtime.slo_sources.run_outcomes`) and its
+    latest published partitions."""
+
+    spec: Pipeline
+    publishes: list[datetime]
+    runs: list[RunOutcome]
+    volume: list[VolumePoint]
+
+    def slo(self, now: datetime) -> SloReport:
+        """The same report `shipshape status` prints, from the same inputs."""
+        return evaluate(self.spec, self.publishes, self.runs, now)
+
+
+@dataclass(frozen=True)
+class EnvironmentHistory:
+    environment: str
+    generated_at: datetime
+    pipelines: list[PipelineHistory]
+    lineage: Lineage
+    costs: Sequence[MonthlyCost] = field(default_factory=list)
