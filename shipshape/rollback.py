@@ -4,7 +4,9 @@ A partition's published versions form a chain in the ledger (`published` and `ro
 first). The rows an entry left behind are exactly what its successor replaced, and its successor kept them in
 `history.h_<successor id>` (`shipshape.history`); the newest entry's rows are the published table's. So restoring
 entry P means: keep the current rows (the rollback is itself undoable), delete them, insert P's successor's history
-table by column name (columns added since come back NULL), and record a `rolled_back` entry naming P.
+table by column name (columns added since come back NULL), and record a `rolled_back` entry naming P. Where
+publishes exchange partitions (`publish.exchanging`) the same is done by moving tables: the current partition goes
+to history, the successor's kept table becomes the partition (its note is removed: those rows are current again).
 
 It holds what a publish holds: the partition lock (a run processing the partition makes it refuse) and, inside the
 transaction, the destination lock, so it never interleaves with a publish of the same table. Only
@@ -20,11 +22,12 @@ from datetime import UTC, datetime
 
 from shipshape.declaration import Pipeline
 from shipshape.errors import RollbackError
-from shipshape.history import find, kept
+from shipshape.history import find, forget, kept
 from shipshape.ledger import PUBLISHED, LedgerEntry, PublishedTable, entries, record
-from shipshape.names import destination_lock, history_table, partition_lock
+from shipshape.names import destination_lock, history_table, partition_lock, partition_table
 from shipshape.partitions import Window
-from shipshape.publish import replace_scope
+from shipshape.publish import exchanging, replace_scope
+from shipshape.transform import window_bounds
 from shipshape.warehouses import HISTORY_SCHEMA, Warehouse
 
 ROLLBACK_RUN_TAG = "rollback"
@@ -173,11 +176,24 @@ def _restore(
         destination=PublishedTable.of(spec).destination,
     )
     window = Window(newest.partition_key, newest.partition_start, newest.partition_end)
-    replace_scope(warehouse, spec, window, "", entry.entry_id)
-    current = set(warehouse.table_columns(schema, table))
-    columns = [c for c in warehouse.table_columns(HISTORY_SCHEMA, source.table) if c in current]
-    warehouse.insert_from(schema, table, HISTORY_SCHEMA, history_table(successor.entry_id), columns)
-    kept(warehouse, spec, entry)
+    exchange = exchanging(warehouse, spec)
+    if exchange is None:
+        replace_scope(warehouse, spec, window, "", entry.entry_id)
+        current = set(warehouse.table_columns(schema, table))
+        columns = [c for c in warehouse.table_columns(HISTORY_SCHEMA, source.table) if c in current]
+        warehouse.insert_from(schema, table, HISTORY_SCHEMA, source.table, columns)
+        kept(warehouse, spec, entry)
+    else:  # the kept table becomes the partition again (columns added since: NULL), the current one is kept
+        kept_rows = exchange.exchange_partition(
+            schema,
+            table,
+            window_bounds(spec, window),
+            partition_table(table, window.key),
+            (HISTORY_SCHEMA, source.table),
+            history_table(entry.entry_id),
+        )
+        forget(warehouse, successor.entry_id)
+        kept(warehouse, spec, entry, kept_rows)
     record(warehouse, entry)
     return Restored(newest.partition_key, to, newest, entry)
 

@@ -175,7 +175,11 @@ def test_rollback_to_an_older_version_after_a_schema_change_restores_old_rows_wi
     ]
     listed = versions(warehouse, spec, DAY1.isoformat())
     assert [version.entry.status for version in listed] == ["rolled_back", "published", "published", "published"]
-    assert listed[0].current and all(version.kept_until for version in listed[1:])
+    # By partition exchange the oldest version's kept table became the partition again: its rows are the current
+    # ones (kept anew by the next publish), no longer a history table. A copy keeps it.
+    exchanged = warehouse.capabilities.supports_partition_exchange
+    assert listed[0].current and all(version.kept_until for version in listed[1 : -1 if exchanged else None])
+    assert (listed[-1].kept_until is None) == exchanged
 
 
 def test_undoing_a_run_restores_every_partition_it_published_in_one_transaction(warehouse: Warehouse) -> None:
