@@ -96,6 +96,11 @@ def history_table(entry_id: str) -> str:
     return f"h_{entry_id}"
 
 
+PARTITION_BOUND = "shipshape_partition_bound"
+"""The CHECK constraint proving an audited table's rows lie in its partition's bounds, so attaching it as that
+partition scans nothing (`Warehouse` partition exchange); dropped once it is attached."""
+
+
 def partition_table(table: str, partition_key: str) -> str:
     """The partition of a partitioned published table holding one partition key: `fct_orders__p20261101` (digits of
     the key, so `2026-11-01T05` is `…__p2026110105`); hashed when that passes PostgreSQL's 63-byte identifiers."""

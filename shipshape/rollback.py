@@ -5,8 +5,9 @@ first). The rows an entry left behind are exactly what its successor replaced, a
 `history.h_<successor id>` (`shipshape.history`); the newest entry's rows are the published table's. So restoring
 entry P means: keep the current rows (the rollback is itself undoable), delete them, insert P's successor's history
 table by column name (columns added since come back NULL), and record a `rolled_back` entry naming P. Where
-publishes exchange partitions (`publish.exchanging`) the same is done by moving tables: the current partition goes
-to history, the successor's kept table becomes the partition (its note is removed: those rows are current again).
+publishes exchange partitions (`partition_exchange.exchanging`) the same is done by moving tables: the current
+partition goes to history, the successor's kept table becomes the partition (its note is removed: those rows are
+current again).
 
 It holds what a publish holds: the partition lock (a run processing the partition makes it refuse) and, inside the
 transaction, the destination lock, so it never interleaves with a publish of the same table. Only
@@ -24,10 +25,10 @@ from shipshape.declaration import Pipeline
 from shipshape.errors import RollbackError
 from shipshape.history import find, forget, kept
 from shipshape.ledger import PUBLISHED, LedgerEntry, PublishedTable, entries, record
-from shipshape.names import destination_lock, history_table, partition_lock, partition_table
+from shipshape.names import destination_lock, partition_lock
+from shipshape.partition_exchange import exchanging
 from shipshape.partitions import Window
-from shipshape.publish import exchanging, replace_scope
-from shipshape.transform import window_bounds
+from shipshape.publish import exchange_partition, replace_scope
 from shipshape.warehouses import HISTORY_SCHEMA, Warehouse
 
 ROLLBACK_RUN_TAG = "rollback"
@@ -184,14 +185,7 @@ def _restore(
         warehouse.insert_from(schema, table, HISTORY_SCHEMA, source.table, columns)
         kept(warehouse, spec, entry)
     else:  # the kept table becomes the partition again (columns added since: NULL), the current one is kept
-        kept_rows = exchange.exchange_partition(
-            schema,
-            table,
-            window_bounds(spec, window),
-            partition_table(table, window.key),
-            (HISTORY_SCHEMA, source.table),
-            history_table(entry.entry_id),
-        )
+        kept_rows = exchange_partition(warehouse, exchange, spec, window, (HISTORY_SCHEMA, source.table), entry)
         forget(warehouse, successor.entry_id)
         kept(warehouse, spec, entry, kept_rows)
     record(warehouse, entry)

@@ -33,6 +33,13 @@ class PartitionExchange(ABC):
         a table from before (or converted by nobody) keeps DELETE + INSERT."""
 
     @abstractmethod
+    def bound_audited_table(
+        self, schema: str, table: str, column: str, bounds: tuple[date | datetime, date | datetime]
+    ) -> None:
+        """Prove, once, that every row of the audited table has `column` in `bounds` ([start, end)): a constraint
+        made as its owner when the transform ends, so the publish attaching it as a partition scans nothing."""
+
+    @abstractmethod
     def exchange_partition(
         self,
         schema: str,
@@ -41,10 +48,11 @@ class PartitionExchange(ABC):
         partition: str,
         source: tuple[str, str],
         kept_as: str,
-    ) -> int:
+    ) -> bool:
         """In the open transaction: move the partition `partition` (rows in `bounds`, [start, end)) of `schema.table`,
         if there is one, into the history table `kept_as` (else create `kept_as` empty), then make the table
-        `source` (schema, name), shaped like `schema.table` first, that partition. Returns the rows kept."""
+        `source` (schema, name), shaped like `schema.table` first, that partition. Returns whether one was replaced.
+        Counts no row: it costs the same for any partition size."""
 
     @abstractmethod
     def drop_history_table(self, table: str) -> None:

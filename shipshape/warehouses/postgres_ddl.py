@@ -24,6 +24,7 @@ from shipshape.errors import TransientError
 from shipshape.names import (
     AUDIT_SCHEMA,
     HISTORY_SCHEMA,
+    PARTITION_BOUND,
     PLATFORM_SCHEMA,
     PUBLISHED_TABLE_FUNCTIONS,
     RESERVED_SCHEMA_PREFIXES,
@@ -35,8 +36,6 @@ from shipshape.warehouses.roles import OwnerFunctions
 
 _SEARCH_PATH = "search_path=pg_catalog, pg_temp"
 _REFUSED = "USING ERRCODE = 'insufficient_privilege'"
-_BOUND = "shipshape_partition_bound"
-"""The CHECK constraint `exchange_partition` puts on the incoming table so ATTACH need not scan it again."""
 
 _CREATE, _ADD, _WIDEN, _CREATE_PARTITIONED, _EXCHANGE, _DROP_KEPT = PUBLISHED_TABLE_FUNCTIONS
 _SOURCE = "source_schema text, source_table text"
@@ -53,8 +52,8 @@ _LOCK_NOT_AVAILABLE = "55P03"
 """SQLSTATE of a statement that waited `lock_timeout` for a lock."""
 _PLAIN_OR_PARTITIONED = "ARRAY['r', 'p']::\"char\"[]"
 _PARTITIONED = "ARRAY['p']::\"char\"[]"
-_RETURNS = {_EXCHANGE: "bigint"}
-"""What a function returns when not `void`: `exchange_partition` the number of rows it moved into history."""
+_RETURNS = {_EXCHANGE: "boolean"}
+"""What a function returns when not `void`: `exchange_partition` whether it replaced (moved to history) a partition."""
 
 
 def _signature(name: str) -> str:
@@ -90,12 +89,19 @@ def _not_reserved() -> str:
 
 def _loader_source(loader: str, *, attachable: bool = False) -> str:
     """Sets `source` to the loader's plain audit table or raises. `attachable`: also nothing that would run code or
-    constrain rows once it is a partition — no index, constraint, default, inheritance, type, statistics object."""
+    constrain rows once it is a partition — no index, default, inheritance, type, statistics object, and no
+    constraint but CHECKs of `pg_catalog` functions and operators (the transform's bound, `PARTITION_BOUND`)."""
+    attach_problems = "; no index, default, inheritance, statistics or constraint but a CHECK" if attachable else ""
     attach_checks = """
         AND NOT c.relispartition AND c.reloftype = 0
         AND c.relam = (SELECT oid FROM pg_am WHERE amname = 'heap')
         AND NOT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = c.oid)
-        AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = c.oid)
+        AND NOT EXISTS (SELECT 1 FROM pg_constraint AS k WHERE k.conrelid = c.oid AND (k.contype <> 'c' OR EXISTS (
+            SELECT 1 FROM pg_depend AS d WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+            AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass, 'pg_type'::regclass)
+            AND d.refobjid NOT IN (SELECT oid FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace
+                UNION ALL SELECT oid FROM pg_operator WHERE oprnamespace = 'pg_catalog'::regnamespace
+                UNION ALL SELECT oid FROM pg_type WHERE typnamespace = 'pg_catalog'::regnamespace))))
         AND NOT EXISTS (SELECT 1 FROM pg_attrdef WHERE adrelid = c.oid)
         AND NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid OR inhparent = c.oid)
         AND NOT EXISTS (SELECT 1 FROM pg_statistic_ext WHERE stxrelid = c.oid)
@@ -112,7 +118,7 @@ def _loader_source(loader: str, *, attachable: bool = False) -> str:
             AND t.typnamespace <> 'pg_catalog'::regnamespace){attach_checks if attachable else ""};
     IF source IS NULL THEN
         RAISE EXCEPTION 'shipshape: %.% is not a plain table of % in % (no row security, triggers, rules or types '
-            'outside pg_catalog{"; no index, constraint, default, inheritance or statistics" if attachable else ""})',
+            'outside pg_catalog{attach_problems})',
             source_schema, source_table, {_literal(loader)}, {_literal(AUDIT_SCHEMA)} {_REFUSED};
     END IF;"""
 
@@ -263,8 +269,10 @@ DECLARE
     target oid;
     current_partition oid;
     key_column text;
-    kept bigint := 0;
+    replaced boolean := false;
+    bound_proved boolean;
     shaped record;
+    checked text;
     grantee oid;
     granted record;
 BEGIN{_no_nulls(_EXCHANGE)}{_not_reserved()}{_owned_target(_PARTITIONED)}
@@ -292,8 +300,20 @@ BEGIN{_no_nulls(_EXCHANGE)}{_not_reserved()}{_owned_target(_PARTITIONED)}
         RAISE EXCEPTION 'shipshape: %.% has columns %.% lacks; add them to the published table first',
             source_schema, source_table, target_schema, target_table {_REFUSED};
     END IF;
+    -- The transform's CHECK of the bounds (made as the loader, outside the publish) spares ATTACH its scan.
+    bound_proved := EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = source
+                            AND conname = {_literal(PARTITION_BOUND)} AND contype = 'c' AND convalidated);
     -- Partitions hold exactly the parent's columns and types: a column added since comes in NULL, a widened
-    -- type is applied (both as a publish by INSERT would do it).
+    -- type is applied (both as a publish by INSERT would do it). A rewrite re-checks CHECKs: they go first.
+    IF EXISTS (SELECT 1 FROM pg_attribute AS t LEFT JOIN pg_attribute AS s
+                   ON s.attrelid = source AND s.attname = t.attname AND s.attnum > 0 AND NOT s.attisdropped
+               WHERE t.attrelid = target AND t.attnum > 0 AND NOT t.attisdropped
+                   AND (s.attname IS NULL OR (s.atttypid, s.atttypmod) <> (t.atttypid, t.atttypmod))) THEN
+        FOR checked IN SELECT conname FROM pg_constraint WHERE conrelid = source LOOP
+            EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', source::regclass, checked);
+        END LOOP;
+        bound_proved := false;
+    END IF;
     FOR shaped IN SELECT t.attname, format_type(t.atttypid, t.atttypmod) AS type, s.attname IS NULL AS missing
         FROM pg_attribute AS t LEFT JOIN pg_attribute AS s
             ON s.attrelid = source AND s.attname = t.attname AND s.attnum > 0 AND NOT s.attisdropped
@@ -310,8 +330,16 @@ BEGIN{_no_nulls(_EXCHANGE)}{_not_reserved()}{_owned_target(_PARTITIONED)}
     END LOOP;
     SELECT a.attname INTO key_column FROM pg_partitioned_table AS p
         JOIN pg_attribute AS a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0] WHERE p.partrelid = target;
-    EXECUTE format('ALTER TABLE %s ADD CONSTRAINT {_BOUND} CHECK (%I IS NOT NULL AND %I >= %L AND %I < %L)',
-                   source::regclass, key_column, key_column, bound_from, key_column, bound_to);
+    IF NOT bound_proved THEN
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I >= %L AND %I < %L)',
+                       source::regclass, {_literal(PARTITION_BOUND)}, key_column, key_column, bound_from, key_column,
+                       bound_to);
+    END IF;
+    -- An audited table is UNLOGGED (scratch) unless the transform made it for an exchange: a partition must not be
+    -- emptied by crash recovery.
+    IF (SELECT relpersistence FROM pg_class WHERE oid = source) <> 'p' THEN
+        EXECUTE format('ALTER TABLE %s SET LOGGED', source::regclass);
+    END IF;
     -- From here the published table is locked ACCESS EXCLUSIVE until COMMIT: only catalog changes follow.
     SELECT c.oid INTO current_partition FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid
         WHERE i.inhparent = target AND c.relname = partition_table;
@@ -326,13 +354,15 @@ BEGIN{_no_nulls(_EXCHANGE)}{_not_reserved()}{_owned_target(_PARTITIONED)}
         _strip_grants("current_partition")
     }
         EXECUTE format('GRANT SELECT ON %s TO %I', current_partition::regclass, {_literal(publisher)});
-        EXECUTE format('SELECT count(*) FROM %s', current_partition::regclass) INTO kept;
+        replaced := true;
     END IF;
     EXECUTE format('ALTER TABLE %s RENAME TO %I', source::regclass, partition_table);
     EXECUTE format('ALTER TABLE %s SET SCHEMA %I', source::regclass, target_schema);
     EXECUTE format('ALTER TABLE %I.%I ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)', target_schema,
                    target_table, source::regclass, bound_from, bound_to);
-    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT {_BOUND}', source::regclass);
+    FOR checked IN SELECT conname FROM pg_constraint WHERE conrelid = source LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', source::regclass, checked);
+    END LOOP;
     -- Readers of the partition itself get what they have on the published table, nothing more.
     FOR granted IN SELECT acl.grantee, acl.privilege_type FROM pg_class AS c
         CROSS JOIN LATERAL aclexplode(c.relacl) AS acl WHERE c.oid = target AND acl.grantee <> c.relowner
@@ -340,7 +370,7 @@ BEGIN{_no_nulls(_EXCHANGE)}{_not_reserved()}{_owned_target(_PARTITIONED)}
         EXECUTE format('GRANT %s ON %s TO %s', granted.privilege_type, source::regclass, CASE granted.grantee
             WHEN 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(granted.grantee)) END);
     END LOOP;
-    RETURN kept;
+    RETURN replaced;
 END"""
 
 
@@ -383,13 +413,13 @@ class PostgresPublishedTables(Warehouse, PartitionExchange):
         partition: str,
         source: tuple[str, str],
         kept_as: str,
-    ) -> int:
+    ) -> bool:
         """DETACH takes ACCESS EXCLUSIVE on the published table: readers wait until COMMIT (the rest of the publish
         transaction: catalog changes and the ledger rows), and a reader already holding a lock makes this wait at
         most the session's `lock_timeout`, then fail as a `TransientError` the task retries."""
         start, end = bounds
         try:
-            kept = self._run_function(
+            replaced = self._run_function(
                 _EXCHANGE, schema, table, start.isoformat(), end.isoformat(), partition, *source, kept_as
             )
         except TransientError as error:
@@ -400,7 +430,18 @@ class PostgresPublishedTables(Warehouse, PartitionExchange):
                 f"another session holds on it (a long query reading the table, a manual lock); nothing was "
                 f"published. Retry, or find the holder in pg_locks ({error})"
             ) from error
-        return int(kept)
+        return bool(replaced)
+
+    def bound_audited_table(
+        self, schema: str, table: str, column: str, bounds: tuple[date | datetime, date | datetime]
+    ) -> None:
+        """As the loader, which owns the table: the bounds are ISO dates or timestamps, safe as literals."""
+        start, end = (_literal(bound.isoformat()) for bound in bounds)
+        key = self.quote(column)
+        self.execute(
+            f"ALTER TABLE {self.qualified(schema, table)} ADD CONSTRAINT {self.quote(PARTITION_BOUND)} "
+            f"CHECK ({key} IS NOT NULL AND {key} >= {start} AND {key} < {end})"
+        )
 
     def drop_history_table(self, table: str) -> None:
         """A kept table this connection made (a publish by copy) is dropped as its owner; one partition exchange
