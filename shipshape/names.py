@@ -98,7 +98,8 @@ def history_table(entry_id: str) -> str:
 
 PARTITION_BOUND = "shipshape_partition_bound"
 """The CHECK constraint proving an audited table's rows lie in its partition's bounds, so attaching it as that
-partition scans nothing (`Warehouse` partition exchange); dropped once it is attached."""
+partition scans nothing (`shipshape.warehouses.exchange`); kept on the partition, so a rollback re-attaching it
+from history scans nothing either."""
 
 
 def partition_table(table: str, partition_key: str) -> str:

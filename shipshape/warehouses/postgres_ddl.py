@@ -360,7 +360,9 @@ BEGIN{_no_nulls(_EXCHANGE)}{_not_reserved()}{_owned_target(_PARTITIONED)}
     EXECUTE format('ALTER TABLE %s SET SCHEMA %I', source::regclass, target_schema);
     EXECUTE format('ALTER TABLE %I.%I ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)', target_schema,
                    target_table, source::regclass, bound_from, bound_to);
-    FOR checked IN SELECT conname FROM pg_constraint WHERE conrelid = source LOOP
+    -- The bound stays: once this partition is kept in history, a rollback attaches it back without a scan.
+    FOR checked IN SELECT conname FROM pg_constraint WHERE conrelid = source AND conname <> {_literal(PARTITION_BOUND)}
+    LOOP
         EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', source::regclass, checked);
     END LOOP;
     -- Readers of the partition itself get what they have on the published table, nothing more.
