@@ -103,8 +103,8 @@ from history scans nothing either."""
 
 
 def partition_table(table: str, partition_key: str) -> str:
-    """The partition of a partitioned published table holding one partition key: `fct_orders__p20261101` (digits of
-    the key, so `2026-11-01T05` is `…__p2026110105`); hashed when that passes PostgreSQL's 63-byte identifiers."""
+    """The partition of a partitioned published table holding one partition key: `fct_orders__p20261101` (the
+    key's letters and digits, so `2026-11-01T05` is `…__p20261101T05`); hashed past PostgreSQL's 63-byte names."""
     name = f"{table}__p{''.join(c for c in partition_key if c.isalnum())}"
     if len(name.encode()) <= _MAX_IDENTIFIER_BYTES:
         return name
