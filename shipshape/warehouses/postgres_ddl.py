@@ -89,7 +89,7 @@ def _not_reserved() -> str:
 
 def _loader_source(loader: str, *, attachable: bool = False) -> str:
     """Sets `source` to the loader's plain audit table or raises. `attachable`: also nothing that would run code or
-    constrain rows once it is a partition — no index, default, inheritance, type, statistics object, and no
+    constrain rows once it is a partition — no index, default or identity, inheritance, type, statistics object, no
     constraint but CHECKs of `pg_catalog` functions and operators (the transform's bound, `PARTITION_BOUND`)."""
     attach_problems = "; no index, default, inheritance, statistics or constraint but a CHECK" if attachable else ""
     attach_checks = """
@@ -103,6 +103,7 @@ def _loader_source(loader: str, *, attachable: bool = False) -> str:
                 UNION ALL SELECT oid FROM pg_operator WHERE oprnamespace = 'pg_catalog'::regnamespace
                 UNION ALL SELECT oid FROM pg_type WHERE typnamespace = 'pg_catalog'::regnamespace))))
         AND NOT EXISTS (SELECT 1 FROM pg_attrdef WHERE adrelid = c.oid)
+        AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 AND attidentity <> '')
         AND NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid OR inhparent = c.oid)
         AND NOT EXISTS (SELECT 1 FROM pg_statistic_ext WHERE stxrelid = c.oid)
         AND NOT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = c.oid)"""

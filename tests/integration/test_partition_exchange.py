@@ -165,6 +165,12 @@ HOSTILE = {
         ["ALTER TABLE audit.src__out ALTER COLUMN amount SET DEFAULT 1"],
         "is not a plain table of",
     ),
+    "source with an identity column": (
+        ["2026-11-01", "2026-11-02", "p", "audit", "src__out", "h_x"],
+        ["ALTER TABLE audit.src__out ALTER COLUMN order_id SET NOT NULL",
+         "ALTER TABLE audit.src__out ALTER COLUMN order_id ADD GENERATED ALWAYS AS IDENTITY"],
+        "is not a plain table of",
+    ),
     "source a published table": (
         ["2026-11-01", "2026-11-02", "p", "analytics", "fct_orders", "h_x"], [], "holds neither audited nor kept",
     ),
@@ -207,6 +213,31 @@ def test_the_exchange_function_refuses_what_it_was_not_made_for(
     with connect_as(postgres_url, applied, "consumer") as consumer:
         assert amounts(consumer, PUBLISHED) == [Decimal("1.00")]
     assert relkind(postgres_url, "audit.src__out") == ("r", applied.role("loader"))
+
+
+def test_the_owner_in_the_loader_role_gives_the_loader_and_the_publisher_nothing(
+    postgres_url: str, applied: Environment, publisher: Warehouse
+) -> None:
+    """The owner is a member of the loader (its exchange function takes audited tables over); nobody is a member of
+    the owner, so neither login role can act as it, or as each other, outside the owner's functions."""
+    with connect_as(postgres_url, applied, "loader") as loader:
+        publish_day(publisher, "first", DAY1, audited(loader, "first", DAY1, [1]))
+        out = audited(loader, "second", DAY1, [2])
+        kept = publisher.list_tables(HISTORY_SCHEMA)
+        owner, other = applied.role("owner"), applied.role("publisher")
+        assert allowed(loader, [
+            f'SET ROLE "{owner}"', f'SET ROLE "{other}"', f"DROP TABLE {PUBLISHED}", f"DROP TABLE {PARTITION1}",
+            f"ALTER TABLE {PARTITION1} OWNER TO CURRENT_USER", *(f"DROP TABLE {HISTORY_SCHEMA}.{t}" for t in kept),
+            f"SELECT platform.exchange_partition('analytics', 'fct_orders', '2026-11-01', '2026-11-02', 'p', "
+            f"'audit', '{out}', 'h_x')",
+        ]) == []  # fmt: skip
+    with connect_as(postgres_url, applied, "publisher") as connection:
+        loader_role = applied.role("loader")
+        assert allowed(connection, [
+            f'SET ROLE "{owner}"', f'SET ROLE "{loader_role}"', f"DROP TABLE {AUDIT_SCHEMA}.{out}",
+            f"DROP TABLE {PARTITION1}", f"ALTER TABLE {PARTITION1} DETACH PARTITION {PARTITION1}",
+            f"ALTER TABLE {PUBLISHED} DETACH PARTITION {PARTITION1}",
+        ]) == []  # fmt: skip
 
 
 def test_an_injected_partition_name_is_one_name_not_a_statement(
