@@ -12,7 +12,8 @@ Roles, per environment (`Environment.role`), so a bug or a hostile transform can
 - loader: everything up to the gate — creates, writes and drops tables only in `audit`, reads the published
   tables (`{{ this }}`), reads and appends to the ledger and dead letters, takes advisory locks;
 - publisher: only the publish step (and rollback) — deletes and inserts published rows, reads the audited tables,
-  removes superseded dead letters, keeps the replaced rows in `history` (its own tables there) and prunes them;
+  removes superseded dead letters, keeps the replaced rows in `history` (its own tables there, or the owner's a
+  partition exchange moved there) and prunes them;
   it changes a published table's shape only through the owner's functions;
 - consumer: reads published tables, nothing else;
 - owner (NOLOGIN): owns every published table, so the publisher cannot drop, alter, truncate or grant one. Its

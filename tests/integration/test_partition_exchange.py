@@ -152,6 +152,27 @@ def test_a_rollback_exchanges_back_and_a_new_day_gets_its_own_partition(
     assert {name for (name,) in attached} == partitions
 
 
+def test_with_roles_a_new_column_reaches_the_partitions_and_a_rollback_brings_old_rows_back_with_it_null(
+    postgres_url: str, applied: Environment, publisher: Warehouse
+) -> None:
+    with connect_as(postgres_url, applied, "loader") as loader:
+        before = audited(loader, "before", DAY1, [1])
+        after = "shop_orders__20261101__after__out"
+        loader.execute(
+            f"CREATE TABLE {AUDIT_SCHEMA}.{after} AS SELECT 101::bigint AS order_id, DATE '{DAY1}' AS order_date, "
+            "5.00::numeric(12,2) AS amount, 'web'::text AS channel"
+        )
+    publish_day(publisher, "before", DAY1, before)
+    publish_day(publisher, "after", DAY1, after)  # the owner's function adds `channel` to the table and partitions
+    with connect_as(postgres_url, applied, "consumer") as consumer:
+        assert consumer.execute(f"SELECT amount, channel FROM {PUBLISHED}").fetchall() == [(Decimal("5.00"), "web")]
+
+    rollback_partition(publisher, spec(), DAY1.isoformat(), None)
+
+    with connect_as(postgres_url, applied, "consumer") as consumer:
+        assert consumer.execute(f"SELECT amount, channel FROM {PUBLISHED}").fetchall() == [(Decimal("1.00"), None)]
+
+
 # (arguments after the target, loader statements preparing the source, refusal)
 HOSTILE = {
     "a NULL": ([None, "2026-11-02", "p", "audit", "src__out", "h_x"], [], "no argument may be NULL"),
