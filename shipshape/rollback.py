@@ -210,14 +210,15 @@ def _target(spec: Pipeline, chain: list[LedgerEntry], to: str | None) -> LedgerE
             f"{where}: no publish {to!r} of this partition; its latest versions, newest first: {versions}. "
             "Pass one of them to --to. Nothing was rolled back"
         )
-    if to == newest.entry_id:
+    if to in (newest.entry_id, newest.restored_entry_id):
         raise RollbackError(f"{where}: {to} is already the published version. Nothing was rolled back")
     return chain[ids.index(to)]
 
 
 @dataclass(frozen=True)
 class Version:
-    """One version of a partition, as the rollback form lists it: may it be restored, and until when."""
+    """One version of a partition, as the rollback form lists it: may it be restored, and until when. `current`: its
+    rows are the published ones (the newest entry's, or the version that entry rolled back to)."""
 
     entry: LedgerEntry
     current: bool
@@ -244,6 +245,9 @@ def versions(warehouse: Warehouse, spec: Pipeline, partition_key: str) -> list[V
     now = datetime.now(UTC)
     listed = [Version(chain[-1], True, None)]
     for entry, successor in zip(reversed(chain[:-1]), reversed(chain[1:]), strict=True):
+        if entry.entry_id == chain[-1].restored_entry_id:  # by partition exchange its kept table is the partition
+            listed.append(Version(entry, True, None))
+            continue
         source = find(warehouse, successor.entry_id)
         listed.append(Version(entry, False, source.expires_at if source and source.expires_at > now else None))
     return listed
