@@ -12,12 +12,15 @@ Roles, per environment (`Environment.role`), so a bug or a hostile transform can
 - loader: everything up to the gate — creates, writes and drops tables only in `audit`, reads the published
   tables (`{{ this }}`), reads and appends to the ledger and dead letters, takes advisory locks;
 - publisher: only the publish step (and rollback) — deletes and inserts published rows, reads the audited tables,
-  removes superseded dead letters, keeps the replaced rows in `history` (its own tables there) and prunes them;
+  removes superseded dead letters, keeps the replaced rows in `history` (its own tables there, or the owner's a
+  partition exchange moved there) and prunes them;
   it changes a published table's shape only through the owner's functions;
 - consumer: reads published tables, nothing else;
 - owner (NOLOGIN): owns every published table, so the publisher cannot drop, alter, truncate or grant one. Its
   SECURITY DEFINER functions (`shipshape.warehouses.postgres_ddl`) are the only DDL on them: create on first
-  publish, add new columns, widen a type. Apply installs them and hands existing published tables to it.
+  publish, add new columns, widen a type, exchange a partition (it takes the loader's audited table over, so it is
+  a member of the loader role; it moves the replaced partition into `history`) and drop such a kept table. Apply
+  installs them and hands existing published tables to it.
 - monitor: the monitors (the monitor flow, the volume check after a publish) — reads the ledger and is the only
   role that writes incidents, so a hostile transform running as the loader cannot open, close or silence one.
 The ledger has row-level security on top of the grants: the loader may append only rows that are not
@@ -87,7 +90,7 @@ def reconcile(
             steps += _grant_steps(warehouse, grants, reassigned)
             platform_roles = [*(env.role(purpose) for purpose in PASSWORD_VARIABLES), env.role("owner")]
             steps += _revoke_steps(warehouse, platform_roles, grants)
-            steps += _membership_steps(warehouse, platform_roles)
+            steps += _membership_steps(warehouse, platform_roles, _memberships(warehouse, env))
             steps += _default_privilege_steps(warehouse, defaults)
             steps += _row_security_steps(warehouse, _row_policies(env))
         steps += _retire_steps(warehouse, retiring)
@@ -149,6 +152,8 @@ def _access_policy(
         # History: the publisher creates (so owns, reads and drops) one table per publish in `history` and notes it;
         # the loader and the consumer get nothing there.
         Grant("schema", (HISTORY_SCHEMA,), publisher, ("USAGE", "CREATE")),
+        # A partition exchange moves the replaced partition there as the owner's (its functions alone touch it).
+        Grant("schema", (HISTORY_SCHEMA,), owner, ("USAGE", "CREATE")),
         Grant("table", (PLATFORM_SCHEMA, HISTORY_INDEX_TABLE), publisher, ("SELECT", "INSERT", "DELETE")),
         # Only what is kept (ids, partitions, counts, expiry; no row): the loader must see the table to find it
         # exists (information_schema lists only tables a role holds a privilege on), or each run would create it.
@@ -312,15 +317,34 @@ def _revoke_steps(warehouse: Warehouse, roles: list[str], grants: list[Grant]) -
                 )
 
 
-def _membership_steps(warehouse: Warehouse, roles: list[str]) -> Iterator[_Step]:
-    """The policy makes the platform's roles members of no role: a membership would hand one every privilege of
-    another (`pg_read_all_data`, an admin role) past all the revokes above, so each one found is revoked.
+def _memberships(warehouse: Warehouse, env: Environment) -> set[tuple[str, str]]:
+    """(group, member): the one membership the policy makes, where publishes exchange partitions: the owner role in
+    the loader role, since taking the audited table over (ALTER OWNER, before attaching it as a partition) needs the
+    old owner's rights. It gives the loader and the publisher nothing: nobody logs in as the owner or is its member,
+    and only its SECURITY DEFINER functions act as it (`postgres_ddl`), each doing its one checked thing."""
+    if not warehouse.capabilities.supports_partition_exchange:
+        return set()
+    return {(env.role("loader"), env.role("owner"))}
+
+
+def _membership_steps(warehouse: Warehouse, roles: list[str], wanted: set[tuple[str, str]]) -> Iterator[_Step]:
+    """Beyond `wanted`, the policy makes the platform's roles members of no role: a membership would hand one every
+    privilege of another (`pg_read_all_data`, an admin role) past all the revokes above, so each one found is revoked.
     """
     for role in roles:
-        for group in warehouse.memberships(role):
-            yield _Step(
-                Change("grant", f"role {group} to {role}", "delete"), partial(warehouse.revoke_membership, group, role)
-            )
+        held = warehouse.memberships(role)
+        for group in held:
+            if (group, role) not in wanted:
+                yield _Step(
+                    Change("grant", f"role {group} to {role}", "delete"),
+                    partial(warehouse.revoke_membership, group, role),
+                )
+        for group, member in sorted(wanted):
+            if member == role and group not in held:
+                yield _Step(
+                    Change("grant", f"role {group} to {role}", "create", "its functions take audited tables over"),
+                    partial(warehouse.grant_membership, group, role),
+                )
 
 
 def _default_privilege_steps(warehouse: Warehouse, defaults: list[DefaultPrivilege]) -> Iterator[_Step]:

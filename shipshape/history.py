@@ -17,6 +17,7 @@ from shipshape.declaration import Pipeline
 from shipshape.ledger import HISTORY_INDEX_TABLE, LedgerEntry
 from shipshape.names import history_table
 from shipshape.warehouses import HISTORY_SCHEMA, PLATFORM_SCHEMA, Warehouse
+from shipshape.warehouses.exchange import partition_exchange
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,15 @@ class Kept:
         return history_table(self.entry_id)
 
 
-def kept(warehouse: Warehouse, spec: Pipeline, entry: LedgerEntry) -> Kept:
-    """Note the history table the publish recorded by `entry` just filled, inside its transaction."""
+def kept(warehouse: Warehouse, spec: Pipeline, entry: LedgerEntry, row_count: int | None = None) -> Kept:
+    """Note the history table the publish recorded by `entry` just filled, inside its transaction; `row_count`: its
+    rows, when the step that filled it counted them (a partition exchange: the publisher cannot read that table)."""
     created = datetime.now(UTC)
     record = Kept(
         entry.entry_id,
         entry.pipeline,
         entry.partition_key,
-        warehouse.row_count(HISTORY_SCHEMA, history_table(entry.entry_id)),
+        warehouse.row_count(HISTORY_SCHEMA, history_table(entry.entry_id)) if row_count is None else row_count,
         created,
         created + spec.history.retention_delta,
     )
@@ -76,14 +78,23 @@ def prune(warehouse: Warehouse, now: datetime) -> list[Kept]:
         [now],
     )
     pruned = [Kept(*row) for row in rows]
+    exchange = partition_exchange(warehouse)
     for expired in pruned:
         with warehouse.transaction():
-            warehouse.drop_table(HISTORY_SCHEMA, expired.table)
-            warehouse.execute(
-                f"DELETE FROM {warehouse.qualified(PLATFORM_SCHEMA, HISTORY_INDEX_TABLE)} WHERE entry_id = ?",
-                [expired.entry_id],
-            )
+            if exchange is None:
+                warehouse.drop_table(HISTORY_SCHEMA, expired.table)
+            else:  # a partition exchange moved it here as the owner role's
+                exchange.drop_history_table(expired.table)
+            forget(warehouse, expired.entry_id)
     return pruned
+
+
+def forget(warehouse: Warehouse, entry_id: str) -> None:
+    """Remove the note of `entry_id`'s kept table: it was pruned, or a rollback by partition exchange made it the
+    published partition again (its rows are current; the next publish keeps them anew)."""
+    warehouse.execute(
+        f"DELETE FROM {warehouse.qualified(PLATFORM_SCHEMA, HISTORY_INDEX_TABLE)} WHERE entry_id = ?", [entry_id]
+    )
 
 
 def stored_bytes(warehouse: Warehouse, kept_table: Kept) -> int | None:

@@ -198,6 +198,19 @@ def entries(warehouse: Warehouse, about: str | PublishedTable) -> list[LedgerEnt
     return [LedgerEntry.from_row(row) for row in rows]
 
 
+def current_row_count(warehouse: Warehouse, about: PublishedTable, partition_key: str) -> int:
+    """The rows the partition holds as the ledger counted them: those of its newest entry that changed them
+    (`published` counts the audited rows it published, `rolled_back` the rows it restored); 0 if none did."""
+    condition, parameters = _rows_of(about)
+    statuses = ", ".join("?" for _ in PUBLISHED)
+    rows = warehouse.fetch_all(
+        f"SELECT row_count FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} WHERE {condition} "
+        f"AND partition_key = ? AND status IN ({statuses}) ORDER BY finished_at DESC LIMIT 1",
+        [*parameters, partition_key, *PUBLISHED],
+    )
+    return int(rows[0][0]) if rows else 0
+
+
 def published_row_counts_before(
     warehouse: Warehouse, about: PublishedTable, partition_start: datetime, limit: int
 ) -> list[int]:

@@ -9,6 +9,7 @@ rule is written once, here, and everything else calls it.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 RolePurpose = Literal["loader", "publisher", "consumer", "owner", "monitor"]
@@ -48,8 +49,16 @@ def reserved_schema(schema: str) -> bool:
     return schema in RESERVED_SCHEMAS or schema.startswith(RESERVED_SCHEMA_PREFIXES)
 
 
-PUBLISHED_TABLE_FUNCTIONS = ("create_published_table", "add_published_columns", "widen_published_column")
-"""The only DDL on a published table, in `PLATFORM_SCHEMA`: functions the owner role runs for the publisher."""
+PUBLISHED_TABLE_FUNCTIONS = (
+    "create_published_table",
+    "add_published_columns",
+    "widen_published_column",
+    "create_partitioned_table",
+    "exchange_partition",
+    "drop_history_table",
+)
+"""The only DDL on a published table (and on the history tables partition exchange moves there), in
+`PLATFORM_SCHEMA`: functions the owner role runs for the publisher."""
 
 
 def pipeline_tag(pipeline: str) -> str:
@@ -85,6 +94,24 @@ def rollback_deployment(environment: str) -> str:
 def history_table(entry_id: str) -> str:
     """`history.h_<ledger entry id>`: the rows the publish (or rollback) recorded by that ledger entry replaced."""
     return f"h_{entry_id}"
+
+
+PARTITION_BOUND = "shipshape_partition_bound"
+"""The CHECK constraint proving an audited table's rows lie in its partition's bounds, so attaching it as that
+partition scans nothing (`shipshape.warehouses.exchange`); kept on the partition, so a rollback re-attaching it
+from history scans nothing either."""
+
+
+def partition_table(table: str, partition_key: str) -> str:
+    """The partition of a partitioned published table holding one partition key: `fct_orders__p20261101` (the
+    key's letters and digits, so `2026-11-01T05` is `…__p20261101T05`); hashed past PostgreSQL's 63-byte names."""
+    name = f"{table}__p{''.join(c for c in partition_key if c.isalnum())}"
+    if len(name.encode()) <= _MAX_IDENTIFIER_BYTES:
+        return name
+    return f"p_{hashlib.sha256(name.encode()).hexdigest()[:32]}"
+
+
+_MAX_IDENTIFIER_BYTES = 63
 
 
 def created_record(environment: str, kind: str) -> str:

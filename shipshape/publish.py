@@ -4,7 +4,9 @@ Readers keep seeing the previous rows until COMMIT (MVCC on both engines): never
 empty window. A crash or SIGKILL before COMMIT leaves the published table exactly as it was.
 The ledger row is written last, so a lock on the ledger holds a publish at its very end.
 The rows a publish replaces are kept, in the same transaction, in a history table of their own
-(`replace_scope`, `shipshape.history`), for the pipeline's `history.retention`.
+(`replace_scope`, `shipshape.history`), for the pipeline's `history.retention`. Where the engine exchanges
+partitions (`partition_exchange.exchanging`), a `replace_partition` publish copies no row: the partition's table
+moves into history and the audited table becomes the partition, so it costs the same for 1k rows as for 10M.
 Publishes to one table wait for each other (a destination lock, first in the transaction), and each then checks
 that its run still holds its partition locks: a run whose lock session dropped publishes nothing, since another
 run may already be processing the same partitions.
@@ -23,14 +25,16 @@ from typing import Literal
 from shipshape.declaration import Pipeline
 from shipshape.errors import PartitionLostError, PublishError
 from shipshape.history import kept
-from shipshape.ledger import LedgerEntry, forget_superseded_dead_letters, record
-from shipshape.names import destination_lock, history_table
+from shipshape.ledger import LedgerEntry, PublishedTable, current_row_count, forget_superseded_dead_letters, record
+from shipshape.names import destination_lock, history_table, partition_table
+from shipshape.partition_exchange import exchanging
 from shipshape.partitions import Window
 from shipshape.schema_changes import version_bump
 from shipshape.schema_evolution import compare
 from shipshape.transform import window_bounds
 from shipshape.volume import Replaced
 from shipshape.warehouses import AUDIT_SCHEMA, HISTORY_SCHEMA, Warehouse
+from shipshape.warehouses.exchange import PartitionExchange
 from shipshape.warehouses.locks import LockClaim
 
 PublishMode = Literal["all_or_none", "per_partition"]
@@ -65,17 +69,53 @@ def publish(warehouse: Warehouse, spec: Pipeline, staged: list[StagedPartition],
         warehouse.ensure_schema(schema)
         warehouse.ensure_schema(HISTORY_SCHEMA)
         if not warehouse.table_exists(schema, table):
-            warehouse.create_published_table(schema, table, AUDIT_SCHEMA, staged[0].out_table)
+            _create(warehouse, spec, staged[0].out_table)
         staged = [_evolve_schema(warehouse, spec, partition) for partition in staged]
         published_columns = warehouse.table_columns(schema, table)
+        exchange = exchanging(warehouse, spec)
         for partition in staged:
             entry = partition.ledger_entry
-            replace_scope(warehouse, spec, partition.window, partition.out_table, entry.entry_id)
-            warehouse.insert_from(schema, table, AUDIT_SCHEMA, partition.out_table, published_columns)
+            if exchange is None:
+                replace_scope(warehouse, spec, partition.window, partition.out_table, entry.entry_id)
+                warehouse.insert_from(schema, table, AUDIT_SCHEMA, partition.out_table, published_columns)
+                kept_rows = None
+            else:
+                source = (AUDIT_SCHEMA, partition.out_table)
+                kept_rows = exchange_partition(warehouse, exchange, spec, partition.window, source, entry)
             forget_superseded_dead_letters(warehouse, entry.pipeline, entry.partition_key, entry.run_tag)
-            kept(warehouse, spec, entry)
+            kept(warehouse, spec, entry, kept_rows)
         for partition in staged:
             record(warehouse, partition.ledger_entry)
+
+
+def _create(warehouse: Warehouse, spec: Pipeline, out_table: str) -> None:
+    """The first publish creates the table: partitioned by the partition column where publishes exchange partitions
+    (`partition_exchange.exchanging`), plain otherwise."""
+    schema, table = spec.destination.schema_name, spec.destination.published_table
+    exchange = exchanging(warehouse, spec)
+    if exchange is not None and spec.partition is not None:
+        exchange.create_partitioned_table(schema, table, AUDIT_SCHEMA, out_table, spec.partition.column)
+    else:
+        warehouse.create_published_table(schema, table, AUDIT_SCHEMA, out_table)
+
+
+def exchange_partition(
+    warehouse: Warehouse,
+    exchange: PartitionExchange,
+    spec: Pipeline,
+    window: Window,
+    source: tuple[str, str],
+    entry: LedgerEntry,
+) -> int:
+    """Make `source` the window's partition, the replaced one `history.h_<entry>`; returns the rows kept there, as
+    the ledger counted them when they were published (counting the table would scan it)."""
+    schema, table = spec.destination.schema_name, spec.destination.published_table
+    kept_rows = current_row_count(warehouse, PublishedTable.of(spec), window.key)
+    bounds = window_bounds(spec, window)
+    replaced = exchange.exchange_partition(
+        schema, table, bounds, partition_table(table, window.key), source, history_table(entry.entry_id)
+    )
+    return kept_rows if replaced else 0
 
 
 def _check_plain_table(warehouse: Warehouse, spec: Pipeline, partition: StagedPartition) -> None:

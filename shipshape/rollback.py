@@ -4,7 +4,10 @@ A partition's published versions form a chain in the ledger (`published` and `ro
 first). The rows an entry left behind are exactly what its successor replaced, and its successor kept them in
 `history.h_<successor id>` (`shipshape.history`); the newest entry's rows are the published table's. So restoring
 entry P means: keep the current rows (the rollback is itself undoable), delete them, insert P's successor's history
-table by column name (columns added since come back NULL), and record a `rolled_back` entry naming P.
+table by column name (columns added since come back NULL), and record a `rolled_back` entry naming P. Where
+publishes exchange partitions (`partition_exchange.exchanging`) the same is done by moving tables: the current
+partition goes to history, the successor's kept table becomes the partition (its note is removed: those rows are
+current again).
 
 It holds what a publish holds: the partition lock (a run processing the partition makes it refuse) and, inside the
 transaction, the destination lock, so it never interleaves with a publish of the same table. Only
@@ -20,11 +23,12 @@ from datetime import UTC, datetime
 
 from shipshape.declaration import Pipeline
 from shipshape.errors import RollbackError
-from shipshape.history import find, kept
+from shipshape.history import find, forget, kept
 from shipshape.ledger import PUBLISHED, LedgerEntry, PublishedTable, entries, record
-from shipshape.names import destination_lock, history_table, partition_lock
+from shipshape.names import destination_lock, partition_lock
+from shipshape.partition_exchange import exchanging
 from shipshape.partitions import Window
-from shipshape.publish import replace_scope
+from shipshape.publish import exchange_partition, replace_scope
 from shipshape.warehouses import HISTORY_SCHEMA, Warehouse
 
 ROLLBACK_RUN_TAG = "rollback"
@@ -173,11 +177,17 @@ def _restore(
         destination=PublishedTable.of(spec).destination,
     )
     window = Window(newest.partition_key, newest.partition_start, newest.partition_end)
-    replace_scope(warehouse, spec, window, "", entry.entry_id)
-    current = set(warehouse.table_columns(schema, table))
-    columns = [c for c in warehouse.table_columns(HISTORY_SCHEMA, source.table) if c in current]
-    warehouse.insert_from(schema, table, HISTORY_SCHEMA, history_table(successor.entry_id), columns)
-    kept(warehouse, spec, entry)
+    exchange = exchanging(warehouse, spec)
+    if exchange is None:
+        replace_scope(warehouse, spec, window, "", entry.entry_id)
+        current = set(warehouse.table_columns(schema, table))
+        columns = [c for c in warehouse.table_columns(HISTORY_SCHEMA, source.table) if c in current]
+        warehouse.insert_from(schema, table, HISTORY_SCHEMA, source.table, columns)
+        kept(warehouse, spec, entry)
+    else:  # the kept table becomes the partition again (columns added since: NULL), the current one is kept
+        kept_rows = exchange_partition(warehouse, exchange, spec, window, (HISTORY_SCHEMA, source.table), entry)
+        forget(warehouse, successor.entry_id)
+        kept(warehouse, spec, entry, kept_rows)
     record(warehouse, entry)
     return Restored(newest.partition_key, to, newest, entry)
 
@@ -200,14 +210,15 @@ def _target(spec: Pipeline, chain: list[LedgerEntry], to: str | None) -> LedgerE
             f"{where}: no publish {to!r} of this partition; its latest versions, newest first: {versions}. "
             "Pass one of them to --to. Nothing was rolled back"
         )
-    if to == newest.entry_id:
+    if to in (newest.entry_id, newest.restored_entry_id):
         raise RollbackError(f"{where}: {to} is already the published version. Nothing was rolled back")
     return chain[ids.index(to)]
 
 
 @dataclass(frozen=True)
 class Version:
-    """One version of a partition, as the rollback form lists it: may it be restored, and until when."""
+    """One version of a partition, as the rollback form lists it: may it be restored, and until when. `current`: its
+    rows are the published ones (the newest entry's, or the version that entry rolled back to)."""
 
     entry: LedgerEntry
     current: bool
@@ -234,6 +245,9 @@ def versions(warehouse: Warehouse, spec: Pipeline, partition_key: str) -> list[V
     now = datetime.now(UTC)
     listed = [Version(chain[-1], True, None)]
     for entry, successor in zip(reversed(chain[:-1]), reversed(chain[1:]), strict=True):
+        if entry.entry_id == chain[-1].restored_entry_id:  # by partition exchange its kept table is the partition
+            listed.append(Version(entry, True, None))
+            continue
         source = find(warehouse, successor.entry_id)
         listed.append(Version(entry, False, source.expires_at if source and source.expires_at > now else None))
     return listed

@@ -14,6 +14,7 @@ from shipshape.audit_area import RunTables
 from shipshape.catalog import PLACEHOLDER
 from shipshape.declaration import Partition, Pipeline
 from shipshape.errors import TerminalError
+from shipshape.partition_exchange import exchanging
 from shipshape.partitions import Window
 from shipshape.user_sql import FIX, select_problem
 from shipshape.warehouses import AUDIT_SCHEMA, Warehouse
@@ -30,15 +31,23 @@ def run_transform(warehouse: Warehouse, spec: Pipeline, sql_files: list[Path], r
         "raw": warehouse.qualified(AUDIT_SCHEMA, run.raw),
         "this": warehouse.qualified(spec.destination.schema_name, spec.destination.published_table),
     }
+    exchange = exchanging(warehouse, spec)
     output = run.raw
     for index, sql_file in enumerate(sql_files, start=1):
-        output = run.out if index == len(sql_files) else run.step(f"s{index}")
+        last = index == len(sql_files)
+        output = run.out if last else run.step(f"s{index}")
         sql = render(sql_file, names)
         _check_one_select(warehouse, spec, sql_file, sql)
-        warehouse.create_table_as(AUDIT_SCHEMA, output, sql, scratch=True)
+        # A table the publish will attach as a partition is written durably now, so the publish writes none of it.
+        warehouse.create_table_as(AUDIT_SCHEMA, output, sql, scratch=not (last and exchange is not None))
         names[sql_file.stem] = warehouse.qualified(AUDIT_SCHEMA, output)
+    if exchange is not None and not sql_files:  # the raw table stays for re-runs (`reuse_raw`): attach a copy
+        output = run.out
+        warehouse.create_table_as(AUDIT_SCHEMA, output, f"SELECT * FROM {names['raw']}")
     if spec.partition is not None:
         _check_inside_window(warehouse, spec, spec.partition, run.window, output)
+        if exchange is not None:  # proved here, once: the publish attaches it without scanning it
+            exchange.bound_audited_table(AUDIT_SCHEMA, output, spec.partition.column, window_bounds(spec, run.window))
     return output
 
 

@@ -25,7 +25,7 @@ class Capabilities:
     supports_returning: bool
     # MERGE INTO ... WHEN MATCHED / WHEN NOT MATCHED.
     supports_merge: bool
-    # Publishing by swapping a whole partition in; no adapter provides it yet (a later issue).
+    # Publishing `replace_partition` by swapping a whole partition in (`warehouses.exchange.PartitionExchange`).
     supports_partition_exchange: bool
     # The sqlglot dialect user SQL is parsed in right before it runs here (`shipshape.user_sql`).
     sql_dialect: str

@@ -63,7 +63,7 @@ class PostgresWarehouse(PostgresPublishedTables, PostgresRoles, AdvisoryLocks):
         supports_roles=True,
         supports_returning=True,
         supports_merge=True,  # MERGE since PostgreSQL 15 (CI and compose run 16)
-        supports_partition_exchange=False,
+        supports_partition_exchange=True,  # declaratively partitioned published tables
         sql_dialect="postgres",
     )
 

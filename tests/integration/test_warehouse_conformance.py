@@ -29,6 +29,7 @@ from shipshape.audit import verify_contract
 from shipshape.column_types import SIMPLE_TYPES, ColumnType
 from shipshape.errors import SourceError, TransientError, WarehouseError
 from shipshape.warehouses import AUDIT_SCHEMA, KINDS, Warehouse, open_warehouse
+from shipshape.warehouses.exchange import PartitionExchange
 from shipshape.warehouses.locks import AdvisoryLocks
 from shipshape.warehouses.roles import DefaultPrivilege, Grant
 from tests.support.waiting import wait_until
@@ -382,7 +383,8 @@ def test_returning_and_merge_work_exactly_when_declared(warehouse: Warehouse) ->
 
 
 def test_partition_exchange_is_declared_exactly_when_implemented(warehouse: Warehouse) -> None:
-    """No adapter exchanges partitions yet: the flag turns True together with the method a later issue adds."""
+    """The flag and the `PartitionExchange` interface agree: shared code trusts the flag (`partition_exchange`)."""
+    assert warehouse.capabilities.supports_partition_exchange == isinstance(warehouse, PartitionExchange)
     assert warehouse.capabilities.supports_partition_exchange == hasattr(warehouse, "exchange_partition")
 
 

@@ -29,6 +29,7 @@ from shipshape.declaration import Load
 from shipshape.errors import ConfigurationError, PublishError, WarehouseError
 from shipshape.history import prune
 from shipshape.ledger import HISTORY_INDEX_TABLE, LedgerEntry
+from shipshape.names import PUBLISHED_TABLE_FUNCTIONS
 from shipshape.partitions import plan_windows
 from shipshape.platform_migrations import MIGRATIONS
 from shipshape.platform_schema import migrate
@@ -106,7 +107,7 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
     plan = reconcile(postgres_url, env, PASSWORDS, dry_run=True)
 
     lines = [str(change) for change in plan]
-    assert lines[: 12 + len(MIGRATIONS)] == [
+    assert lines[: 15 + len(MIGRATIONS)] == [
         "+ schema analytics",
         "+ schema audit",
         "+ schema history",
@@ -119,10 +120,13 @@ def test_plan_lists_everything_apply_makes_exactly_that_and_a_second_apply_chang
         f"+ role {owner} (NOLOGIN)",
         *(
             f"+ function platform.{name} (as {owner}, run by {publisher})"
-            for name in ("create_published_table", "add_published_columns", "widen_published_column")
+            for name in PUBLISHED_TABLE_FUNCTIONS
         ),
     ]
     assert f"+ grant USAGE, CREATE on schema audit to {loader}" in lines
+    # Partition exchange: the owner's functions take audited tables over and move replaced partitions to history.
+    assert f"+ grant role {loader} to {owner} (its functions take audited tables over)" in lines
+    assert f"+ grant USAGE, CREATE on schema history to {owner}" in lines
     assert f"+ grant USAGE, CREATE on schema analytics to {owner}" in lines
     assert f"+ grant USAGE on schema analytics to {publisher}" in lines
     assert f"+ grant SELECT, DELETE on table platform.dead_letters to {publisher}" in lines
@@ -337,7 +341,8 @@ def test_history_is_the_publishers_alone_the_consumer_and_the_loader_cannot_read
             publish(publisher, spec, [StagedPartition(window, out, entry)], publisher.claim([]))
         rollback_partition(publisher, spec, window.key, None)
         kept = publisher.list_tables(HISTORY_SCHEMA)
-        assert len(kept) == 3  # the first publish's (empty), the second's, the rollback's
+        # The first publish's (empty) and the rollback's; the second's became the partition again (partition exchange).
+        assert len(kept) == 2
 
         reads = [f"SELECT * FROM {HISTORY_SCHEMA}.{table}" for table in kept]
         for purpose in ("consumer", "loader"):
@@ -348,7 +353,7 @@ def test_history_is_the_publishers_alone_the_consumer_and_the_loader_cannot_read
         with connect_as(postgres_url, applied, "consumer") as consumer:
             assert consumer.execute(f"SELECT order_id, amount FROM {PUBLISHED}").fetchall() == [(7, Decimal("1.00"))]
 
-        assert len(prune(publisher, datetime.now(UTC) + timedelta(days=8))) == 3
+        assert len(prune(publisher, datetime.now(UTC) + timedelta(days=8))) == 2
         assert publisher.list_tables(HISTORY_SCHEMA) == []
 
 
@@ -556,7 +561,9 @@ def test_the_example_pipeline_runs_as_loader_and_publisher_and_the_consumer_read
         ledger = admin.execute("SELECT partition_key, status FROM platform.publish_ledger ORDER BY 1").fetchall()
         owner = admin.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'analytics'").fetchall()
     assert ledger == [(day.isoformat(), "published") for day in ALL_DAYS]
-    assert owner == [(example.role("owner"),)], "the first publish creates the table as the owner role"
+    # The table and its partitions (one per day, each an audited table the owner's function took over).
+    assert set(owner) == {(example.role("owner"),)}, "the first publish creates the table as the owner role"
+    assert len(owner) == 1 + len(ALL_DAYS)
 
 
 def incidents(postgres_url: str) -> list[tuple[object, ...]]:
