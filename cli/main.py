@@ -143,13 +143,7 @@ def _status(args: argparse.Namespace) -> int:
     from shipshape.catalog import find_pipeline
     from shipshape.settings import LOCAL_ENVIRONMENT, environment_name
 
-    if args.env and args.env != LOCAL_ENVIRONMENT:
-        from deployments.environments import environment
-
-        os.environ.update(environment(args.env).job_env())  # what its deployments' runs get: name, warehouse block
-    elif args.env:  # local runs: no deployment's name or block (they read URLs or the embedded default)
-        for variable in ("SHIPSHAPE_ENV", "SHIPSHAPE_WAREHOUSE_BLOCK"):
-            os.environ.pop(variable, None)
+    _use_environment(args.env)
     name = environment_name()
     only = [find_pipeline(args.pipeline).name] if args.pipeline else None
     # A deployed environment's history is on its own API; only local runs may be read from a temporary one.
@@ -164,6 +158,42 @@ def _status(args: argparse.Namespace) -> int:
         print(f"environment {name}")
         print(status.detail(reports[0], colour) if args.pipeline else status.summary(reports, colour))
     return 0
+
+
+def _cost(args: argparse.Namespace) -> int:
+    """Each pipeline's month in an environment: compute, storage, cost, projection, budget, reads, cost per read."""
+    from cli import cost, status
+    from runtime.cost_sources import pipeline_months
+    from runtime.local_api import local_api
+    from shipshape.cost import Month
+    from shipshape.settings import LOCAL_ENVIRONMENT, environment_name
+
+    _use_environment(args.env)
+    name = environment_name()
+    month = Month.parse(args.month) if args.month else Month.of(datetime.now(UTC))
+    local_api(temporary=name == LOCAL_ENVIRONMENT).wait_ready()
+    months = pipeline_months(month, name, datetime.now(UTC))
+    if args.json:
+        print(cost.as_json(name, str(month), months))
+    elif not months:
+        print(f"environment {name}, {month}: no pipelines declared or nothing ran yet")
+    else:
+        print(f"environment {name}, {month} ({months[0].currency}; storage: the month's average)")
+        print(cost.summary(months, status.use_colour(sys.stdout)))
+    return 0
+
+
+def _use_environment(env: str | None) -> None:
+    """Read `env` as its deployments' runs do: its name and warehouse block; `local` reads URLs or the default."""
+    from shipshape.settings import LOCAL_ENVIRONMENT
+
+    if env and env != LOCAL_ENVIRONMENT:
+        from deployments.environments import environment
+
+        os.environ.update(environment(env).job_env())  # what its deployments' runs get: name, warehouse block
+    elif env:  # local runs: no deployment's name or block (they read URLs or the embedded default)
+        for variable in ("SHIPSHAPE_ENV", "SHIPSHAPE_WAREHOUSE_BLOCK"):
+            os.environ.pop(variable, None)
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -237,6 +267,15 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--pipeline", help="one pipeline, every figure")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(command=_status)
+    cost = commands.add_parser(
+        "cost", help="compute, storage, cost, budget and consumer reads of every pipeline in an environment, per month"
+    )
+    cost.add_argument(
+        "--env", choices=_environment_names(), help="the environment (default: SHIPSHAPE_ENV, else local)"
+    )
+    cost.add_argument("--month", help="YYYY-MM (default: this month, projected to its end)")
+    cost.add_argument("--json", action="store_true", help="machine-readable output")
+    cost.set_defaults(command=_cost)
     _rollback_parser(commands)
     return parser
 

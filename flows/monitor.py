@@ -1,5 +1,7 @@
-"""`monitor`: freshness from the publish ledger, SLOs and error budgets; opens and resolves incidents; prunes the
-history of replaced rows past its retention (`shipshape.history`).
+"""`monitor`: freshness from the publish ledger, SLOs and error budgets; samples storage and consumer reads
+(`shipshape.usage`) and prices the month (`shipshape.cost`: budgets, the monthly cost artifact); opens and resolves
+incidents (freshness, fast burn, cost, unused); prunes the history of replaced rows past its retention
+(`shipshape.history`).
 
 Scheduled every few minutes per environment, and started at once by each pipeline's freshness trigger
 (a proactive automation on its deployment, in prefect.yaml) when no run completed within the SLA. Reading
@@ -14,13 +16,18 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from runtime.connections import connect, ensure_platform_schema
+from runtime.cost_sources import consumers, pipeline_months
 from runtime.incidents import announce
 from runtime.slo_sources import slo_reports
-from shipshape.catalog import find_pipeline
+from shipshape.catalog import find_pipeline, load_all
+from shipshape.cost import Month
 from shipshape.history import prune
 from shipshape.incidents import transition
-from shipshape.monitoring import observations
+from shipshape.monitoring import Observation, cost_observation, observations, unused_observation
+from shipshape.names import cost_artifact_key
 from shipshape.settings import environment_name
+from shipshape.usage import measure, quiet_since, record
+from shipshape.warehouses import Warehouse
 
 
 @flow(name="monitor")
@@ -30,16 +37,30 @@ def monitor(pipeline: str | None = None) -> list[dict[str, object]]:
     Args:
         pipeline: Only this pipeline (its freshness trigger passes it); empty means every declared pipeline.
     """
-    reports = [report for report in slo_reports(datetime.now(UTC)) if pipeline in (None, report.pipeline)]
     logger = get_run_logger()
+    now = datetime.now(UTC)
+    reports = [report for report in slo_reports(now) if pipeline in (None, report.pipeline)]
+    specs = [declared.spec for declared in load_all() if pipeline in (None, declared.name)]
     with connect("monitor") as warehouse:
         ensure_platform_schema(warehouse)
         for report in reports:
             for observed in observations(report):
-                change = transition(warehouse, report.pipeline, observed.kind, observed.breached, observed.summary)
-                if change is not None:
-                    logger.warning("%s %s: %s — %s", report.pipeline, change, observed.kind, observed.summary)
-                    announce(find_pipeline(report.pipeline), observed.kind, change, observed.summary)
+                _observe(warehouse, report.pipeline, observed)
+        record(warehouse, measure(warehouse, specs, consumers(environment_name()), now))
+        for spec in specs:
+            quiet = quiet_since(warehouse, spec)
+            if quiet is not None:  # reads unknown (DuckDB) or never published: nothing to judge
+                table = f"{spec.destination.schema_name}.{spec.destination.published_table}"
+                _observe(warehouse, spec.name, unused_observation(table, quiet, now, spec.value.unread_after_delta))
+    months = pipeline_months(Month.of(now), environment_name(), now, [spec.name for spec in specs], measure_now=False)
+    with connect("monitor") as warehouse:
+        for month in months:
+            _observe(warehouse, month.pipeline, cost_observation(month))
+    create_table_artifact(
+        key=cost_artifact_key(environment_name()),
+        table=[month.as_row() for month in months],
+        description=f"Cost, storage and consumer reads per pipeline, {Month.of(now)} so far (shipshape cost)",
+    )
     with connect("publisher") as publisher:  # the history tables are the publisher's: it alone may drop them
         for pruned in prune(publisher, datetime.now(UTC)):
             logger.info("pruned history of %s partition %s (entry %s)", pruned.pipeline, pruned.partition_key,
@@ -51,3 +72,11 @@ def monitor(pipeline: str | None = None) -> list[dict[str, object]]:
         description="Freshness, success rate, error budgets and burn rates per pipeline (shipshape status)",
     )
     return rows
+
+
+def _observe(warehouse: Warehouse, pipeline: str, observed: Observation) -> None:
+    """Record the observation; a change of state is logged and announced (the automation posts it to Slack)."""
+    change = transition(warehouse, pipeline, observed.kind, observed.breached, observed.summary)
+    if change is not None:
+        get_run_logger().warning("%s %s: %s — %s", pipeline, change, observed.kind, observed.summary)
+        announce(find_pipeline(pipeline), observed.kind, change, observed.summary)

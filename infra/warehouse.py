@@ -39,7 +39,14 @@ from deployments.environments import Environment
 from infra.changes import Change
 from infra.variables import required
 from shipshape.catalog import DeclaredPipeline, load_all
-from shipshape.ledger import DEAD_LETTER_TABLE, HISTORY_INDEX_TABLE, INCIDENT_TABLE, LEDGER_TABLE, PUBLISHED
+from shipshape.ledger import (
+    DEAD_LETTER_TABLE,
+    HISTORY_INDEX_TABLE,
+    INCIDENT_TABLE,
+    LEDGER_TABLE,
+    PUBLISHED,
+    USAGE_SAMPLE_TABLE,
+)
 from shipshape.names import SCHEMA_VERSION_TABLE
 from shipshape.platform_schema import apply_migration, pending
 from shipshape.warehouses import AUDIT_SCHEMA, HISTORY_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
@@ -87,7 +94,7 @@ def reconcile(
             steps += _grant_steps(warehouse, grants, reassigned)
             platform_roles = [*(env.role(purpose) for purpose in PASSWORD_VARIABLES), env.role("owner")]
             steps += _revoke_steps(warehouse, platform_roles, grants)
-            steps += _membership_steps(warehouse, platform_roles)
+            steps += _membership_steps(warehouse, platform_roles, _memberships(env, warehouse))
             steps += _default_privilege_steps(warehouse, defaults)
             steps += _row_security_steps(warehouse, _row_policies(env))
         steps += _retire_steps(warehouse, retiring)
@@ -190,6 +197,9 @@ def _monitor_grants(env: Environment, database: str) -> list[Grant]:
         Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), monitor, ("SELECT",)),
         Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), monitor, ("SELECT", "INSERT", "UPDATE")),
         Grant("table", (PLATFORM_SCHEMA, SCHEMA_VERSION_TABLE), monitor, ("SELECT",)),  # the monitor flow checks it
+        # storage and reads (`shipshape.usage`): which history tables are whose, and the samples it records
+        Grant("table", (PLATFORM_SCHEMA, HISTORY_INDEX_TABLE), monitor, ("SELECT",)),
+        Grant("table", (PLATFORM_SCHEMA, USAGE_SAMPLE_TABLE), monitor, ("SELECT", "INSERT")),
     ]
 
 
@@ -215,6 +225,8 @@ def _structure_steps(warehouse: Warehouse, published: list[str]) -> Iterator[_St
     for schema in sorted({AUDIT_SCHEMA, PLATFORM_SCHEMA, HISTORY_SCHEMA, *published}):
         if not warehouse.schema_exists(schema):
             yield _Step(Change("schema", schema, "create"), partial(warehouse.ensure_schema, schema))
+    if warehouse.statement_statistics_missing():  # the server preloads pg_stat_statements: count reads per role
+        yield _Step(Change("extension", "statement statistics", "create"), warehouse.enable_statement_statistics)
     for migration in pending(warehouse):
         change = Change("migration", f"{PLATFORM_SCHEMA} version {migration.version}", "create", migration.description)
         yield _Step(change, partial(apply_migration, warehouse, migration))
@@ -312,15 +324,31 @@ def _revoke_steps(warehouse: Warehouse, roles: list[str], grants: list[Grant]) -
                 )
 
 
-def _membership_steps(warehouse: Warehouse, roles: list[str]) -> Iterator[_Step]:
-    """The policy makes the platform's roles members of no role: a membership would hand one every privilege of
-    another (`pg_read_all_data`, an admin role) past all the revokes above, so each one found is revoked.
+def _memberships(env: Environment, warehouse: Warehouse) -> dict[str, list[str]]:
+    """The one membership the policy grants: the monitor reads every role's statement statistics (the engine's
+    `statistics_reader`, PostgreSQL's `pg_read_all_stats`), to count the consumers' reads (`shipshape.usage`)."""
+    reader = warehouse.statistics_reader
+    return {env.role("monitor"): [reader]} if reader else {}
+
+
+def _membership_steps(warehouse: Warehouse, roles: list[str], wanted: Mapping[str, list[str]]) -> Iterator[_Step]:
+    """The platform's roles are members of exactly the roles in `wanted`: any other membership would hand one every
+    privilege of another (`pg_read_all_data`, an admin role) past all the revokes above, so each one found is revoked.
     """
     for role in roles:
-        for group in warehouse.memberships(role):
-            yield _Step(
-                Change("grant", f"role {group} to {role}", "delete"), partial(warehouse.revoke_membership, group, role)
-            )
+        held = warehouse.memberships(role)
+        for group in held:
+            if group not in wanted.get(role, []):
+                yield _Step(
+                    Change("grant", f"role {group} to {role}", "delete"),
+                    partial(warehouse.revoke_membership, group, role),
+                )
+        for group in wanted.get(role, []):
+            if group not in held:
+                yield _Step(
+                    Change("grant", f"role {group} to {role}", "create"),
+                    partial(warehouse.grant_membership, group, role),
+                )
 
 
 def _default_privilege_steps(warehouse: Warehouse, defaults: list[DefaultPrivilege]) -> Iterator[_Step]:

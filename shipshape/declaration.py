@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from pydantic import AfterValidator, Field, StrictBool, StrictFloat, field_validator, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from shipshape.column_types import ColumnType
@@ -186,6 +186,26 @@ class History(StrictModel):
         return to_timedelta(self.retention)
 
 
+class Cost(StrictModel):
+    """What the pipeline may cost a month (`shipshape.cost`): the monitor opens a `cost` incident when the month's
+    projection passes it. Money in the environment's cost model's currency."""
+
+    budget_per_month: Annotated[StrictFloat | StrictInt, Field(gt=0)] | None = Field(
+        default=None, description="Most the pipeline may cost per month, e.g. 50 (USD); no budget when absent."
+    )
+
+
+class Value(StrictModel):
+    """Whether anyone reads what the pipeline publishes (`shipshape.usage`): unread for `unread_after` since its
+    first publish, the monitor opens an `unused` incident suggesting to pause or retire it."""
+
+    unread_after: Duration = Field(default="30d", description="How long without a consumer read is unused, e.g. 30d.")
+
+    @property
+    def unread_after_delta(self) -> timedelta:
+        return to_timedelta(self.unread_after)
+
+
 class VolumeAnomaly(StrictModel):
     """A published partition whose row count leaves the band of its trailing baseline is a warning, not a block.
 
@@ -317,6 +337,8 @@ class Pipeline(StrictModel):
     pii: Pii | None = None
     rejects: Rejects = Rejects()
     history: History = History()
+    cost: Cost = Cost()
+    value: Value = Value()
 
     @model_validator(mode="after")
     def _consistent(self) -> Pipeline:

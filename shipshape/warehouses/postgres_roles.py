@@ -121,6 +121,9 @@ class PostgresRoles(Warehouse):
     def revoke_membership(self, group: str, role: str) -> None:
         self.execute(f"REVOKE {self.quote(group)} FROM {self.quote(role)}")
 
+    def grant_membership(self, group: str, role: str) -> None:
+        self.execute(f"GRANT {self.quote(group)} TO {self.quote(role)}")
+
     def missing_default_privileges(self, default: DefaultPrivilege) -> list[str]:
         held = self.fetch_all(
             "SELECT acl.privilege_type FROM pg_default_acl AS d "

@@ -135,6 +135,9 @@ class RoleStatements:
     def revoke_membership(self, group: str, role: str) -> None:
         raise self._no_roles()
 
+    def grant_membership(self, group: str, role: str) -> None:
+        raise self._no_roles()
+
     def missing_default_privileges(self, default: DefaultPrivilege) -> list[str]:
         raise self._no_roles()
 
