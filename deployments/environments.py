@@ -31,7 +31,9 @@ class Environment:
     pool_type: PoolType
     schedules_active: bool
     pool_concurrency: int  # pipeline runs at once (the pipelines' queue); the pool adds the platform's slots
-    cost_model: CostModel = field(default_factory=CostModel)  # the rates `shipshape cost` and budgets price with; apply stores them
+    # The rates `shipshape cost` and budgets price with (default: `CostModel`'s documented assumptions); apply stores
+    # them as a Prefect variable (infra/cost_model.py).
+    cost_model: CostModel = field(default_factory=CostModel)
 
     @property
     def pool_name(self) -> str:

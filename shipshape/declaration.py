@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from shipshape.column_types import ColumnType
@@ -190,9 +190,21 @@ class Cost(StrictModel):
     """What the pipeline may cost a month (`shipshape.cost`): the monitor opens a `cost` incident when the month's
     projection passes it. Money in the environment's cost model's currency."""
 
-    budget_per_month: Annotated[StrictFloat | StrictInt, Field(gt=0)] | None = Field(
+    budget_per_month: float | None = Field(
         default=None, description="Most the pipeline may cost per month, e.g. 50 (USD); no budget when absent."
     )
+
+    @field_validator("budget_per_month", mode="before")
+    @classmethod
+    def _positive_amount(cls, value: object) -> object:
+        if value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(
+                "expected a positive amount per month in the environment's cost model currency, e.g. 50 or 12.5 "
+                "(no quotes); remove cost.budget_per_month for no budget"
+            )
+        return value
 
 
 class Value(StrictModel):
