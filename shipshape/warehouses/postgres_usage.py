@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shipshape.errors import WarehouseError
 from shipshape.warehouses.base import Warehouse
 from shipshape.warehouses.usage_stats import ReadCounter
 
@@ -38,7 +39,10 @@ class PostgresUsage(Warehouse):
     def read_counters(self, schema: str, tables: Sequence[str], readers: Sequence[str]) -> dict[str, ReadCounter]:
         statements_schema = self._statement_statistics()
         if statements_schema is not None and self._any_role_exists(readers):
-            return {table: self._statement_reads(statements_schema, table, readers) for table in tables}
+            try:
+                return {table: self._statement_reads(statements_schema, table, readers) for table in tables}
+            except WarehouseError:  # created once, but the server no longer preloads the library: count scans
+                pass
         rows = self.fetch_all(
             "SELECT relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables "
             "WHERE schemaname = ?",
@@ -48,13 +52,12 @@ class PostgresUsage(Warehouse):
         return {table: ReadCounter(scans[table], "scans") for table in tables if table in scans}
 
     def _statement_statistics(self) -> str | None:
-        """The schema of the `pg_stat_statements` view when it works here: the extension created in this database
-        and its library preloaded (else reading the view fails)."""
+        """The schema of the `pg_stat_statements` view when the extension exists in this database (`make apply`
+        creates it only where the library is preloaded; the monitor may not read `shared_preload_libraries`)."""
         rows = self.fetch_all(
             "SELECT n.nspname FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace "
-            "WHERE e.extname = ? AND ? = ANY(string_to_array(replace(current_setting('shared_preload_libraries'), "
-            "' ', ''), ','))",
-            [_STATEMENTS_EXTENSION, _STATEMENTS_EXTENSION],
+            "WHERE e.extname = ?",
+            [_STATEMENTS_EXTENSION],
         )
         return str(rows[0][0]) if rows else None
 
