@@ -107,6 +107,7 @@ def test_consumer_reads_are_counted_and_the_platforms_own_publishes_are_not(
     assert month.runs == 2 and month.vcpu_hours > 0 and month.compute_cost > 0
     assert month.storage_gb["published"] and month.storage_gb["published"] > 0
     assert month.rows_published > 0 and month.cost_per_read == pytest.approx(month.total_cost / CONSUMER_READS)
+    print(f"{method}: {month.as_row()}")
 
 
 def test_shipshape_cost_prints_the_months_figures_as_json(
