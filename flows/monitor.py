@@ -21,6 +21,7 @@ from runtime.incidents import announce
 from runtime.slo_sources import slo_reports
 from shipshape.catalog import find_pipeline, load_all
 from shipshape.cost import Month
+from shipshape.declaration import Pipeline
 from shipshape.history import prune
 from shipshape.incidents import transition
 from shipshape.monitoring import Observation, cost_observation, observations, unused_observation
@@ -32,7 +33,7 @@ from shipshape.warehouses import Warehouse
 
 @flow(name="monitor")
 def monitor(pipeline: str | None = None) -> list[dict[str, object]]:
-    """Evaluate every pipeline's freshness and SLOs now; announce incidents that opened or resolved.
+    """Evaluate every pipeline's freshness, SLOs, reads and cost now; announce incidents that opened or resolved.
 
     Args:
         pipeline: Only this pipeline (its freshness trigger passes it); empty means every declared pipeline.
@@ -46,21 +47,9 @@ def monitor(pipeline: str | None = None) -> list[dict[str, object]]:
         for report in reports:
             for observed in observations(report):
                 _observe(warehouse, report.pipeline, observed)
-        record(warehouse, measure(warehouse, specs, consumers(environment_name()), now))
-        for spec in specs:
-            quiet = quiet_since(warehouse, spec)
-            if quiet is not None:  # reads unknown (DuckDB) or never published: nothing to judge
-                table = f"{spec.destination.schema_name}.{spec.destination.published_table}"
-                _observe(warehouse, spec.name, unused_observation(table, quiet, now, spec.value.unread_after_delta))
-    months = pipeline_months(Month.of(now), environment_name(), now, [spec.name for spec in specs], measure_now=False)
-    with connect("monitor") as warehouse:
-        for month in months:
-            _observe(warehouse, month.pipeline, cost_observation(month))
-    create_table_artifact(
-        key=cost_artifact_key(environment_name()),
-        table=[month.as_row() for month in months],
-        description=f"Cost, storage and consumer reads per pipeline, {Month.of(now)} so far (shipshape cost)",
-    )
+        _watch_reads(warehouse, specs, now)
+    if pipeline is None:  # the month's artifact lists every pipeline; a freshness trigger's run leaves it be
+        _watch_costs(specs, now)
     with connect("publisher") as publisher:  # the history tables are the publisher's: it alone may drop them
         for pruned in prune(publisher, datetime.now(UTC)):
             logger.info("pruned history of %s partition %s (entry %s)", pruned.pipeline, pruned.partition_key,
@@ -72,6 +61,29 @@ def monitor(pipeline: str | None = None) -> list[dict[str, object]]:
         description="Freshness, success rate, error budgets and burn rates per pipeline (shipshape status)",
     )
     return rows
+
+
+def _watch_reads(warehouse: Warehouse, specs: list[Pipeline], now: datetime) -> None:
+    """Sample storage and read counters, then open or resolve `unused` where reads are known."""
+    record(warehouse, measure(warehouse, specs, consumers(environment_name()), now))
+    for spec in specs:
+        quiet = quiet_since(warehouse, spec)
+        if quiet is not None:  # reads unknown (DuckDB) or never published: nothing to judge
+            table = f"{spec.destination.schema_name}.{spec.destination.published_table}"
+            _observe(warehouse, spec.name, unused_observation(table, quiet, now, spec.value.unread_after_delta))
+
+
+def _watch_costs(specs: list[Pipeline], now: datetime) -> None:
+    """Price the month with the samples just recorded: `cost` incidents, and the month's table artifact."""
+    months = pipeline_months(Month.of(now), environment_name(), now, [spec.name for spec in specs], measure_now=False)
+    with connect("monitor") as warehouse:
+        for month in months:
+            _observe(warehouse, month.pipeline, cost_observation(month))
+    create_table_artifact(
+        key=cost_artifact_key(environment_name()),
+        table=[month.as_row() for month in months],
+        description=f"Cost, storage and consumer reads per pipeline, {Month.of(now)} so far (shipshape cost)",
+    )
 
 
 def _observe(warehouse: Warehouse, pipeline: str, observed: Observation) -> None:
