@@ -77,8 +77,12 @@ class PostgresUsage(Warehouse):
         return ReadCounter(int(rows[0][0]), "statements")
 
     def statement_statistics_missing(self) -> bool:
-        """The server preloads `pg_stat_statements` and this database has no extension for it yet."""
-        preloaded = self.fetch_all("SELECT current_setting('shared_preload_libraries')")
+        """The server preloads `pg_stat_statements` and this database has no extension for it yet. An admin that may
+        not read the server's settings (not a superuser) leaves it off: reads fall back to scan counters."""
+        try:
+            preloaded = self.fetch_all("SELECT current_setting('shared_preload_libraries')")
+        except WarehouseError:
+            return False
         libraries = str(preloaded[0][0]).replace(" ", "").split(",")
         return _STATEMENTS_EXTENSION in libraries and self._statement_statistics() is None
 
