@@ -67,7 +67,7 @@ def _watch_reads(warehouse: Warehouse, specs: list[Pipeline], now: datetime) -> 
     """Sample storage and read counters, then open or resolve `unused` where reads are known."""
     record(warehouse, measure(warehouse, specs, consumers(environment_name()), now))
     for spec in specs:
-        quiet = quiet_since(warehouse, spec)
+        quiet = quiet_since(warehouse, spec, now)
         if quiet is not None:  # reads unknown (DuckDB) or never published: nothing to judge
             table = f"{spec.destination.schema_name}.{spec.destination.published_table}"
             _observe(warehouse, spec.name, unused_observation(table, quiet, now, spec.value.unread_after_delta))

@@ -21,7 +21,16 @@ from shipshape.declaration import Pipeline
 from shipshape.errors import ConfigurationError
 from shipshape.ledger import LEDGER_TABLE
 from shipshape.names import WORKER_MEMORY_GB, WORKER_VCPUS
-from shipshape.usage import AREAS, PlatformScans, Sample, measure, platform_scans, read_intervals, recorded
+from shipshape.usage import (
+    AREAS,
+    SAMPLE_LOOKBACK,
+    PlatformScans,
+    Sample,
+    measure,
+    platform_scans,
+    read_intervals,
+    recorded,
+)
 from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
 
 GB = 1024**3
@@ -242,10 +251,10 @@ def monthly_costs(
     live = measure(warehouse, specs, readers, now) if current and measure_now else []
     months = []
     for spec in specs:
-        samples = [s for s in recorded(warehouse, spec.name) if s.sampled_at < month.end]
-        samples += [s for s in live if s.pipeline == spec.name]
+        since = month.start - SAMPLE_LOOKBACK  # the sample before the month's first one starts its first interval
+        samples = recorded(warehouse, spec.name, since, month.end) + [s for s in live if s.pipeline == spec.name]
         scans = {
-            s.table_name: platform_scans(warehouse, spec, s.table_name)
+            s.table_name: platform_scans(warehouse, spec, s.table_name, since)
             for s in samples if s.area == "published" and s.read_method == "scans"
         }
         months.append(price(

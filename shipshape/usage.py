@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Literal
 
@@ -44,6 +44,9 @@ AREAS: tuple[Area, ...] = ("published", "audit", "dead_letters", "history")
 PUBLISH_SCANS = {"replace_partition": 3, "full_replace": 3, "merge": 4}
 """Scans of the published table one publish of a partition makes, per load mode (see the module's docstring)."""
 BLOCKED_SCANS = 1
+SAMPLE_LOOKBACK = timedelta(days=1)
+"""How far before a window samples are read, so its first interval has the sample before it: monitors run every few
+minutes, far more often."""
 ROLLBACK_SCANS = 3
 
 
@@ -129,14 +132,12 @@ def record(warehouse: Warehouse, samples: Iterable[Sample]) -> None:
             )
 
 
-def recorded(warehouse: Warehouse, pipeline: str, since: datetime | None = None) -> list[Sample]:
-    """The pipeline's samples at or after `since` (all without), oldest first."""
-    condition, parameters = ("pipeline = ?", [pipeline]) if since is None else (
-        "pipeline = ? AND sampled_at >= ?", [pipeline, since])
+def recorded(warehouse: Warehouse, pipeline: str, since: datetime, until: datetime | None = None) -> list[Sample]:
+    """The pipeline's samples from `since` up to (not including) `until`, oldest first."""
     rows = warehouse.fetch_all(
         f"SELECT {', '.join(USAGE_SAMPLE_COLUMNS)} FROM {warehouse.qualified(PLATFORM_SCHEMA, USAGE_SAMPLE_TABLE)} "
-        f"WHERE {condition} ORDER BY sampled_at",
-        parameters,
+        "WHERE pipeline = ? AND sampled_at >= ? AND sampled_at < ? ORDER BY sampled_at",
+        [pipeline, since, until or datetime.max.replace(tzinfo=UTC)],
     )
     return [
         Sample(pipeline, area, table, at, None if size is None else int(size),
@@ -165,13 +166,14 @@ def read_intervals(
     return intervals
 
 
-def platform_scans(warehouse: Warehouse, spec: Pipeline, table_name: str) -> PlatformScans:
-    """How many times the platform scanned `table_name` (`schema.table`) in (start, end], from the ledger."""
+def platform_scans(warehouse: Warehouse, spec: Pipeline, table_name: str, since: datetime) -> PlatformScans:
+    """How many times the platform scanned `table_name` (`schema.table`) in (start, end] (start ≥ `since`), from
+    the ledger."""
     about = PublishedTable(spec.name, table_name, f"{spec.destination.schema_name}.{spec.destination.table}")
     rows = warehouse.fetch_all(
         f"SELECT status, finished_at FROM {warehouse.qualified(PLATFORM_SCHEMA, LEDGER_TABLE)} "
-        "WHERE pipeline = ? AND COALESCE(destination, ?) = ? AND finished_at IS NOT NULL",
-        [about.pipeline, about.first_version, about.destination],
+        "WHERE pipeline = ? AND COALESCE(destination, ?) = ? AND finished_at > ?",
+        [about.pipeline, about.first_version, about.destination, since],
     )
     per_status = {"published": PUBLISH_SCANS[spec.load.mode], "blocked": BLOCKED_SCANS, "rolled_back": ROLLBACK_SCANS}
 
@@ -203,14 +205,19 @@ def unread_since(
     return max(read) if read else max(first_published, first_sampled)
 
 
-def quiet_since(warehouse: Warehouse, spec: Pipeline) -> datetime | None:
-    """Since when the current version's table has had no consumer read (`unread_since`), from the recorded samples
-    and the ledger; None when there is nothing to judge (never published, or its reads are unknown)."""
+def quiet_since(warehouse: Warehouse, spec: Pipeline, now: datetime) -> datetime | None:
+    """Since when the current version's table has had no consumer read (`unread_since`), from the samples of the
+    last `value.unread_after` (and `SAMPLE_LOOKBACK` before it) and the ledger; None when there is nothing to judge
+    (never published, or its reads are unknown). Unread over that whole stretch, it says the stretch's start: the
+    last read may be older, which changes nothing about being unused."""
     table_name = f"{spec.destination.schema_name}.{spec.destination.published_table}"
-    samples = [s for s in recorded(warehouse, spec.name) if s.table_name == table_name and s.read_counter is not None]
+    since = now - spec.value.unread_after_delta - SAMPLE_LOOKBACK
+    samples = [
+        s for s in recorded(warehouse, spec.name, since) if s.table_name == table_name and s.read_counter is not None
+    ]
     if not samples:
         return None
-    intervals = read_intervals(samples, platform_scans(warehouse, spec, table_name))
+    intervals = read_intervals(samples, platform_scans(warehouse, spec, table_name, since))
     return unread_since(first_publish(warehouse, spec, table_name), intervals, samples[0].sampled_at)
 
 

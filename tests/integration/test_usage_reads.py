@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -95,8 +95,9 @@ def test_consumer_reads_are_counted_and_the_platforms_own_publishes_are_not(
 
     spec = find_pipeline("shop_orders").spec
     with open_warehouse(as_role(url, env.role("monitor"))) as monitor:
-        samples = [s for s in recorded(monitor, "shop_orders") if s.table_name == TABLE]
-        intervals = read_intervals(samples, platform_scans(monitor, spec, TABLE))
+        since = datetime.now(UTC) - timedelta(hours=1)
+        samples = [s for s in recorded(monitor, "shop_orders", since) if s.table_name == TABLE]
+        intervals = read_intervals(samples, platform_scans(monitor, spec, TABLE, since))
     assert {s.read_method for s in samples} == {method}
     assert [interval.reads for interval in intervals] == [CONSUMER_READS]
     assert all(s.bytes and s.bytes > 0 for s in samples), "the published table's size"
