@@ -15,6 +15,9 @@ Reads, by the engine's method (`warehouses.usage_stats`):
   between two intervals (never across more); a first publish (no table yet) scans 2 fewer, which the count clamps
   at zero; and a consumer query scanning the table twice (a self-join, a subquery) counts twice. So a month's reads
   are within ±2 per publish of the consumers' scans, and "unread" (0) is exact once no publish falls in the window.
+  `replace_partition`'s 3 is measured by `tests/integration/test_usage_reads.py`; the other modes' counts are read
+  from `shipshape.publish`. Both methods see a session's reads once it goes idle (PostgreSQL flushes a backend's
+  statistics at most ~10 s later, at once when it disconnects).
 - DuckDB keeps no read statistics: reads are unknown (None), never 0; no `unused` incident is opened there.
 """
 
@@ -44,10 +47,10 @@ AREAS: tuple[Area, ...] = ("published", "audit", "dead_letters", "history")
 PUBLISH_SCANS = {"replace_partition": 3, "full_replace": 3, "merge": 4}
 """Scans of the published table one publish of a partition makes, per load mode (see the module's docstring)."""
 BLOCKED_SCANS = 1
+ROLLBACK_SCANS = 3
 SAMPLE_LOOKBACK = timedelta(days=1)
 """How far before a window samples are read, so its first interval has the sample before it: monitors run every few
 minutes, far more often."""
-ROLLBACK_SCANS = 3
 
 
 PlatformScans = Callable[[datetime, datetime], int]
