@@ -28,6 +28,7 @@ class PrivatePostgres:
     data_dir: Path
     port: int
     bin_dir: Path
+    settings: tuple[tuple[str, str], ...] = ()  # more server settings, e.g. shared_preload_libraries
 
     @property
     def url(self) -> str:
@@ -46,19 +47,21 @@ class PrivatePostgres:
 
     def _pg_ctl(self, *arguments: str) -> None:
         options = f"-p {self.port} -k {self.data_dir.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings)
         log = self.data_dir.parent / "server.log"
         command = [str(self.bin_dir / "pg_ctl"), *arguments, "-w", "-D", str(self.data_dir), "-l", str(log)]
         _run_as_server_user([*command, "-o", options])
 
 
 @contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A started server for the block; stopped and its folder removed afterwards, also on Ctrl-C or an error."""
+def private_postgres(settings: dict[str, str] | None = None) -> Iterator[PrivatePostgres]:
+    """A started server for the block (with `settings` on its command line); stopped and its folder removed
+    afterwards, also on Ctrl-C or an error."""
     workdir = Path(tempfile.mkdtemp(prefix="shipshape-chaos-pg-"))
     try:
         if os.geteuid() == 0:
             shutil.chown(workdir, SERVER_USER, SERVER_USER)
-        server = PrivatePostgres(workdir / "data", free_port(), _bin_dir())
+        server = PrivatePostgres(workdir / "data", free_port(), _bin_dir(), tuple((settings or {}).items()))
         _run_as_server_user(
             [str(server.bin_dir / "initdb"), "-D", str(server.data_dir), "-U", SERVER_USER, "-A", "trust", "--no-sync"]
         )

@@ -168,6 +168,26 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cost(args: argparse.Namespace) -> int:
+    """Each pipeline's month in an environment: compute, storage, cost, projection, budget, reads, cost per read."""
+    from cli import cost, status
+    from runtime.cost_sources import pipeline_months
+    from shipshape.cost import Month
+
+    name = _enter_environment(args.env)
+    month = Month.parse(args.month) if args.month else Month.of(datetime.now(UTC))
+    _history_api(name)
+    months = pipeline_months(month, name, datetime.now(UTC))
+    if args.json:
+        print(cost.as_json(name, str(month), months))
+    elif not months:
+        print(f"environment {name}, {month}: no pipelines declared or nothing ran yet")
+    else:
+        print(f"environment {name}, {month} ({months[0].currency}; storage: the month's average)")
+        print(cost.summary(months, status.use_colour(sys.stdout)))
+    return 0
+
+
 def _enter_environment(env: str | None) -> str:
     """Read as `env`'s deployments run (its name and warehouse block); None keeps this process's (SHIPSHAPE_ENV)."""
     from shipshape.settings import LOCAL_ENVIRONMENT, environment_name
@@ -269,6 +289,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--out", type=Path, help="the file to write (default: <data folder>/reports/report-<env>.html)")
     report.set_defaults(command=_report)
+    cost = commands.add_parser(
+        "cost", help="compute, storage, cost, budget and consumer reads of every pipeline in an environment, per month"
+    )
+    cost.add_argument(
+        "--env", choices=_environment_names(), help="the environment (default: SHIPSHAPE_ENV, else local)"
+    )
+    cost.add_argument("--month", help="YYYY-MM (default: this month, projected to its end)")
+    cost.add_argument("--json", action="store_true", help="machine-readable output")
+    cost.set_defaults(command=_cost)
     _rollback_parser(commands)
     return parser
 

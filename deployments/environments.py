@@ -8,11 +8,12 @@ environment is *not* allowed to differ in is the code: every environment runs th
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runtime.api_mark import refuse_another_environments_api
 from shipshape import names
+from shipshape.cost import CostModel
 from shipshape.errors import ConfigurationError
 from shipshape.settings import code_version
 
@@ -30,6 +31,9 @@ class Environment:
     pool_type: PoolType
     schedules_active: bool
     pool_concurrency: int  # pipeline runs at once (the pipelines' queue); the pool adds the platform's slots
+    # The rates `shipshape cost` and budgets price with (default: `CostModel`'s documented assumptions); apply stores
+    # them as a Prefect variable (infra/cost_model.py).
+    cost_model: CostModel = field(default_factory=CostModel)
 
     @property
     def pool_name(self) -> str:

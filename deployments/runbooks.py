@@ -120,6 +120,10 @@ def _context(spec: Pipeline) -> dict[str, str]:
         "suffix": _table_suffix(spec),
         "replaces": _replaces(spec),
         "environments": ", ".join(ENVIRONMENTS),
+        "budget": f"{spec.cost.budget_per_month:g} a month (`cost.budget_per_month`)"
+        if spec.cost.budget_per_month is not None
+        else "none declared (`cost.budget_per_month`), so this alert does not fire",
+        "unread_after": spec.value.unread_after,
     }
 
 
@@ -157,6 +161,8 @@ def _service_levels(spec: Pipeline, context: dict[str, str]) -> str:
         ("Freshness SLO", f"within the SLA {format_percent(slo.freshness)} of the time over {slo.window}"),
         ("Fast burn", f"burn rate ≥ {context['fast_burn_rate']}x over {slo.fast_burn_window} alerts"),
         ("Volume", f"{_bounds(spec)} (blocks); anomaly: {context['anomaly']} (warns)"),
+        ("Budget", context["budget"]),
+        ("Unused after", f"{spec.value.unread_after} without a consumer read"),
     ]
     current = "Current numbers: see [Status and SLOs](#status-and-slos).\n"
     return "## Service levels\n\n" + _two_columns(rows) + "\n" + current

@@ -16,7 +16,7 @@ import sys
 from prefect.client.orchestration import get_client
 
 from deployments.environments import ENVIRONMENTS, Environment, environment
-from infra import api_mark, automations, blocks, deployed, warehouse, work_pools
+from infra import api_mark, automations, blocks, cost_model, deployed, warehouse, work_pools
 from infra.changes import Change
 from infra.variables import required
 from shipshape.errors import ShipshapeError
@@ -38,6 +38,7 @@ def reconcile_prefect(env: Environment, *, dry_run: bool) -> list[Change]:
     """The Prefect side: pool and queues, blocks, automations, and the deployments of removed pipelines."""
     with get_client(sync_client=True) as client:
         changes = work_pools.reconcile(client, env, dry_run=dry_run)
+        changes += cost_model.reconcile(client, env, dry_run=dry_run)
         changes += blocks.reconcile(env, dry_run=dry_run)
         changes += automations.reconcile(env, dry_run=dry_run)
         changes += deployed.reconcile(client, env, dry_run=dry_run)

@@ -42,7 +42,14 @@ from deployments.environments import Environment
 from infra.changes import Change
 from infra.variables import required
 from shipshape.catalog import DeclaredPipeline, load_all
-from shipshape.ledger import DEAD_LETTER_TABLE, HISTORY_INDEX_TABLE, INCIDENT_TABLE, LEDGER_TABLE, PUBLISHED
+from shipshape.ledger import (
+    DEAD_LETTER_TABLE,
+    HISTORY_INDEX_TABLE,
+    INCIDENT_TABLE,
+    LEDGER_TABLE,
+    PUBLISHED,
+    USAGE_SAMPLE_TABLE,
+)
 from shipshape.names import SCHEMA_VERSION_TABLE
 from shipshape.platform_schema import apply_migration, pending
 from shipshape.warehouses import AUDIT_SCHEMA, HISTORY_SCHEMA, PLATFORM_SCHEMA, Warehouse, open_warehouse
@@ -195,6 +202,9 @@ def _monitor_grants(env: Environment, database: str) -> list[Grant]:
         Grant("table", (PLATFORM_SCHEMA, LEDGER_TABLE), monitor, ("SELECT",)),
         Grant("table", (PLATFORM_SCHEMA, INCIDENT_TABLE), monitor, ("SELECT", "INSERT", "UPDATE")),
         Grant("table", (PLATFORM_SCHEMA, SCHEMA_VERSION_TABLE), monitor, ("SELECT",)),  # the monitor flow checks it
+        # storage and reads (`shipshape.usage`): which history tables are whose, and the samples it records
+        Grant("table", (PLATFORM_SCHEMA, HISTORY_INDEX_TABLE), monitor, ("SELECT",)),
+        Grant("table", (PLATFORM_SCHEMA, USAGE_SAMPLE_TABLE), monitor, ("SELECT", "INSERT")),
     ]
 
 
@@ -220,6 +230,8 @@ def _structure_steps(warehouse: Warehouse, published: list[str]) -> Iterator[_St
     for schema in sorted({AUDIT_SCHEMA, PLATFORM_SCHEMA, HISTORY_SCHEMA, *published}):
         if not warehouse.schema_exists(schema):
             yield _Step(Change("schema", schema, "create"), partial(warehouse.ensure_schema, schema))
+    if warehouse.statement_statistics_missing():  # the server preloads pg_stat_statements: count reads per role
+        yield _Step(Change("extension", "statement statistics", "create"), warehouse.enable_statement_statistics)
     for migration in pending(warehouse):
         change = Change("migration", f"{PLATFORM_SCHEMA} version {migration.version}", "create", migration.description)
         yield _Step(change, partial(apply_migration, warehouse, migration))
@@ -317,32 +329,42 @@ def _revoke_steps(warehouse: Warehouse, roles: list[str], grants: list[Grant]) -
                 )
 
 
-def _memberships(warehouse: Warehouse, env: Environment) -> set[tuple[str, str]]:
-    """(group, member): the one membership the policy makes, where publishes exchange partitions: the owner role in
-    the loader role, since taking the audited table over (ALTER OWNER, before attaching it as a partition) needs the
-    old owner's rights. It gives the loader and the publisher nothing: nobody logs in as the owner or is its member,
-    and only its SECURITY DEFINER functions act as it (`postgres_ddl`), each doing its one checked thing."""
-    if not warehouse.capabilities.supports_partition_exchange:
-        return set()
-    return {(env.role("loader"), env.role("owner"))}
+def _memberships(warehouse: Warehouse, env: Environment) -> dict[str, dict[str, str]]:
+    """member → {group: why}: the only memberships the policy grants.
+
+    - Where publishes exchange partitions, the owner role in the loader role: taking the audited table over (ALTER
+      OWNER, before attaching it as a partition) needs the old owner's rights. It gives the loader and the publisher
+      nothing: nobody logs in as the owner or is its member, and only its SECURITY DEFINER functions act as it
+      (`postgres_ddl`), each doing its one checked thing.
+    - The monitor in the engine's `statistics_reader` (PostgreSQL's `pg_read_all_stats`), to count the consumers'
+      reads (`shipshape.usage`).
+    """
+    wanted: dict[str, dict[str, str]] = {}
+    if warehouse.capabilities.supports_partition_exchange:
+        wanted[env.role("owner")] = {env.role("loader"): "its functions take audited tables over"}
+    if reader := warehouse.statistics_reader:
+        wanted.setdefault(env.role("monitor"), {})[reader] = ""
+    return wanted
 
 
-def _membership_steps(warehouse: Warehouse, roles: list[str], wanted: set[tuple[str, str]]) -> Iterator[_Step]:
-    """Beyond `wanted`, the policy makes the platform's roles members of no role: a membership would hand one every
+def _membership_steps(
+    warehouse: Warehouse, roles: list[str], wanted: Mapping[str, Mapping[str, str]]
+) -> Iterator[_Step]:
+    """The platform's roles are members of exactly the roles in `wanted`: any other membership would hand one every
     privilege of another (`pg_read_all_data`, an admin role) past all the revokes above, so each one found is revoked.
     """
     for role in roles:
         held = warehouse.memberships(role)
         for group in held:
-            if (group, role) not in wanted:
+            if group not in wanted.get(role, {}):
                 yield _Step(
                     Change("grant", f"role {group} to {role}", "delete"),
                     partial(warehouse.revoke_membership, group, role),
                 )
-        for group, member in sorted(wanted):
-            if member == role and group not in held:
+        for group, why in wanted.get(role, {}).items():
+            if group not in held:
                 yield _Step(
-                    Change("grant", f"role {group} to {role}", "create", "its functions take audited tables over"),
+                    Change("grant", f"role {group} to {role}", "create", why),
                     partial(warehouse.grant_membership, group, role),
                 )
 

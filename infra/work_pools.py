@@ -24,6 +24,7 @@ from deployments.environments import Environment
 from infra.changes import Change
 from infra.ownership import created, prune, record_created
 from shipshape.errors import ConfigurationError
+from shipshape.names import WORKER_MEMORY_GB
 
 # Containers reach the warehouse and the Prefect API through this Docker network. By default a dedicated
 # user-defined bridge (`docker network create shipshape` on each worker's engine): a pipeline container then sees
@@ -31,7 +32,7 @@ from shipshape.errors import ConfigurationError
 # tests' private engine (started with --bridge=none, /work/shared/notes/containers.md), which sets it explicitly.
 DOCKER_NETWORK_VARIABLE = "SHIPSHAPE_DOCKER_NETWORK"
 DEFAULT_DOCKER_NETWORK = "shipshape"
-MEMORY_LIMIT = "2g"
+MEMORY_LIMIT = f"{WORKER_MEMORY_GB}g"  # what the cost model charges per run (`shipshape.names`)
 QUEUE_KIND = "work queue"
 
 

@@ -1,30 +1,33 @@
 """The inputs of `shipshape report`, read the way the SLOs and the volume monitor read them: publish instants and
 partitions from the ledger (`shipshape.ledger`), run outcomes from Prefect (`runtime.slo_sources.run_outcomes`),
-each partition's band from `shipshape.volume.judge_published`. Reading Prefect's history is why this is runtime.
+each partition's band from `shipshape.volume.judge_published`, cost and reads per month from the cost attribution
+(`runtime.cost_sources`). Reading Prefect's history is why this is runtime.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
 
 from runtime.connections import connect
+from runtime.cost_sources import recent_months
 from runtime.slo_sources import run_outcomes
 from shipshape.catalog import load_all
 from shipshape.declaration import Pipeline
 from shipshape.ledger import LEDGER_TABLE, PUBLISHED, PublishedTable, entries, missing_platform_tables, published_times
 from shipshape.lineage import lineage
-from shipshape.report_data import EnvironmentHistory, MonthlyCost, PipelineHistory, VolumePoint
+from shipshape.report_data import EnvironmentHistory, PipelineHistory, VolumePoint
 from shipshape.volume import judge_published
 from shipshape.warehouses import Warehouse
 
 VOLUME_PARTITIONS = 60
 """The latest published partitions the volume chart shows (two months of days, two and a half days of hours)."""
+COST_MONTHS = 3
+"""The months the cost and reads chart shows: this one (so far) and the two before it."""
 
 
-def environment_history(now: datetime, environment: str, costs: Sequence[MonthlyCost] = ()) -> EnvironmentHistory:
+def environment_history(now: datetime, environment: str) -> EnvironmentHistory:
     """Every declared pipeline's history in `environment` up to `now`, and the lineage of them all.
 
     Runs and publishes go back two SLO windows, so the burn-down's first instant is judged on a whole window. A
@@ -34,7 +37,8 @@ def environment_history(now: datetime, environment: str, costs: Sequence[Monthly
     with connect("monitor") as warehouse, get_client(sync_client=True) as client:
         has_ledger = LEDGER_TABLE not in missing_platform_tables(warehouse)
         pipelines = [_history(warehouse, client, item.spec, environment, now, has_ledger) for item in declared]
-    return EnvironmentHistory(environment, now, pipelines, lineage(declared, now.date()), list(costs))
+    costs = recent_months(environment, now, COST_MONTHS)
+    return EnvironmentHistory(environment, now, pipelines, lineage(declared, now.date()), costs)
 
 
 def _history(

@@ -44,7 +44,7 @@ def run_outcomes(
     if client is None:
         with get_client(sync_client=True) as own_client:
             return run_outcomes(pipeline, environment, since, own_client)
-    return [_outcome(run) for run in _finished_runs(client, run_tags(pipeline, environment), since)]
+    return [_outcome(run) for run in finished_runs(client, run_tags(pipeline, environment), since)]
 
 
 def slo_reports(now: datetime, environment: str | None = None, only: list[str] | None = None) -> list[SloReport]:
@@ -69,7 +69,8 @@ def slo_reports(now: datetime, environment: str | None = None, only: list[str] |
         ]
 
 
-def _finished_runs(client: SyncPrefectClient, tags: list[str], since: datetime) -> Iterator[FlowRun]:
+def finished_runs(client: SyncPrefectClient, tags: list[str], since: datetime) -> Iterator[FlowRun]:
+    """Every counted run (`COUNTED_STATES`) with these tags that ended at or after `since`, page by page."""
     flow_run_filter = FlowRunFilter(
         tags=FlowRunFilterTags(all_=tags),
         state=FlowRunFilterState(type=FlowRunFilterStateType(any_=COUNTED_STATES)),

@@ -32,6 +32,8 @@ AUDIT_BLOCKED = "audit-blocked"
 FRESHNESS_BREACH = "freshness-breach"
 VOLUME_ANOMALY = "volume-anomaly"
 FAST_BURN = "fast-burn"
+COST = "cost"
+UNUSED = "unused"
 RECOVERED = "recovered"
 
 
@@ -212,6 +214,47 @@ _FAST_BURN_ALERT = AlertKind(
     trigger=IncidentTrigger(opened="Error budget burning fast", resolved="Error budget burn back to normal"),
 )
 
+_COST_ALERT = AlertKind(
+    anchor=COST,
+    title="Cost",
+    means=(
+        "This month's projected cost of `{name}` (compute from its runs, storage of its tables, priced by the "
+        "environment's cost model) passes `cost.budget_per_month` in `pipelines/{name}.yaml`."
+    ),
+    steps=(
+        "Budget: {budget}. See where the money goes: `shipshape cost --env <env>` (compute, storage by area, "
+        "reads, cost per read).",
+        "Compute: runs longer or more frequent than needed? Check the schedule, failed runs re-trying, backfills "
+        "run twice ([backfill](#backfill) plans only missing days).",
+        "Storage: history kept too long (`history.retention`), quarantined audit tables left behind, old versions "
+        "of the table (`destination.previous_version_until`).",
+        "Nobody reads it (few reads, high cost per read): [pause the schedule](#pause-and-resume-the-schedule) "
+        "or retire the pipeline.",
+        "The cost is right and the budget too low: raise `cost.budget_per_month` in a pull request; the next "
+        "monitor run resolves the incident.",
+    ),
+    trigger=IncidentTrigger(opened="Projected cost over budget", resolved="Projected cost within budget"),
+)
+
+_UNUSED_ALERT = AlertKind(
+    anchor=UNUSED,
+    title="Unused",
+    means=(
+        "No consumer read `{destination}` for {unread_after} (`value.unread_after`) since its first publish: the "
+        "pipeline costs compute and storage for data nobody uses."
+    ),
+    steps=(
+        "Ask the readers you know of (the consumers of the environment's warehouse) whether they still need it; "
+        "`shipshape cost --env <env>` shows its reads and cost per read.",
+        "Not needed for now: [pause the schedule](#pause-and-resume-the-schedule).",
+        "Not needed at all: retire the pipeline (remove `pipelines/{name}.yaml` in a pull request; `make apply` "
+        "removes its deployment and alerts).",
+        "Read in a way the warehouse does not count (a rare quarterly report): raise `value.unread_after`.",
+        "The next consumer read resolves the incident.",
+    ),
+    trigger=IncidentTrigger(opened="Nobody reads the published table", resolved="Read again"),
+)
+
 _RECOVERED_ALERT = AlertKind(
     anchor=RECOVERED,
     title="Recovered",
@@ -241,6 +284,8 @@ ALERT_KINDS: dict[str, AlertKind] = {
         _FRESHNESS_BREACH_ALERT,
         _VOLUME_ANOMALY_ALERT,
         _FAST_BURN_ALERT,
+        _COST_ALERT,
+        _UNUSED_ALERT,
         _RECOVERED_ALERT,
     )
 }

@@ -186,6 +186,38 @@ class History(StrictModel):
         return to_timedelta(self.retention)
 
 
+class Cost(StrictModel):
+    """What the pipeline may cost a month (`shipshape.cost`): the monitor opens a `cost` incident when the month's
+    projection passes it. Money in the environment's cost model's currency."""
+
+    budget_per_month: float | None = Field(
+        default=None, description="Most the pipeline may cost per month, e.g. 50 (USD); no budget when absent."
+    )
+
+    @field_validator("budget_per_month", mode="before")
+    @classmethod
+    def _positive_amount(cls, value: object) -> object:
+        if value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(
+                "expected a positive amount per month in the environment's cost model currency, e.g. 50 or 12.5 "
+                "(no quotes); remove cost.budget_per_month for no budget"
+            )
+        return value
+
+
+class Value(StrictModel):
+    """Whether anyone reads what the pipeline publishes (`shipshape.usage`): unread for `unread_after` since its
+    first publish, the monitor opens an `unused` incident suggesting to pause or retire it."""
+
+    unread_after: Duration = Field(default="30d", description="How long without a consumer read is unused, e.g. 30d.")
+
+    @property
+    def unread_after_delta(self) -> timedelta:
+        return to_timedelta(self.unread_after)
+
+
 class VolumeAnomaly(StrictModel):
     """A published partition whose row count leaves the band of its trailing baseline is a warning, not a block.
 
@@ -317,6 +349,8 @@ class Pipeline(StrictModel):
     pii: Pii | None = None
     rejects: Rejects = Rejects()
     history: History = History()
+    cost: Cost = Cost()
+    value: Value = Value()
 
     @model_validator(mode="after")
     def _consistent(self) -> Pipeline:

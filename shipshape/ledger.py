@@ -34,6 +34,9 @@ LEDGER_TABLE = "publish_ledger"
 DEAD_LETTER_TABLE = "dead_letters"
 INCIDENT_TABLE = "incidents"
 HISTORY_INDEX_TABLE = "publish_history"
+USAGE_SAMPLE_TABLE = "usage_samples"
+"""What the monitor measured of each pipeline's tables each time it ran: bytes per area, read counters
+(`shipshape.usage`)."""
 Status = Literal["published", "blocked", "failed", "rolled_back"]
 PUBLISHED: tuple[Status, ...] = ("published", "rolled_back")
 """The statuses whose entry changed the published rows: a publish, and a rollback restoring an earlier publish."""
@@ -82,6 +85,15 @@ _HISTORY_INDEX_COLUMNS = {  # one row per kept `history.h_<entry id>` table (see
     "created_at": "timestamptz",
     "expires_at": "timestamptz",
 }
+USAGE_SAMPLE_COLUMNS = {  # one row per pipeline, area (or published table) and monitor pass (shipshape/usage.py)
+    "pipeline": "text",
+    "area": "text",
+    "table_name": "text",
+    "sampled_at": "timestamptz",
+    "bytes": "bigint",
+    "read_counter": "bigint",
+    "read_method": "text",
+}
 # What this code reads and writes; the tables themselves are made by migrations (`shipshape.platform_migrations`),
 # and a test holds the migrated tables to exactly these columns.
 PLATFORM_TABLES = {
@@ -89,6 +101,7 @@ PLATFORM_TABLES = {
     DEAD_LETTER_TABLE: _DEAD_LETTER_COLUMNS,
     INCIDENT_TABLE: _INCIDENT_COLUMNS,
     HISTORY_INDEX_TABLE: _HISTORY_INDEX_COLUMNS,
+    USAGE_SAMPLE_TABLE: USAGE_SAMPLE_COLUMNS,
 }
 
 

@@ -241,3 +241,22 @@ def report_file(environment: str) -> str:
 def report_artifact_key(environment: str) -> str:
     """The monitor's link artifact to the report; Prefect keeps its versions under this key."""
     return f"report-{environment}"
+
+
+WORKER_VCPUS = 1.0
+"""The vCPUs each pipeline run is declared to use: the cost model (`shipshape.cost`) charges a run's duration times it.
+Declared, not enforced: Prefect's docker worker has no CPU limit (its job template has none)."""
+WORKER_MEMORY_GB = 2
+"""The memory each pipeline run may use (GB): the docker pools' `mem_limit` (`infra.work_pools`) and the cost model's
+GB-hours read it here, so the bill and the limit agree."""
+
+
+def cost_model_variable(environment: str) -> str:
+    """The Prefect variable holding the environment's cost model (rates), set by `make apply`, read by the monitor and
+    `shipshape cost`; a run never needs it, so it is data on the environment's API rather than a block."""
+    return f"shipshape-{environment}-cost-model"
+
+
+def cost_artifact_key(environment: str) -> str:
+    """The monitor's monthly cost table artifact; one key per environment, so the UI shows its versions over time."""
+    return f"cost-{environment}"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shipshape.column_types import ColumnType
-from shipshape.ledger import DEAD_LETTER_TABLE, HISTORY_INDEX_TABLE, INCIDENT_TABLE, LEDGER_TABLE
+from shipshape.ledger import DEAD_LETTER_TABLE, HISTORY_INDEX_TABLE, INCIDENT_TABLE, LEDGER_TABLE, USAGE_SAMPLE_TABLE
 from shipshape.warehouses import PLATFORM_SCHEMA, Warehouse
 
 
@@ -141,11 +141,35 @@ def _ledger_names_destination(warehouse: Warehouse) -> None:
     warehouse.add_column(PLATFORM_SCHEMA, LEDGER_TABLE, column, warehouse.ddl_type(ColumnType.parse(kind)))
 
 
+# Frozen: the monitor's samples of each pipeline's storage and reads (`shipshape.usage`).
+_USAGE_SAMPLE_COLUMNS = {
+    "pipeline": "text",
+    "area": "text",  # published | audit | dead_letters | history
+    "table_name": "text",  # `schema.table` of a published table; the area's tables in words otherwise
+    "sampled_at": "timestamptz",
+    "bytes": "bigint",  # NULL: the engine does not say
+    "read_counter": "bigint",  # the engine's cumulative counter (published tables); NULL: unknown
+    "read_method": "text",  # statements | scans | NULL
+}
+
+
+def _sample_usage(warehouse: Warehouse) -> None:
+    """The monitor's samples of storage and reads: cost and value per pipeline and month come from them."""
+    warehouse.create_table(
+        PLATFORM_SCHEMA,
+        USAGE_SAMPLE_TABLE,
+        {name: ColumnType.parse(kind) for name, kind in _USAGE_SAMPLE_COLUMNS.items()},
+    )
+    warehouse.create_index(PLATFORM_SCHEMA, USAGE_SAMPLE_TABLE, "usage_samples_pipeline_sampled_at",
+                           ("pipeline", "sampled_at"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger, dead letters and incidents as release 1 created them", _create_release_1_tables),
     Migration(2, "indexes for the ledger's and dead letters' per-pipeline reads", _index_hot_queries),
     Migration(3, "kept history: the ledger's restored_entry_id and the publish_history index", _keep_history),
     Migration(4, "the ledger's destination: which published table (version) each entry is about",
               _ledger_names_destination),
+    Migration(5, "usage samples: storage and read counters of each pipeline's tables", _sample_usage),
 )
 """In version order, 1, 2, 3 …: the code needs the last one."""

@@ -1,8 +1,8 @@
 """What `shipshape report` draws, as typed values: gathered once (`runtime.report_sources`), then turned into
 figures by pure functions (`shipshape.report_figures`), so a unit test can check a chart's data without a server.
 
-Cost and reads per month are an input, not computed here: anything with the `MonthlyCost` fields will do (the
-cost attribution's monthly rows), and an empty list renders as "no cost data".
+Cost and reads per month are an input, the cost attribution's rows (`shipshape.cost.PipelineMonth`), not computed
+here; an empty list renders as "no cost data".
 """
 
 from __future__ import annotations
@@ -10,38 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 
+from shipshape.cost import PipelineMonth
 from shipshape.declaration import Pipeline
 from shipshape.lineage import Lineage
 from shipshape.slo import RunOutcome, SloReport, evaluate
 from shipshape.volume import VolumeVerdict
-
-
-class MonthlyCost(Protocol):
-    """One pipeline's cost and consumer reads in one month (`YYYY-MM`)."""
-
-    @property
-    def pipeline(self) -> str: ...
-
-    @property
-    def month(self) -> str: ...
-
-    @property
-    def cost(self) -> float: ...
-
-    @property
-    def reads(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class CostRow:
-    """The plain `MonthlyCost`: what a caller without the cost attribution's own rows passes."""
-
-    pipeline: str
-    month: str
-    cost: float
-    reads: int
 
 
 @dataclass(frozen=True)
@@ -76,4 +50,4 @@ class EnvironmentHistory:
     generated_at: datetime
     pipelines: list[PipelineHistory]
     lineage: Lineage
-    costs: Sequence[MonthlyCost] = field(default_factory=list)
+    costs: Sequence[PipelineMonth] = field(default_factory=list)

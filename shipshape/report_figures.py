@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from shipshape.cost import PipelineMonth
 from shipshape.lineage import Lineage
-from shipshape.report_data import MonthlyCost, PipelineHistory, VolumePoint
+from shipshape.report_data import PipelineHistory, VolumePoint
 from shipshape.slo import evaluate
 
 BUDGET_SAMPLES = 200
@@ -169,19 +170,21 @@ def volume_figure(points: Sequence[VolumePoint]) -> go.Figure | None:
     return figure
 
 
-def cost_figure(rows: Sequence[MonthlyCost]) -> go.Figure | None:
+def cost_figure(rows: Sequence[PipelineMonth]) -> go.Figure | None:
     """Cost (bars) and consumer reads (line, right axis) per month for one pipeline's rows; None: no cost data."""
     if not rows:
         return None
     ordered = sorted(rows, key=lambda row: row.month)
     months = [row.month for row in ordered]
     figure = make_subplots(specs=[[{"secondary_y": True}]])
-    figure.add_trace(go.Bar(x=months, y=[row.cost for row in ordered], name="cost"), secondary_y=False)
-    figure.add_trace(
-        go.Scatter(x=months, y=[row.reads for row in ordered], name="reads", mode="lines+markers"), secondary_y=True
-    )
-    figure.update_layout(title="Cost and reads per month", **_LAYOUT)
-    figure.update_yaxes(title_text="cost", secondary_y=False)
+    figure.add_trace(go.Bar(x=months, y=[row.total_cost for row in ordered], name="cost"), secondary_y=False)
+    if any(row.reads is not None for row in ordered):  # unknown on an engine without read statistics (DuckDB)
+        figure.add_trace(
+            go.Scatter(x=months, y=[row.reads for row in ordered], name="consumer reads", mode="lines+markers"),
+            secondary_y=True,
+        )
+    figure.update_layout(title="Cost and consumer reads per month", **_LAYOUT)
+    figure.update_yaxes(title_text=f"cost ({ordered[0].currency})", secondary_y=False)
     figure.update_yaxes(title_text="reads", secondary_y=True)
     figure.update_xaxes(type="category")
     return figure

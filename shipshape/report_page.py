@@ -15,8 +15,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from shipshape.cost import PipelineMonth
 from shipshape.names import REPORTS_FOLDER, report_file
-from shipshape.report_data import EnvironmentHistory, MonthlyCost, PipelineHistory
+from shipshape.report_data import EnvironmentHistory, PipelineHistory
 from shipshape.report_figures import budget_figure, cost_figure, freshness_figure, lineage_figure, volume_figure
 from shipshape.settings import load_settings
 
@@ -69,7 +70,7 @@ def write(history: EnvironmentHistory, path: Path) -> Path:
 def _pipeline_section(pipeline: PipelineHistory, history: EnvironmentHistory) -> str:
     spec, now = pipeline.spec, history.generated_at
     name = spec.name
-    costs: Sequence[MonthlyCost] = [row for row in history.costs if row.pipeline == name]
+    costs: Sequence[PipelineMonth] = [row for row in history.costs if row.pipeline == name]
     charts = [
         _chart(freshness_figure(pipeline, now), f"{name}-freshness", "never published: no freshness to draw"),
         _chart(budget_figure(pipeline, now), f"{name}-budget", "no finished run or publish in the SLO window"),

@@ -24,6 +24,7 @@ from shipshape.schema_evolution import ColumnShape, widens
 from shipshape.warehouses.capabilities import Capabilities
 from shipshape.warehouses.locks import AdvisoryLocks, LockClaim
 from shipshape.warehouses.roles import RoleStatements
+from shipshape.warehouses.usage_stats import UsageStatistics
 
 if TYPE_CHECKING:
     from shipshape.audit import SodaTarget
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["AUDIT_SCHEMA", "HISTORY_SCHEMA", "PLATFORM_SCHEMA", "Warehouse"]
 
 
-class Warehouse(RoleStatements, ABC):
+class Warehouse(RoleStatements, UsageStatistics, ABC):
     """One connection to one warehouse; not shared between threads."""
 
     capabilities: ClassVar[Capabilities]

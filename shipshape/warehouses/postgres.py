@@ -27,6 +27,7 @@ from shipshape.warehouses.locks import AdvisoryLocks
 from shipshape.warehouses.postgres_ddl import PostgresPublishedTables
 from shipshape.warehouses.postgres_roles import PostgresRoles
 from shipshape.warehouses.postgres_soda import PostgresTarget
+from shipshape.warehouses.postgres_usage import PostgresUsage
 
 # SQLSTATE classes worth retrying: connection, resources, operator intervention (57014: statement_timeout),
 # serialization/deadlock; and 55P03, lock_timeout: the lock's holder may be done by the next attempt.
@@ -55,7 +56,7 @@ _RELATION_KINDS = {
 }
 
 
-class PostgresWarehouse(PostgresPublishedTables, PostgresRoles, AdvisoryLocks):
+class PostgresWarehouse(PostgresPublishedTables, PostgresRoles, PostgresUsage, AdvisoryLocks):
     capabilities = Capabilities(
         supports_unlogged_tables=True,
         supports_transactional_ddl=True,

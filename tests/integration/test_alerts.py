@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
@@ -32,7 +33,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from demo.shop_app import add_orders, generate, inject_bad_orders
 from deployments.runbooks import runbook_url
 from shipshape.ledger import entries
-from shipshape.names import partition_lock
+from shipshape.names import partition_lock, role_name
 from shipshape.settings import PACKAGE_ROOT
 from shipshape.warehouses import open_warehouse
 from tests.support.http_api import JsonApi, serve_json_api
@@ -44,7 +45,7 @@ from tests.support.platform import (
     run,
     worker,
 )
-from tests.support.postgres import databases
+from tests.support.postgres import as_role, databases
 from tests.support.slack import Message, SlackReceiver
 
 FIRST_DAY = date(2026, 11, 1)
@@ -309,6 +310,51 @@ def test_a_hung_source_ends_the_run_timed_out_releases_its_lock_and_alerts_the_o
         f"{API_TIMEOUT_SECONDS}s (declared `timeout`)"
     )
     print(f"timed-out run → Slack: {(alert.received_at - hung.state.timestamp).total_seconds():.2f} s")
+
+
+def _edit(ops: Ops, pipeline: str, key: str, value: dict[str, Any]) -> None:
+    """Change one section of a declaration the worker reads: the monitor's next run sees it."""
+    path = ops.project / "pipelines" / f"{pipeline}.yaml"
+    document = yaml.safe_load(path.read_text())
+    document[key] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def test_a_budget_below_the_projection_alerts_the_owner_and_raising_it_resolves_it(ops: Ops) -> None:
+    _edit(ops, "shop_orders", "cost", {"budget_per_month": 0.0001})  # the runs above cost more than that already
+    over = ops.run("monitor/monitor-dev")
+    opened = only(ops.slack.wait_for(OWNERS, "shop_orders: Projected cost over budget"))
+    assert "this month passes the budget 0.0001 USD" in opened.text
+    assert f"Runbook: {runbook_url('shop_orders')}#cost" in opened.text
+
+    _edit(ops, "shop_orders", "cost", {"budget_per_month": 1000})
+    ops.run("monitor/monitor-dev")
+    resolved = only(ops.slack.wait_for(OWNERS, "shop_orders: Projected cost within budget"))
+    assert "within the budget 1000 USD" in resolved.text
+
+    with temporary_settings({PREFECT_API_URL: ops.api_url}), get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["cost-dev"]), flow_run_id=ArtifactFilterFlowRunId(any_=[over.id])
+        ))
+    row = {row["pipeline"]: row for row in json.loads(artifact.data)}["shop_orders"]
+    assert row["runs"] > 0 and row["vcpu_hours"] > 0 and row["storage_gb_published"] > 0
+    assert row["budget"] == 0.0001 and row["over_budget"] is True and row["read_method"] == "scans"
+    print(f"cost artifact, shop_orders this month: {row}")
+
+
+def test_a_table_nobody_reads_opens_unused_and_a_consumer_read_resolves_it(ops: Ops) -> None:
+    _edit(ops, "late_orders", "value", {"unread_after": "1s"})  # sampled (unread) by every monitor run above
+    ops.run("monitor/monitor-dev")
+    unused = only(ops.slack.wait_for(OWNERS, "late_orders: Nobody reads the published table"))
+    assert "no consumer read analytics.late_orders for " in unused.text
+    assert "pause the schedule or retire the pipeline" in unused.text
+
+    consumer = as_role(ops.environment["SHIPSHAPE_WAREHOUSE_ADMIN_URL"], role_name("dev", "consumer"))
+    with psycopg.connect(consumer, autocommit=True) as connection:
+        connection.execute("SELECT count(*) FROM analytics.late_orders").fetchone()
+        connection.execute("SELECT pg_stat_force_next_flush()")  # its scan reaches the server's counters now
+    ops.run("monitor/monitor-dev")
+    only(ops.slack.wait_for(OWNERS, "late_orders: Read again"))
 
 
 def test_slack_urls_never_reach_logs_or_runs(ops: Ops) -> None:

@@ -33,6 +33,7 @@ from shipshape.ledger import (
     INCIDENT_TABLE,
     LEDGER_TABLE,
     PLATFORM_TABLES,
+    USAGE_SAMPLE_TABLE,
     PublishedTable,
     entries,
     published_row_counts_before,
@@ -55,6 +56,7 @@ INDEXES = {
     DEAD_LETTER_TABLE: ["dead_letters_pipeline_partition"],
     INCIDENT_TABLE: [],
     HISTORY_INDEX_TABLE: ["publish_history_entry", "publish_history_expires_at"],
+    USAGE_SAMPLE_TABLE: ["usage_samples_pipeline_sampled_at"],
 }
 VERSIONS = [migration.version for migration in MIGRATIONS]
 LAST, NEXT = VERSIONS[-1], VERSIONS[-1] + 1
@@ -230,7 +232,7 @@ def test_upgrading_version_3_keeps_its_ledger_rows_as_the_version_1_tables_and_n
             )
         before = platform_rows(warehouse)
 
-        assert migrate(warehouse) == [4]
+        assert migrate(warehouse) == VERSIONS[3:]  # 4 (the destination) and every later one
 
         assert platform_rows(warehouse) == before
         assert warehouse.fetch_all(f"SELECT restored_entry_id, destination FROM {ledger}") == [(None, None)] * 3

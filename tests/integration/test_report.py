@@ -26,11 +26,10 @@ from cli.main import main
 from demo.shop_app import add_orders, generate
 from flows.monitor import monitor
 from flows.run_pipeline import run_pipeline
-from runtime.report_sources import environment_history
+from runtime.report_sources import COST_MONTHS, environment_history
 from shipshape import report_page
 from shipshape.ledger import LEDGER_TABLE
 from shipshape.names import report_artifact_key, run_tags
-from shipshape.report_data import CostRow
 from shipshape.settings import PACKAGE_ROOT
 from shipshape.warehouses import PLATFORM_SCHEMA, open_warehouse
 from tests.support.project import Project, make_project
@@ -115,10 +114,11 @@ def test_the_report_renders_every_chart_with_data_in_chromium(project: Project, 
         )
     assert len(links) == 1 and f"({path.as_uri()})" in str(links[0].data), links  # a markdown link in Prefect 3.8
 
-    # The cost attribution's monthly rows are an input: what the lead wires in is drawn like these.
-    costs = [CostRow("shop_orders", "2026-11", 41.2, 310), CostRow("shop_orders", "2026-12", 8.5, 64),
-             CostRow("order_status_daily", "2026-11", 3.1, 12), CostRow("order_status_daily", "2026-12", 0.9, 2)]
-    history = environment_history(datetime.now(UTC), environment, costs)
+    history = environment_history(datetime.now(UTC), environment)
+    this_month = {row.pipeline: row for row in history.costs if row.month == history.costs[-1].month}
+    assert this_month["shop_orders"].runs == len(SHOP_RUNS) + 1 and this_month["shop_orders"].total_cost > 0
+    assert this_month["order_status_daily"].runs == 1 and this_month["order_status_daily"].reads is None  # DuckDB
+    assert len(history.costs) == 2 * COST_MONTHS
     [shop, daily] = sorted(history.pipelines, key=lambda pipeline: pipeline.spec.name, reverse=True)
     anomalies = [point.partition for point in shop.volume if point.verdict and point.verdict.anomalous]
     assert anomalies == [FLASH_SALE.isoformat()] and len(shop.volume) == 10 and len(shop.publishes) == 4
@@ -140,11 +140,11 @@ def test_the_report_renders_every_chart_with_data_in_chromium(project: Project, 
         "order_status_daily"
     ]
 
-    # The command writes the same page for the environment (no cost data until it is wired in).
+    # The command writes the same page for the environment.
     out = project.data_dir / "cli-report.html"
     assert main(["report", "--out", str(out)]) == 0
     text = out.read_text()
-    assert "no cost data" in text and text.count('class="plotly-graph-div"') == 1 + 2 * 3
+    assert "no cost data" not in text and text.count('class="plotly-graph-div"') == 1 + 2 * 4
 
 
 def charts_in_chromium(page_file: Path) -> dict[str, list[tuple[str, int]]]:

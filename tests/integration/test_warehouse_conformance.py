@@ -11,6 +11,7 @@ True must work, a flag that is False must be refused (or, for locks and partitio
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import textwrap
@@ -545,3 +546,26 @@ def test_the_soda_target_verifies_a_contract_on_a_table(warehouse: Warehouse) ->
     assert result.passed, result.failed_summary()
     assert {check.outcome for check in result.checks} == {"passed"}
     assert [check.measured for check in result.checks if check.name == "row_count"] == [5]
+
+
+# --- usage statistics (shipshape.usage) -------------------------------------------------------------------------
+
+
+def test_table_sizes_cover_every_table_of_the_schema_and_grow_with_its_rows(fresh: FreshWarehouse) -> None:
+    """What the monitor charges storage by: bytes per table, read from a new session (as the monitor's is), for
+    every table of the schema; a table with many more rows takes more room. Counters are the engine's or none."""
+    with open_warehouse(fresh.url) as writer:
+        writer.ensure_schema(AUDIT_SCHEMA)
+        for table, rows in (("small", 10), ("large", 200_000)):
+            writer.create_table(AUDIT_SCHEMA, table, {"id": ColumnType("bigint")})
+            noise = random.Random(rows)  # values no engine compresses away
+            ids = pa.table({"id": pa.array([noise.getrandbits(62) for _ in range(rows)], pa.int64())})
+            writer.append_arrow(AUDIT_SCHEMA, table, ids.to_reader())
+    with open_warehouse(fresh.url) as monitor:
+        sizes = monitor.table_sizes(AUDIT_SCHEMA)
+        counters = monitor.read_counters(AUDIT_SCHEMA, ["large", "absent"], [])
+
+    assert set(sizes) == {"small", "large"}
+    assert sizes["large"] > sizes["small"] >= 0
+    assert "absent" not in counters, "no counter is made up for a table the engine does not know"
+    assert all(counter.value >= 0 and counter.method in ("statements", "scans") for counter in counters.values())

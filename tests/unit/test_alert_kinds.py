@@ -44,14 +44,14 @@ def test_every_alert_kind_has_its_section_and_what_its_trigger_needs(kind: Alert
 
 
 def test_incident_and_run_state_kinds_split_the_registry() -> None:
-    assert list(incident_triggers()) == ["freshness-breach", "volume-anomaly", "fast-burn"]
+    assert list(incident_triggers()) == ["freshness-breach", "volume-anomaly", "fast-burn", "cost", "unused"]
     assert [kind.anchor for kind, _ in run_state_alerts()] == ["run-failed", "audit-blocked", RECOVERED]
 
 
 def test_an_unregistered_incident_kind_is_refused_naming_the_registered_ones() -> None:
     check_kind("fast-burn")
     expected = "unknown incident kind 'late-data'; registered in shipshape/alerts.py: freshness-breach, " \
-        "volume-anomaly, fast-burn"
+        "volume-anomaly, fast-burn, cost, unused"
     with pytest.raises(ValueError, match=re.escape(expected)):
         check_kind("late-data")
 

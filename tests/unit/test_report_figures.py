@@ -10,9 +10,10 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 from shipshape.catalog import load_all
+from shipshape.cost import PipelineMonth
 from shipshape.declaration import Freshness, Slo
 from shipshape.lineage import lineage
-from shipshape.report_data import CostRow, EnvironmentHistory, PipelineHistory, VolumePoint
+from shipshape.report_data import EnvironmentHistory, PipelineHistory, VolumePoint
 from shipshape.report_figures import (
     budget_figure,
     budget_series,
@@ -111,13 +112,26 @@ def test_the_volume_band_is_the_one_the_monitor_judges_with() -> None:
     assert volume_figure([]) is None
 
 
+def pipeline_month(month: str, compute: float, storage: float, reads: int | None) -> PipelineMonth:
+    """The cost attribution's row for one month, only the figures the chart draws set."""
+    return PipelineMonth(
+        pipeline="shop_orders", environment="dev", month=month, currency="USD", runs=1, vcpu_hours=1.0,
+        memory_gb_hours=2.0, storage_gb={}, rows_published=1, reads=reads, compute_cost=compute, memory_cost=0.0,
+        storage_cost=storage, budget=None, projected_cost=compute + storage, elapsed_fraction=1.0,
+    )  # fmt: skip
+
+
 def test_cost_is_drawn_from_the_rows_given_and_says_so_when_there_are_none() -> None:
-    rows = [CostRow("shop_orders", "2026-11", 12.5, 40), CostRow("shop_orders", "2026-10", 10.0, 31)]
-    figure = cost_figure(rows)
+    figure = cost_figure([pipeline_month("2026-11", 12.0, 0.5, 40), pipeline_month("2026-10", 9.0, 1.0, 31)])
     assert figure is not None
     cost, reads = figure.data
     assert (list(cost.x), list(cost.y), list(reads.y)) == (["2026-10", "2026-11"], [10.0, 12.5], [31, 40])
     assert cost_figure([]) is None
+
+
+def test_reads_unknown_to_the_engine_draw_no_reads_line() -> None:
+    figure = cost_figure([pipeline_month("2026-11", 1.0, 0.0, None), pipeline_month("2026-12", 2.0, 0.0, None)])
+    assert figure is not None and [trace.name for trace in figure.data] == ["cost"]
 
 
 def test_the_lineage_chart_has_every_node_and_edge() -> None:
@@ -135,7 +149,7 @@ def test_the_page_inlines_plotly_once_and_notes_what_has_no_data() -> None:
         EnvironmentHistory(
             "dev", NOW, [history_of_shop(), never],
             lineage(DECLARED, NOW.date()),
-            [CostRow("shop_orders", "2026-11", 12.5, 40)],
+            [pipeline_month("2026-11", 12.0, 0.5, 40)],
         )
     )  # fmt: skip
     assert page.count(get_plotlyjs()[:2000]) == 1 and "<script src=" not in page

@@ -1,0 +1,49 @@
+"""What a warehouse can tell about its own use: bytes per table and how often readers read a table.
+
+The cost and value of a pipeline (`shipshape.usage`, `shipshape.cost`) come from these two numbers. How an engine
+reports them is the adapter's (PostgreSQL: `postgres_usage.py`); an engine that cannot say returns nothing, and
+callers show "unknown", never a made-up number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+ReadMethod = Literal["statements", "scans"]
+"""`statements`: queries run by the reader roles that name the table (exact per role); `scans`: table scans by
+anyone, the platform's own included (the caller subtracts those, `shipshape.usage`)."""
+
+
+@dataclass(frozen=True)
+class ReadCounter:
+    """A cumulative counter of reads of one table, as the engine keeps it; it only grows until the engine's
+    statistics are reset (then it starts again from zero)."""
+
+    value: int
+    method: ReadMethod
+
+
+class UsageStatistics:
+    """Defaults for an engine that reports neither: no sizes, no read counters."""
+
+    def table_sizes(self, schema: str) -> dict[str, int]:
+        """Bytes on disk of every table of `schema`, whoever may read it (the monitor sizes tables it cannot read)."""
+        return {}
+
+    def read_counters(self, schema: str, tables: Sequence[str], readers: Sequence[str]) -> dict[str, ReadCounter]:
+        """Each of `tables` (in `schema`) the engine counts reads of, by the roles `readers` where it can tell roles
+        apart; a table missing from the answer has no counter (unknown reads)."""
+        return {}
+
+    statistics_reader: str | None = None
+    """A built-in role whose members see every role's statement statistics (`make apply` makes the monitor one)."""
+
+    def statement_statistics_missing(self) -> bool:
+        """Whether per-statement read counting could be turned on here and is not yet (`make apply` turns it on, as
+        the admin); False where the engine has none, and reads fall back to what `read_counters` has without it."""
+        return False
+
+    def enable_statement_statistics(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} has no statement statistics")
