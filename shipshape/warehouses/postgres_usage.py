@@ -28,10 +28,13 @@ class PostgresUsage(Warehouse):
 
     def table_sizes(self, schema: str) -> dict[str, int]:
         """`pg_total_relation_size`: the table with its indexes and TOAST; read from the catalog, which shows every
-        table to every role, so the monitor sizes the audit area and history it may not read."""
+        table to every role, so the monitor sizes the audit area and history it may not read. A partitioned table
+        (partition exchange) holds nothing itself: its size is its partitions', which are not listed on their own."""
         rows = self.fetch_all(
-            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class AS c "
-            "JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relkind IN ('r', 'p')",
+            "SELECT c.relname, (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0) "
+            "FROM pg_partition_tree(c.oid) AS t) FROM pg_class AS c "
+            "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ? AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
             [schema],
         )
         return {str(name): int(size) for name, size in rows}
@@ -43,9 +46,11 @@ class PostgresUsage(Warehouse):
                 return {table: self._statement_reads(statements_schema, table, readers) for table in tables}
             except WarehouseError:  # created once, but the server no longer preloads the library: count scans
                 pass
+        # A partitioned table's own counters stay 0 (its partitions are scanned, and partition exchange moves them
+        # in and out at each publish): no counter, reads unknown, rather than a false "0 reads" that opens `unused`.
         rows = self.fetch_all(
-            "SELECT relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables "
-            "WHERE schemaname = ?",
+            "SELECT s.relname, coalesce(s.seq_scan, 0) + coalesce(s.idx_scan, 0) FROM pg_stat_user_tables AS s "
+            "JOIN pg_class AS c ON c.oid = s.relid WHERE s.schemaname = ? AND c.relkind = 'r'",
             [schema],
         )
         scans = {str(name): int(count) for name, count in rows}

@@ -21,7 +21,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
@@ -33,7 +32,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from demo.shop_app import add_orders, generate, inject_bad_orders
 from deployments.runbooks import runbook_url
 from shipshape.ledger import entries
-from shipshape.names import partition_lock, role_name
+from shipshape.names import partition_lock
 from shipshape.settings import PACKAGE_ROOT
 from shipshape.warehouses import open_warehouse
 from tests.support.http_api import JsonApi, serve_json_api
@@ -45,7 +44,7 @@ from tests.support.platform import (
     run,
     worker,
 )
-from tests.support.postgres import as_role, databases
+from tests.support.postgres import databases
 from tests.support.slack import Message, SlackReceiver
 
 FIRST_DAY = date(2026, 11, 1)
@@ -338,23 +337,9 @@ def test_a_budget_below_the_projection_alerts_the_owner_and_raising_it_resolves_
         ))
     row = {row["pipeline"]: row for row in json.loads(artifact.data)}["shop_orders"]
     assert row["runs"] > 0 and row["vcpu_hours"] > 0 and row["storage_gb_published"] > 0
-    assert row["budget"] == 0.0001 and row["over_budget"] is True and row["read_method"] == "scans"
+    assert row["budget"] == 0.0001 and row["over_budget"] is True
+    assert row["reads"] is None  # a partitioned table on a server without pg_stat_statements: unknown, not 0
     print(f"cost artifact, shop_orders this month: {row}")
-
-
-def test_a_table_nobody_reads_opens_unused_and_a_consumer_read_resolves_it(ops: Ops) -> None:
-    _edit(ops, "late_orders", "value", {"unread_after": "1s"})  # sampled (unread) by every monitor run above
-    ops.run("monitor/monitor-dev")
-    unused = only(ops.slack.wait_for(OWNERS, "late_orders: Nobody reads the published table"))
-    assert "no consumer read analytics.late_orders for " in unused.text
-    assert "pause the schedule or retire the pipeline" in unused.text
-
-    consumer = as_role(ops.environment["SHIPSHAPE_WAREHOUSE_ADMIN_URL"], role_name("dev", "consumer"))
-    with psycopg.connect(consumer, autocommit=True) as connection:
-        connection.execute("SELECT count(*) FROM analytics.late_orders").fetchone()
-        connection.execute("SELECT pg_stat_force_next_flush()")  # its scan reaches the server's counters now
-    ops.run("monitor/monitor-dev")
-    only(ops.slack.wait_for(OWNERS, "late_orders: Read again"))
 
 
 def test_slack_urls_never_reach_logs_or_runs(ops: Ops) -> None:
