@@ -29,10 +29,11 @@ class PostgresUsage(Warehouse):
     def table_sizes(self, schema: str) -> dict[str, int]:
         """`pg_total_relation_size`: the table with its indexes and TOAST; read from the catalog, which shows every
         table to every role, so the monitor sizes the audit area and history it may not read. A partitioned table
-        (partition exchange) holds nothing itself: its size is its partitions', which are not listed on their own."""
+        (partition exchange) holds nothing itself: its size is its partitions', which are not listed on their own; a
+        plain table is in no partition tree (`pg_partition_tree` has no row for it): its own size."""
         rows = self.fetch_all(
-            "SELECT c.relname, (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0) "
-            "FROM pg_partition_tree(c.oid) AS t) FROM pg_class AS c "
+            "SELECT c.relname, coalesce((SELECT sum(pg_total_relation_size(t.relid)) "
+            "FROM pg_partition_tree(c.oid) AS t), pg_total_relation_size(c.oid)) FROM pg_class AS c "
             "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
             "WHERE n.nspname = ? AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
             [schema],
