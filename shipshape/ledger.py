@@ -93,6 +93,7 @@ USAGE_SAMPLE_COLUMNS = {  # one row per pipeline, area (or published table) and 
     "bytes": "bigint",
     "read_counter": "bigint",
     "read_method": "text",
+    "partition_read_counters": "text",
 }
 # What this code reads and writes; the tables themselves are made by migrations (`shipshape.platform_migrations`),
 # and a test holds the migrated tables to exactly these columns.

@@ -164,6 +164,17 @@ def _sample_usage(warehouse: Warehouse) -> None:
                            ("pipeline", "sampled_at"))
 
 
+# Frozen: each partition's scan counter, with a sample of a partitioned table (`usage.Sample.partition_counters`).
+_PARTITION_READ_COUNTERS_COLUMN = ("partition_read_counters", "text")  # JSON {"<partition oid>": scans}; NULL: none
+
+
+def _sample_partition_scans(warehouse: Warehouse) -> None:
+    """Samples keep a partitioned table's scans per partition: without `pg_stat_statements` its reads come from the
+    partitions two samples share (`shipshape.usage`). Rows already there stay NULL (their reads stay unknown)."""
+    column, kind = _PARTITION_READ_COUNTERS_COLUMN
+    warehouse.add_column(PLATFORM_SCHEMA, USAGE_SAMPLE_TABLE, column, warehouse.ddl_type(ColumnType.parse(kind)))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger, dead letters and incidents as release 1 created them", _create_release_1_tables),
     Migration(2, "indexes for the ledger's and dead letters' per-pipeline reads", _index_hot_queries),
@@ -171,5 +182,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "the ledger's destination: which published table (version) each entry is about",
               _ledger_names_destination),
     Migration(5, "usage samples: storage and read counters of each pipeline's tables", _sample_usage),
+    Migration(6, "usage samples: a partitioned table's scan counters per partition", _sample_partition_scans),
 )
 """In version order, 1, 2, 3 …: the code needs the last one."""

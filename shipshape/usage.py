@@ -18,12 +18,23 @@ Reads, by the engine's method (`warehouses.usage_stats`):
   `replace_partition`'s 3 is measured by `tests/integration/test_usage_reads.py`; the other modes' counts are read
   from `shipshape.publish`. Both methods see a session's reads once it goes idle (PostgreSQL flushes a backend's
   statistics at most ~10 s later, at once when it disconnects).
+- `partition_scans` (PostgreSQL without it, a partitioned table: partition exchange): each sample keeps every
+  partition's scan counter by oid; reads between two samples are the largest increase over the partitions both
+  samples have (same oid). A query of the whole table scans each partition once (a sum would count it once per
+  partition), a query of one day scans one. The platform's own scans never reach a partition that stays: a publish
+  exchanges its partition for a new relation (new oid, the audit's scans in its counters) and its shrink count
+  reads only the partition it replaces. The error bound: a lower bound of the consumers' queries, exact when every
+  query between two samples reads a partition that both samples have (true of whole-table queries while the table
+  has a partition not republished in between); queries that read disjoint partitions count as the busiest
+  partition's; reads of a partition exchanged between two samples are lost (a table whose only partitions were all
+  republished in the interval counts 0 for it); a query scanning a partition twice (a self-join) counts twice.
 - DuckDB keeps no read statistics: reads are unknown (None), never 0; no `unused` incident is opened there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -66,12 +77,13 @@ class Sample:
     bytes: int | None
     read_counter: int | None = None
     read_method: str | None = None
+    partition_counters: Mapping[int, int] | None = None  # `partition_scans`: each partition's scans by its oid
 
     def as_row(self) -> list[object]:
         values = {
             "pipeline": self.pipeline, "area": self.area, "table_name": self.table_name,
             "sampled_at": self.sampled_at, "bytes": self.bytes, "read_counter": self.read_counter,
-            "read_method": self.read_method,
+            "read_method": self.read_method, "partition_read_counters": _partitions_text(self.partition_counters),
         }
         return [values[column] for column in USAGE_SAMPLE_COLUMNS]
 
@@ -112,6 +124,7 @@ def measure(warehouse: Warehouse, specs: Sequence[Pipeline], readers: Sequence[s
             samples.append(Sample(
                 spec.name, "published", f"{schema}.{table}", now, size_of(schema)[table],
                 counter.value if counter else None, counter.method if counter else None,
+                counter.partitions if counter else None,
             ))
         audit = [size for name, size in size_of(AUDIT_SCHEMA).items() if name.startswith(f"{spec.name}__")]
         samples.append(Sample(spec.name, "audit", f"{AUDIT_SCHEMA}.{spec.name}__*", now, sum(audit)))
@@ -144,8 +157,8 @@ def recorded(warehouse: Warehouse, pipeline: str, since: datetime, until: dateti
     )
     return [
         Sample(pipeline, area, table, at, None if size is None else int(size),
-               None if counter is None else int(counter), method)
-        for pipeline, area, table, at, size, counter, method in rows
+               None if counter is None else int(counter), method, _partitions_of(partitions))
+        for pipeline, area, table, at, size, counter, method, partitions in rows
     ]
 
 
@@ -155,18 +168,33 @@ def read_intervals(
     """Consumer reads between consecutive samples of one table that both have a counter, oldest first.
 
     A counter lower than the one before was reset (statistics reset, crash): the reads are its new value. Scan
-    counts lose the platform's own scans between the two (`platform_scans(start, end)`), never below zero.
+    counts lose the platform's own scans between the two (`platform_scans(start, end)`), never below zero; partition
+    scans are the largest increase of a partition both samples have (`partition_reads`).
     """
     counted = [sample for sample in samples if sample.read_counter is not None]
     intervals = []
     for before, after in pairwise(counted):
         assert before.read_counter is not None and after.read_counter is not None
-        change = after.read_counter - before.read_counter
-        reads = after.read_counter if change < 0 else change
+        if after.read_method == "partition_scans":
+            reads = partition_reads(before.partition_counters or {}, after.partition_counters or {})
+        else:
+            reads = _increase(before.read_counter, after.read_counter)
         if after.read_method == "scans":
             reads = max(0, reads - platform_scans(before.sampled_at, after.sampled_at))
         intervals.append(ReadInterval(before.sampled_at, after.sampled_at, reads))
     return intervals
+
+
+def partition_reads(before: Mapping[int, int], after: Mapping[int, int]) -> int:
+    """Reads of a partitioned table between two samples of its partitions' scans (by oid): the largest increase of a
+    partition in both, 0 when they share none. Max, not sum: a whole-table query scans every partition once."""
+    return max((_increase(before[oid], after[oid]) for oid in before.keys() & after.keys()), default=0)
+
+
+def _increase(before: int, after: int) -> int:
+    """How much a cumulative counter grew; lower than before, it was reset (statistics reset, crash) and counted
+    its new value since."""
+    return after if after < before else after - before
 
 
 def platform_scans(warehouse: Warehouse, spec: Pipeline, table_name: str, since: datetime) -> PlatformScans:
@@ -226,6 +254,15 @@ def quiet_since(warehouse: Warehouse, spec: Pipeline, now: datetime) -> datetime
 
 def is_unused(quiet_since: datetime | None, now: datetime, unread_after: timedelta) -> bool:
     return quiet_since is not None and now - quiet_since >= unread_after
+
+
+def _partitions_text(partitions: Mapping[int, int] | None) -> str | None:
+    """`partition_read_counters` as stored: a JSON object (oids as keys, which JSON keeps as text)."""
+    return None if partitions is None else json.dumps({str(oid): scans for oid, scans in sorted(partitions.items())})
+
+
+def _partitions_of(text: str | None) -> dict[int, int] | None:
+    return None if text is None else {int(oid): int(scans) for oid, scans in json.loads(text).items()}
 
 
 def _history_entries(warehouse: Warehouse) -> dict[str, list[str]]:

@@ -8,7 +8,8 @@ counts; one reading it through a view does not.
 
 Without it (or without any reader role on the server) the table's scan counters stand in: `seq_scan + idx_scan` of
 `pg_stat_user_tables`, which count every role's scans — the platform's own included, subtracted by the caller — and a
-query that scans the table twice (a self-join) counts twice. Both counters are the server's cumulative statistics:
+query that scans the table twice (a self-join) counts twice. A partitioned table (partition exchange) has no counter
+of its own: each leaf partition's, by oid (`partition_scans`). Both counters are the server's cumulative statistics:
 a statistics reset or a crash restarts them from zero.
 """
 
@@ -47,15 +48,26 @@ class PostgresUsage(Warehouse):
                 return {table: self._statement_reads(statements_schema, table, readers) for table in tables}
             except WarehouseError:  # created once, but the server no longer preloads the library: count scans
                 pass
-        # A partitioned table's own counters stay 0 (its partitions are scanned, and partition exchange moves them
-        # in and out at each publish): no counter, reads unknown, rather than a false "0 reads" that opens `unused`.
+        # A partitioned table's own counters stay 0 (its partitions are scanned): each leaf partition's counter,
+        # by oid, stands in (`shipshape.usage` compares the partitions two samples share).
         rows = self.fetch_all(
-            "SELECT s.relname, coalesce(s.seq_scan, 0) + coalesce(s.idx_scan, 0) FROM pg_stat_user_tables AS s "
-            "JOIN pg_class AS c ON c.oid = s.relid WHERE s.schemaname = ? AND c.relkind = 'r'",
-            [schema],
+            "SELECT c.relname, c.relkind = 'p', s.relid::bigint, coalesce(s.seq_scan, 0) + coalesce(s.idx_scan, 0) "
+            "FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "LEFT JOIN LATERAL pg_partition_tree(c.oid) AS t ON t.isleaf "  # no rows for a plain table
+            "JOIN pg_stat_user_tables AS s ON s.relid = coalesce(t.relid, c.oid) "
+            "WHERE n.nspname = ? AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname = ANY(?)",
+            [schema, list(tables)],
         )
-        scans = {str(name): int(count) for name, count in rows}
-        return {table: ReadCounter(scans[table], "scans") for table in tables if table in scans}
+        counters: dict[str, ReadCounter] = {}
+        partitions: dict[str, dict[int, int]] = {}
+        for name, partitioned, leaf, count in rows:
+            if partitioned:
+                partitions.setdefault(str(name), {})[int(leaf)] = int(count)
+            else:
+                counters[str(name)] = ReadCounter(int(count), "scans")
+        for table, by_oid in partitions.items():
+            counters[table] = ReadCounter(sum(by_oid.values()), "partition_scans", by_oid)
+        return counters
 
     def _statement_statistics(self) -> str | None:
         """The schema of the `pg_stat_statements` view when the extension exists in this database (`make apply`

@@ -7,13 +7,14 @@ callers show "unknown", never a made-up number.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-ReadMethod = Literal["statements", "scans"]
+ReadMethod = Literal["statements", "scans", "partition_scans"]
 """`statements`: queries run by the reader roles that name the table (exact per role); `scans`: table scans by
-anyone, the platform's own included (the caller subtracts those, `shipshape.usage`)."""
+anyone, the platform's own included (the caller subtracts those, `shipshape.usage`); `partition_scans`: a partitioned
+table's scans per partition (`ReadCounter.partitions`; the caller takes the largest increase, `shipshape.usage`)."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class ReadCounter:
 
     value: int
     method: ReadMethod
+    partitions: Mapping[int, int] | None = None
+    """`partition_scans`: each partition's scans by the partition's id (PostgreSQL: its oid), which stays the same
+    while the relation stays in the table; a partition exchanged in is a new id. `value` is then their sum."""
 
 
 class UsageStatistics:

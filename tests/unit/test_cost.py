@@ -3,6 +3,7 @@ declaration fields, and `shipshape cost`'s table."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from shipshape.catalog import find_pipeline, load_pipeline
 from shipshape.cost import GB, CostModel, Month, RunTime, month_reads, price
 from shipshape.declaration import Pipeline
 from shipshape.errors import ConfigurationError
+from shipshape.ledger import USAGE_SAMPLE_COLUMNS
 from shipshape.monitoring import cost_observation, unused_observation
 from shipshape.names import WORKER_MEMORY_GB, WORKER_VCPUS
-from shipshape.usage import Sample, is_unused, read_intervals, unread_since
+from shipshape.usage import Sample, is_unused, partition_reads, read_intervals, unread_since
 from tests.unit.test_declarations import _error_for, _write_variant
 
 MODEL = CostModel(vcpu_hour=0.04, memory_gb_hour=0.005, storage_gb_month=0.1)
@@ -103,6 +105,39 @@ def test_scan_counts_lose_the_platforms_own_scans_never_below_zero() -> None:
     intervals = read_intervals(samples, lambda start, _end: 3 if start == at(1) else 5)
 
     assert [interval.reads for interval in intervals] == [7, 0]
+
+
+def partitions(when: datetime, scans: dict[int, int]) -> Sample:
+    """A sample of a partitioned table: its partitions' scans by oid."""
+    return Sample("shop_orders", "published", TABLE, when, 0, sum(scans.values()), "partition_scans", scans)
+
+
+def test_partition_scans_count_the_largest_increase_of_a_common_partition_once_not_per_partition() -> None:
+    samples = [partitions(at(1), {11: 5, 12: 5, 13: 2}), partitions(at(2), {11: 8, 12: 8, 13: 5})]
+
+    intervals = read_intervals(samples, lambda _start, _end: 99)
+
+    assert [interval.reads for interval in intervals] == [3], "3 whole-table queries, the platform's scans ignored"
+
+
+def test_partition_scans_of_disjoint_partitions_are_a_lower_bound() -> None:
+    assert partition_reads({11: 0, 12: 0}, {11: 2, 12: 3}) == 3, "2 queries of one day and 3 of another"
+
+
+def test_a_partition_exchanged_in_is_not_counted_and_a_reset_partition_counts_its_new_value() -> None:
+    assert partition_reads({11: 4, 12: 4}, {11: 4, 21: 9}) == 0, "oid 21 replaced 12: the audit's scans are in it"
+    assert partition_reads({11: 4}, {21: 9}) == 0, "no partition in both samples: nothing seen"
+    assert partition_reads({11: 40, 12: 40}, {11: 2, 12: 1}) == 2, "statistics reset: the reads since"
+    assert partition_reads({11: 4}, {11: 6}) == 2
+
+
+def test_a_samples_row_keeps_its_partition_counters_as_json_by_oid() -> None:
+    sample = partitions(at(1), {11: 5, 4294967295: 7})
+
+    row = dict(zip(USAGE_SAMPLE_COLUMNS, sample.as_row(), strict=True))
+
+    assert row["read_counter"] == 12 and row["read_method"] == "partition_scans"
+    assert json.loads(str(row["partition_read_counters"])) == {"11": 5, "4294967295": 7}
 
 
 def test_a_months_reads_count_intervals_ending_in_it_and_unknown_stays_unknown() -> None:
