@@ -8,16 +8,16 @@ per other area of the pipeline (the audit area's tables, its share of the dead l
 Reads, by the engine's method (`warehouses.usage_stats`):
 - `statements` (PostgreSQL with `pg_stat_statements`): queries by the consumer roles naming the table. Exact per
   role: the platform's roles are never counted.
-- `scans` (PostgreSQL without it): every table scan, minus the platform's own, which are counted from the ledger:
-  each publish between two samples scans its table `PUBLISH_SCANS[load mode]` times (the audit's shrink count, the
-  history copy, the delete; a merge also counts the table), a blocked attempt once (the shrink count), a rollback
-  three times. The error bound: a publish whose audit ran before a sample and its publish after shifts up to 2 scans
-  between two intervals (never across more); a first publish (no table yet) scans 2 fewer, which the count clamps
-  at zero; and a consumer query scanning the table twice (a self-join, a subquery) counts twice. So a month's reads
-  are within ±2 per publish of the consumers' scans, and "unread" (0) is exact once no publish falls in the window.
-  `replace_partition`'s 3 is measured by `tests/integration/test_usage_reads.py`; the other modes' counts are read
-  from `shipshape.publish`. Both methods see a session's reads once it goes idle (PostgreSQL flushes a backend's
-  statistics at most ~10 s later, at once when it disconnects).
+- `scans` (PostgreSQL without it, a plain table): every table scan, minus the platform's own, which are counted
+  from the ledger: each publish between two samples scans its table `PUBLISH_SCANS[load mode]` times (the audit's
+  shrink count, the history copy, the delete; a merge also counts the table), a blocked attempt once (the shrink
+  count), a rollback three times. The error bound: a publish whose audit ran before a sample and its publish after
+  shifts up to 2 scans between two intervals (never across more); a first publish (no table yet) scans 2 fewer,
+  which the count clamps at zero; and a consumer query scanning the table twice (a self-join, a subquery) counts
+  twice. So a month's reads are within ±2 per publish of the consumers' scans, and "unread" (0) is exact once no
+  publish falls in the window. The counts are read from `shipshape.publish` (a `replace_partition` table is plain
+  only when made before partition exchange). Every method sees a session's reads once it goes idle (PostgreSQL
+  flushes a backend's statistics at most ~10 s later, at once when it disconnects).
 - `partition_scans` (PostgreSQL without it, a partitioned table: partition exchange): each sample keeps every
   partition's scan counter by oid; reads between two samples are the largest increase over the partitions both
   samples have (same oid). A query of the whole table scans each partition once (a sum would count it once per

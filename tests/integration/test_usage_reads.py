@@ -3,9 +3,10 @@ cost` after real runs: each case on a private server (`bench/private_postgres.py
 with the library preloaded or without it, roles and the extension made by `make apply`'s warehouse code.
 
 The consumer role reads the published table a known number of times between two samples, and the platform
-republishes the partition in between: exactly the consumer's reads are counted, the publish's scans are not. The
-example's table is partitioned (partition exchange), whose scans PostgreSQL counts per partition while partitions move
-at each publish: without `pg_stat_statements` its reads are unknown, never a false 0, and `unused` stays closed.
+republishes a partition in between: exactly the consumer's reads are counted, the publish's scans are not. The
+example's table is partitioned (partition exchange): without `pg_stat_statements` its reads are the largest scan
+increase of a partition both samples have (`partition_scans`), which the republish (a new partition, the shrink count
+reading only the one it replaces) does not touch, so `unused` opens and resolves there too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -44,6 +45,8 @@ PASSWORDS = {"loader": "l-pw", "publisher": "p-pw", "consumer": "c-pw", "monitor
 TABLE = "analytics.fct_orders"
 CONSUMER_READS = 3
 UNREAD_AFTER_SECONDS = 2
+READ_METHOD = {"statements": "statements", "scans": "partition_scans"}
+"""The read method the samples of the (partitioned) example table show on each server."""
 
 
 @pytest.fixture(params=["statements", "scans"])
@@ -72,9 +75,10 @@ def platform(
     return url, method, env
 
 
-def publish_first_day(env: Environment) -> None:
+def publish_days(env: Environment, last_day: date = FIRST_DAY) -> None:
+    """Publish the partitions from FIRST_DAY to `last_day` in one run."""
     with tags(*run_tags("shop_orders", env.name)):  # as `shipshape run` and deployments tag runs
-        state = run_pipeline("shop_orders", start_date=FIRST_DAY, end_date=FIRST_DAY, return_state=True)
+        state = run_pipeline("shop_orders", start_date=FIRST_DAY, end_date=last_day, return_state=True)
     assert state.is_completed(), state.message
 
 
@@ -96,10 +100,12 @@ def test_consumer_reads_are_counted_and_the_platforms_own_publishes_are_not(
     platform: tuple[str, str, Environment],
 ) -> None:
     url, method, env = platform
-    publish_first_day(env)
+    publish_days(env, FIRST_DAY + timedelta(days=1))  # two partitions: the second stays through the republishes
+    sample(url, env)
+    publish_days(env)  # the platform republishes the first partition, nobody reads: its scans must not count
     sample(url, env)
     read_as_consumer(url, env, CONSUMER_READS)
-    publish_first_day(env)  # the platform republishes the partition: its scans must not count as reads
+    publish_days(env)  # again, between the consumer's reads and the next sample
     sample(url, env)
 
     spec = find_pipeline("shop_orders").spec
@@ -110,15 +116,12 @@ def test_consumer_reads_are_counted_and_the_platforms_own_publishes_are_not(
     assert all(s.bytes and s.bytes > 0 for s in samples), "the published table's size: its partitions'"
     now = datetime.now(UTC)
     [month] = pipeline_months(Month.of(now), env.name, now)
-    assert month.runs == 2 and month.vcpu_hours > 0 and month.compute_cost > 0
+    assert month.runs == 3 and month.vcpu_hours > 0 and month.compute_cost > 0
     assert month.storage_gb["published"] and month.storage_gb["published"] > 0 and month.rows_published > 0
-    if method == "statements":
-        assert {s.read_method for s in samples} == {"statements"}
-        assert [interval.reads for interval in intervals] == [CONSUMER_READS]
-        assert month.reads == CONSUMER_READS
-        assert month.cost_per_read == pytest.approx(month.total_cost / CONSUMER_READS)
-    else:  # a partitioned table's scan counters cannot say: unknown, not 0
-        assert {s.read_method for s in samples} == {None} and month.reads is None and month.cost_per_read is None
+    assert {s.read_method for s in samples} == {READ_METHOD[method]}
+    assert [interval.reads for interval in intervals] == [0, CONSUMER_READS]
+    assert month.reads == CONSUMER_READS
+    assert month.cost_per_read == pytest.approx(month.total_cost / CONSUMER_READS)
     print(f"{method}: {month.as_row()}")
 
 
@@ -135,14 +138,14 @@ def test_a_table_nobody_reads_opens_unused_and_a_consumer_read_resolves_it(
     platform: tuple[str, str, Environment],
 ) -> None:
     """`value.unread_after` shortened to seconds: the monitor opens `unused` once the window passed without a consumer
-    read (where reads are known) and resolves it after one read."""
-    url, method, env = platform
-    publish_first_day(env)
+    read and resolves it after one read, with either read method."""
+    url, _, env = platform
+    publish_days(env)
     published = time.monotonic()
     monitor()  # the first sample: reads are counted from here
     time.sleep(max(0.0, UNREAD_AFTER_SECONDS - (time.monotonic() - published)))  # the declared window, not a wait
     monitor()
-    assert unused_is_open(url) is (method == "statements")  # unknown reads (scans of a partitioned table) judge nothing
+    assert unused_is_open(url)
 
     read_as_consumer(url, env, 1)
     monitor()
@@ -153,7 +156,7 @@ def test_shipshape_cost_prints_the_months_figures_as_json(
     platform: tuple[str, str, Environment], capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, method, env = platform
-    publish_first_day(env)
+    publish_days(env)
     sample(url, env)
     read_as_consumer(url, env, 2)
 
@@ -164,4 +167,5 @@ def test_shipshape_cost_prints_the_months_figures_as_json(
     assert (report["environment"], report["month"]) == (env.name, str(Month.of(datetime.now(UTC))))
     assert row["pipeline"] == "shop_orders" and row["runs"] == 1 and row["vcpu_hours"] > 0
     assert row["storage_gb_published"] > 0
-    assert row["reads"] == (2 if method == "statements" else None), "measured now against the monitor's sample"
+    assert row["reads"] == 2, "measured now against the monitor's sample"
+    assert row["read_method"] == READ_METHOD[method]
