@@ -275,31 +275,32 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser(
         "status", help="freshness, SLOs, error budgets and burn rates of every pipeline in an environment"
     )
-    status.add_argument(
-        "--env", choices=_environment_names(), help="the environment (default: SHIPSHAPE_ENV, else local)"
-    )
+    _environment_option(status)
     status.add_argument("--pipeline", help="one pipeline, every figure")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(command=_status)
     report = commands.add_parser(
         "report", help="write one self-contained HTML page of an environment's pipelines: charts and lineage"
     )
-    report.add_argument(
-        "--env", choices=_environment_names(), help="the environment (default: SHIPSHAPE_ENV, else local)"
-    )
+    _environment_option(report)
     report.add_argument("--out", type=Path, help="the file to write (default: <data folder>/reports/report-<env>.html)")
     report.set_defaults(command=_report)
     cost = commands.add_parser(
         "cost", help="compute, storage, cost, budget and consumer reads of every pipeline in an environment, per month"
     )
-    cost.add_argument(
-        "--env", choices=_environment_names(), help="the environment (default: SHIPSHAPE_ENV, else local)"
-    )
+    _environment_option(cost)
     cost.add_argument("--month", help="YYYY-MM (default: this month, projected to its end)")
     cost.add_argument("--json", action="store_true", help="machine-readable output")
     cost.set_defaults(command=_cost)
     _rollback_parser(commands)
     return parser
+
+
+def _environment_option(command: argparse.ArgumentParser) -> None:
+    """`--env`, as every command reading an environment's history takes it."""
+    command.add_argument(
+        "--env", choices=_environment_names(), help="the environment (default: SHIPSHAPE_ENV, else local)"
+    )
 
 
 def _rollback_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
