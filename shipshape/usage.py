@@ -27,7 +27,9 @@ Reads, by the engine's method (`warehouses.usage_stats`):
   query between two samples reads a partition that both samples have (true of whole-table queries while the table
   has a partition not republished in between); queries that read disjoint partitions count as the busiest
   partition's; reads of a partition exchanged between two samples are lost (a table whose only partitions were all
-  republished in the interval counts 0 for it); a query scanning a partition twice (a self-join) counts twice.
+  republished in the interval counts 0 for it); a query scanning a partition twice (a self-join) counts twice; and
+  the audit's scans of a new partition count as reads if they reach the server's statistics after a sample that
+  already sees it attached (a sample within moments of a publish, while the run's sessions end).
 - DuckDB keeps no read statistics: reads are unknown (None), never 0; no `unused` incident is opened there.
 """
 
