@@ -1,7 +1,7 @@
 """`backfill`: re-run a pipeline's days from the UI — planned from the publish ledger, run in batches of days.
 
 Each child run takes several consecutive days (sized so the children fill the concurrency limit and each one's
-work outweighs its start-up, or as the form says) and publishes day by day: the summary and the progress are
+work is worth its start-up, or as the form says) and publishes day by day: the summary and the progress are
 per day, as if each day had its own run.
 
 The typed parameters are the UI's Custom Run form: the pipeline is a dropdown of the declared pipelines,
@@ -56,8 +56,8 @@ async def backfill(
         dry_run: Only show the plan (status, last publish, rows, estimated duration); run nothing.
         max_concurrent: At most this many of the backfill's runs at once (the pipelines' queue limit also applies).
         days_per_run: Consecutive days each child run processes; 0 = automatic (fill max_concurrent, or the
-            pipelines' queue limit if lower, and enough days that a run's work outweighs its ~10 s start-up, from
-            the durations in the ledger).
+            pipelines' queue limit if lower, and enough days that a run's work takes a quarter of its ~10 s
+            start-up, from the durations in the ledger).
     """
     plans = plan_days(pipeline, start_date, end_date)
     selected = [plan for plan in plans if plan.selected_by(mode)]

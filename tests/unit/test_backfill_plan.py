@@ -102,14 +102,15 @@ def test_a_run_over_several_days_counts_its_duration_shared_by_its_days() -> Non
     ("days", "limit", "seconds_per_day", "size"),
     [
         (14, 4, None, 4),  # no publish yet: fill the limit
-        (14, 4, 5.0, 4),  # 4 days of 5 s outweigh a 10 s start-up: fill the limit
-        (14, 4, 0.7, 14),  # days of 0.7 s: 15 days to outweigh the start-up, capped at the 14 there are
-        (90, 4, 0.7, 23),  # 23 days each already outweigh it: 4 children fill the limit
-        (90, 16, 0.7, 15),  # filling 16 would make children of 6 days, shorter than their start-up
+        (14, 4, 5.0, 4),  # 4 days of 5 s are worth a 10 s start-up: fill the limit
+        (14, 2, 0.6, 7),  # two children of 7 days of 0.6 s (4.2 s each) halve the wall time: fill the 2 slots
+        (14, 4, 0.2, 13),  # days of 0.2 s: 13 days to take a quarter of the start-up, so only 2 children
+        (90, 4, 0.7, 23),  # 23 days each are worth it: 4 children fill the limit
+        (90, 16, 0.1, 25),  # filling 16 would make children of 6 days of 0.1 s, 0.6 s of work for a 10 s start-up
         (1, 4, 0.7, 1),
     ],
 )
-def test_automatic_batches_fill_the_limit_unless_a_child_would_not_outweigh_its_start_up(
+def test_automatic_batches_fill_the_limit_unless_a_child_would_not_be_worth_its_start_up(
     days: int, limit: int, seconds_per_day: float | None, size: int
 ) -> None:
     assert days_per_child(days, limit, seconds_per_day) == size
