@@ -230,8 +230,8 @@ def _structure_steps(warehouse: Warehouse, published: list[str]) -> Iterator[_St
     for schema in sorted({AUDIT_SCHEMA, PLATFORM_SCHEMA, HISTORY_SCHEMA, *published}):
         if not warehouse.schema_exists(schema):
             yield _Step(Change("schema", schema, "create"), partial(warehouse.ensure_schema, schema))
-    if warehouse.statement_statistics_missing():  # the server preloads pg_stat_statements: count reads per role
-        yield _Step(Change("extension", "statement statistics", "create"), warehouse.enable_statement_statistics)
+    if (switch_on := warehouse.statement_statistics_switch()) is not None:  # preloaded: count reads per role
+        yield _Step(Change("extension", "statement statistics", "create"), switch_on)
     for migration in pending(warehouse):
         change = Change("migration", f"{PLATFORM_SCHEMA} version {migration.version}", "create", migration.description)
         yield _Step(change, partial(apply_migration, warehouse, migration))

@@ -15,7 +15,8 @@ a statistics reset or a crash restarts them from zero.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from shipshape.errors import WarehouseError
 from shipshape.warehouses.base import Warehouse
@@ -94,15 +95,15 @@ class PostgresUsage(Warehouse):
         )
         return ReadCounter(int(rows[0][0]), "statements")
 
-    def statement_statistics_missing(self) -> bool:
-        """The server preloads `pg_stat_statements` and this database has no extension for it yet. An admin that may
-        not read the server's settings (not a superuser) leaves it off: reads fall back to scan counters."""
+    def statement_statistics_switch(self) -> Callable[[], None] | None:
+        """Creating the `pg_stat_statements` extension, when the server preloads the library and this database has
+        no extension for it yet. An admin that may not read the server's settings (not a superuser) leaves it off:
+        reads fall back to scan counters."""
         try:
             preloaded = self.fetch_all("SELECT current_setting('shared_preload_libraries')")
         except WarehouseError:
-            return False
+            return None
         libraries = str(preloaded[0][0]).replace(" ", "").split(",")
-        return _STATEMENTS_EXTENSION in libraries and self._statement_statistics() is None
-
-    def enable_statement_statistics(self) -> None:
-        self.execute(f"CREATE EXTENSION IF NOT EXISTS {_STATEMENTS_EXTENSION}")
+        if _STATEMENTS_EXTENSION not in libraries or self._statement_statistics() is not None:
+            return None
+        return partial(self.execute, f"CREATE EXTENSION IF NOT EXISTS {_STATEMENTS_EXTENSION}")

@@ -7,7 +7,7 @@ callers show "unknown", never a made-up number.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,10 +44,7 @@ class UsageStatistics:
     statistics_reader: str | None = None
     """A built-in role whose members see every role's statement statistics (`make apply` makes the monitor one)."""
 
-    def statement_statistics_missing(self) -> bool:
-        """Whether per-statement read counting could be turned on here and is not yet (`make apply` turns it on, as
-        the admin); False where the engine has none, and reads fall back to what `read_counters` has without it."""
-        return False
-
-    def enable_statement_statistics(self) -> None:
-        raise NotImplementedError(f"{type(self).__name__} has no statement statistics")
+    def statement_statistics_switch(self) -> Callable[[], None] | None:
+        """What turns per-statement read counting on here when it could be and is not yet (`make apply` runs it, as
+        the admin); None where there is nothing to turn on, and reads come from what `read_counters` has without it."""
+        return None
