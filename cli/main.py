@@ -158,12 +158,15 @@ def _status(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """One self-contained HTML page of an environment: freshness, error budgets, volume bands, cost, lineage."""
-    from runtime.report_sources import environment_history
+    from runtime.cost_sources import recent_months
+    from runtime.report_sources import COST_MONTHS, environment_history
     from shipshape import report_page
 
     name = _enter_environment(args.env)
     _history_api(name)
-    path = report_page.write(environment_history(datetime.now(UTC), name), args.out or report_page.default_path(name))
+    now = datetime.now(UTC)
+    history = environment_history(now, name, recent_months(name, now, COST_MONTHS))
+    path = report_page.write(history, args.out or report_page.default_path(name))
     print(f"environment {name}: report written to {path} ({path.stat().st_size / 1e6:.1f} MB); open {path.as_uri()}")
     return 0
 

@@ -16,11 +16,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from runtime.connections import connect, ensure_platform_schema
-from runtime.cost_sources import consumers, pipeline_months
+from runtime.cost_sources import consumers, recent_months
 from runtime.incidents import announce
+from runtime.report_sources import COST_MONTHS
 from runtime.slo_sources import slo_reports
 from shipshape.catalog import find_pipeline, load_all
-from shipshape.cost import Month
+from shipshape.cost import Month, PipelineMonth
 from shipshape.declaration import Pipeline
 from shipshape.history import prune
 from shipshape.incidents import transition
@@ -49,8 +50,9 @@ def monitor(pipeline: str | None = None) -> list[dict[str, object]]:
             for observed in observations(report):
                 _observe(warehouse, report.pipeline, observed)
         _watch_reads(warehouse, specs, now)
+    months = recent_months(environment_name(), now, COST_MONTHS, measure_now=False)  # with the samples just taken
     if pipeline is None:  # the month's artifact lists every pipeline; a freshness trigger's run leaves it be
-        _watch_costs(specs, now)
+        _watch_costs([month for month in months if month.month == str(Month.of(now))], now)
     with connect("publisher") as publisher:  # the history tables are the publisher's: it alone may drop them
         for pruned in prune(publisher, datetime.now(UTC)):
             logger.info("pruned history of %s partition %s (entry %s)", pruned.pipeline, pruned.partition_key,
@@ -61,7 +63,7 @@ def monitor(pipeline: str | None = None) -> list[dict[str, object]]:
         table=rows,
         description="Freshness, success rate, error budgets and burn rates per pipeline (shipshape status)",
     )
-    publish_report()
+    publish_report(months)
     return rows
 
 
@@ -75,9 +77,8 @@ def _watch_reads(warehouse: Warehouse, specs: list[Pipeline], now: datetime) -> 
             _observe(warehouse, spec.name, unused_observation(table, quiet, now, spec.value.unread_after_delta))
 
 
-def _watch_costs(specs: list[Pipeline], now: datetime) -> None:
-    """Price the month with the samples just recorded: `cost` incidents, and the month's table artifact."""
-    months = pipeline_months(Month.of(now), environment_name(), now, [spec.name for spec in specs], measure_now=False)
+def _watch_costs(months: list[PipelineMonth], now: datetime) -> None:
+    """This month's rows, priced with the samples just recorded: `cost` incidents, and the month's table artifact."""
     with connect("monitor") as warehouse:
         for month in months:
             _observe(warehouse, month.pipeline, cost_observation(month))

@@ -59,9 +59,12 @@ def pipeline_months(
         )
 
 
-def recent_months(environment: str, now: datetime, count: int) -> list[PipelineMonth]:
-    """Every declared pipeline's last `count` months up to `now`'s (the report's cost and reads chart)."""
+def recent_months(environment: str, now: datetime, count: int, *, measure_now: bool = True) -> list[PipelineMonth]:
+    """Every declared pipeline's last `count` months up to `now`'s, oldest first (the report's cost and reads chart;
+    the monitor prices this month from the same rows)."""
     months = [Month.of(now)]
     while len(months) < count:
         months.append(months[-1].previous())
-    return [row for month in reversed(months) for row in pipeline_months(month, environment, now)]
+    return [
+        row for month in reversed(months) for row in pipeline_months(month, environment, now, measure_now=measure_now)
+    ]

@@ -1,19 +1,21 @@
 """The inputs of `shipshape report`, read the way the SLOs and the volume monitor read them: publish instants and
 partitions from the ledger (`shipshape.ledger`), run outcomes from Prefect (`runtime.slo_sources.run_outcomes`),
 each partition's band from `shipshape.volume.judge_published`, cost and reads per month from the cost attribution
-(`runtime.cost_sources`). Reading Prefect's history is why this is runtime.
+(`runtime.cost_sources.recent_months`, given by the caller: the monitor prices this month from the same rows).
+Reading Prefect's history is why this is runtime.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
 
 from runtime.connections import connect
-from runtime.cost_sources import recent_months
 from runtime.slo_sources import run_outcomes
 from shipshape.catalog import load_all
+from shipshape.cost import PipelineMonth
 from shipshape.declaration import Pipeline
 from shipshape.ledger import LEDGER_TABLE, PUBLISHED, PublishedTable, entries, missing_platform_tables, published_times
 from shipshape.lineage import lineage
@@ -24,10 +26,10 @@ from shipshape.warehouses import Warehouse
 VOLUME_PARTITIONS = 60
 """The latest published partitions the volume chart shows (two months of days, two and a half days of hours)."""
 COST_MONTHS = 3
-"""The months the cost and reads chart shows: this one (so far) and the two before it."""
+"""The months the cost and reads chart shows (`recent_months`): this one (so far) and the two before it."""
 
 
-def environment_history(now: datetime, environment: str) -> EnvironmentHistory:
+def environment_history(now: datetime, environment: str, costs: Sequence[PipelineMonth]) -> EnvironmentHistory:
     """Every declared pipeline's history in `environment` up to `now`, and the lineage of them all.
 
     Runs and publishes go back two SLO windows, so the burn-down's first instant is judged on a whole window. A
@@ -37,8 +39,7 @@ def environment_history(now: datetime, environment: str) -> EnvironmentHistory:
     with connect("monitor") as warehouse, get_client(sync_client=True) as client:
         has_ledger = LEDGER_TABLE not in missing_platform_tables(warehouse)
         pipelines = [_history(warehouse, client, item.spec, environment, now, has_ledger) for item in declared]
-    costs = recent_months(environment, now, COST_MONTHS)
-    return EnvironmentHistory(environment, now, pipelines, lineage(declared, now.date()), costs)
+    return EnvironmentHistory(environment, now, pipelines, lineage(declared, now.date()), list(costs))
 
 
 def _history(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,16 +12,18 @@ from prefect.cache_policies import NO_CACHE
 
 from runtime.report_sources import environment_history
 from shipshape import report_page
+from shipshape.cost import PipelineMonth
 from shipshape.names import report_artifact_key
 from shipshape.settings import environment_name
 
 
 @task(name="publish-report", cache_policy=NO_CACHE)
-def publish_report() -> Path:
-    """Rewrite `<data folder>/reports/report-<env>.html` and link it (a file:// link: open it where the worker
-    writes, or serve or mount that folder)."""
+def publish_report(costs: Sequence[PipelineMonth]) -> Path:
+    """Rewrite `<data folder>/reports/report-<env>.html` with `costs` (`runtime.cost_sources.recent_months`) and link
+    it (a file:// link: open it where the worker writes, or serve or mount that folder)."""
     environment = environment_name()
-    path = report_page.write(environment_history(datetime.now(UTC), environment), report_page.default_path(environment))
+    history = environment_history(datetime.now(UTC), environment, costs)
+    path = report_page.write(history, report_page.default_path(environment))
     create_link_artifact(
         key=report_artifact_key(environment),
         link=path.as_uri(),

@@ -26,6 +26,7 @@ from cli.main import main
 from demo.shop_app import add_orders, generate
 from flows.monitor import monitor
 from flows.run_pipeline import run_pipeline
+from runtime.cost_sources import recent_months
 from runtime.report_sources import COST_MONTHS, environment_history
 from shipshape import report_page
 from shipshape.ledger import LEDGER_TABLE
@@ -114,7 +115,8 @@ def test_the_report_renders_every_chart_with_data_in_chromium(project: Project, 
         )
     assert len(links) == 1 and f"({path.as_uri()})" in str(links[0].data), links  # a markdown link in Prefect 3.8
 
-    history = environment_history(datetime.now(UTC), environment)
+    now = datetime.now(UTC)
+    history = environment_history(now, environment, recent_months(environment, now, COST_MONTHS))
     this_month = {row.pipeline: row for row in history.costs if row.month == history.costs[-1].month}
     assert this_month["shop_orders"].runs == len(SHOP_RUNS) + 1 and this_month["shop_orders"].total_cost > 0
     assert this_month["order_status_daily"].runs == 1 and this_month["order_status_daily"].reads is None  # DuckDB
