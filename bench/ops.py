@@ -5,8 +5,8 @@ started on a private PostgreSQL server (`up` creates cluster-wide roles) and a f
 short range (14 days) and of the long range (90 days) through the `backfill-dev` deployment, as the UI's Run
 button starts it (mode=all, the form's defaults otherwise), each timed from submit to its final state, versus
 one `shipshape run` over the same range against the same server with the deployment's own settings. Then a
-one-day `shipshape run` on the embedded default (no API, DuckDB): cold on a fresh PREFECT_HOME, warm on the
-same home again.
+one-day `shipshape run` on the embedded default (no API, DuckDB): cold on a fresh PREFECT_HOME (it starts the
+local API), warm on the same home again (it reuses the local API the cold run kept).
 
 The last line is `ops: backfill14_vs_range=<x> backfill90_vs_range=<x> day_run_warm_s=<x> day_run_cold_s=<x>`
 (the names keep 14 and 90 whatever --short-days and --long-days say, so the format never changes).
@@ -34,6 +34,7 @@ from private_postgres import private_postgres
 
 from demo.shop_app import generate
 from infra.local.server import free_port
+from runtime.kept_api import stop_recorded
 from shipshape.names import PII_KEY_VARIABLE
 from shipshape.settings import PACKAGE_ROOT
 
@@ -117,8 +118,11 @@ def day_runs(work: Path, day: date) -> tuple[float, float]:
         **_newcomer(), "PREFECT_HOME": str(work / "embedded-home"), "SHIPSHAPE_DATA_DIR": str(data),
         PII_KEY_VARIABLE: secrets.token_urlsafe(24),
     }
-    cold = _timed_cli(env, day, day)
-    warm = _timed_cli(env, day, day)
+    try:
+        cold = _timed_cli(env, day, day)
+        warm = _timed_cli(env, day, day)  # on the local API the cold run kept
+    finally:
+        stop_recorded(work / "embedded-home")
     print(f"one-day run on the embedded default: cold {cold:.1f} s, warm {warm:.1f} s", flush=True)
     return cold, warm
 

@@ -112,13 +112,14 @@ def _run(args: argparse.Namespace) -> int:
     from prefect import tags
 
     from cli.progress_bar import partition_progress
-    from flows.run_pipeline import run_pipeline
+    from flows.run_pipeline import import_run_libraries, run_pipeline
     from runtime.console_logging import hide_user_error_tracebacks
     from shipshape.names import run_tags
     from shipshape.settings import environment_name
 
     if not args.debug:
         hide_user_error_tracebacks()
+    import_run_libraries()
     api.wait_ready()
     print(f"flows run on {api.description}", file=sys.stderr)
     started = time.perf_counter()
@@ -132,6 +133,16 @@ def _run(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(f"{key}={value}" for key, value in row.items()))
     print(f"ran {len(rows)} partition(s) of {args.pipeline} in {time.perf_counter() - started:.2f} s")
+    return 0
+
+
+def _stop_api(args: argparse.Namespace) -> int:
+    """The kept local API of this Prefect home, stopped now instead of after its idle time."""
+    from runtime.kept_api import prefect_home, stop_recorded
+
+    home = prefect_home()
+    url = stop_recorded(home)
+    print(f"stopped the local Prefect API at {url}" if url else f"no local Prefect API is kept for {home}")
     return 0
 
 
@@ -296,6 +307,10 @@ def _parser() -> argparse.ArgumentParser:
     cost.add_argument("--json", action="store_true", help="machine-readable output")
     cost.set_defaults(command=_cost)
     _rollback_parser(commands)
+    stop_api = commands.add_parser(
+        "stop-api", help="stop the local Prefect API that `run` and `make demo` keep for the next command"
+    )
+    stop_api.set_defaults(command=_stop_api)
     return parser
 
 

@@ -29,13 +29,14 @@ def main() -> None:
     settings = load_settings()
     ensure_demo_pii_key(settings)
     from demo.shop_app import generate, inject_bad_orders
-    from flows.run_pipeline import run_pipeline
+    from flows.run_pipeline import import_run_libraries, run_pipeline
     from runtime.console_logging import hide_user_error_tracebacks
     from shipshape.errors import AuditFailedError
 
     hide_user_error_tracebacks()  # step 4 blocks bad data on purpose: its one-line reason, not a traceback
     orders = generate(settings.data_dir / "shop.db", FIRST_DAY, DAYS)
     print(f"\n1. Generated the shop database: {orders} orders over {DAYS} days")
+    import_run_libraries()
     api.wait_ready()
     print(f"   (flows run on {api.description})")
     last_day = FIRST_DAY + timedelta(days=DAYS - 1)

@@ -17,7 +17,8 @@ from prefect.states import Failed
 from prefect.task_engine import TaskRunTimeoutError
 
 from flows.retry_policy import with_declared_retries
-from runtime.connections import connect, ensure_platform_schema
+from runtime.connections import connect, ensure_platform_schema, import_warehouse_adapters
+from shipshape.audit import import_soda
 from shipshape.audit_area import RunTables
 from shipshape.catalog import find_pipeline
 from shipshape.errors import (
@@ -59,6 +60,14 @@ def _windows(grain: Grain | None, start_date: date | None, end_date: date | None
     `partition_instant`). The run name and the body both come here, so they name the same partition."""
     instant = partition_instant(runtime.flow_run.scheduled_start_time, datetime.now(UTC))
     return windows_for(grain, start_date, end_date, instant)
+
+
+def import_run_libraries() -> None:
+    """Import now what a run imports on first use: the warehouse adapters and drivers, Soda (2-4 s together).
+
+    A local command calls it while its temporary Prefect API starts, so the first partition does not wait for it."""
+    import_warehouse_adapters()
+    import_soda()
 
 
 @flow(name=PIPELINE_FLOW, flow_run_name=_run_name)

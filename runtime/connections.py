@@ -20,7 +20,7 @@ from runtime.blocks import WarehouseConnection, load_block
 from shipshape.errors import ConfigurationError, TransientError, WarehouseError
 from shipshape.platform_schema import ensure_current
 from shipshape.settings import LOCAL_ENVIRONMENT, environment_name, load_settings
-from shipshape.warehouses import Warehouse, open_warehouse
+from shipshape.warehouses import Warehouse, kind_of, open_warehouse
 
 Role = Literal["loader", "publisher", "monitor"]
 
@@ -45,6 +45,18 @@ def warehouse_urls() -> WarehouseUrls:
     single_role = publisher == url and monitor == url
     origin = "SHIPSHAPE_WAREHOUSE_URL"
     return WarehouseUrls(loader=url, publisher=publisher, monitor=monitor, origin=origin, may_migrate=single_role)
+
+
+def import_warehouse_adapters() -> None:
+    """Import the adapters (and their drivers) that this process's warehouse URLs select, without connecting.
+
+    A command imports them while it waits for its temporary API instead of in its first task. URLs from a block
+    are read from the API, so they are left to the run."""
+    if os.environ.get("SHIPSHAPE_WAREHOUSE_BLOCK"):
+        return
+    urls = warehouse_urls()
+    for url in {urls.loader, urls.publisher, urls.monitor}:
+        kind_of(url).adapter()
 
 
 @contextmanager

@@ -3,51 +3,30 @@
 1. `PREFECT_API_URL` in the environment: the user's choice, untouched;
 2. the API `make up` started, when its record (`api.env` in the platform folder) names one that answers with the
    recorded password: no server to start at all, and the runs show in the UI the user already has open;
-3. a temporary API for this command (`runtime.temporary_api`), started before the flows are imported.
+3. the local API an earlier command on the same Prefect home started and kept (`runtime.kept_api`), when it
+   answers with its recorded password;
+4. a new local API (`runtime.temporary_api`), started before the flows are imported and kept for the next
+   command, or stopped with this one when `SHIPSHAPE_LOCAL_API_IDLE_SECONDS=0`.
 
 A Prefect profile naming an API also wins over the temporary one (checked once Prefect is imported).
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import sys
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
+from runtime import kept_api
+from runtime.recorded_api import RecordedApi
 from runtime.temporary_api import TemporaryApi, allow_slow_temporary_api_start
 from shipshape.errors import ConfigurationError
 from shipshape.settings import PACKAGE_ROOT
 
 API_RECORD = "api.env"
-PROBE_SECONDS = 10.0
-"""A server that is down refuses at once; a live one answers in milliseconds, or seconds on a busy machine, and
-waiting for it beats starting a temporary API (5-30 s)."""
-
-
 def platform_dir() -> Path:
     """Where `make up` keeps its state (SHIPSHAPE_PLATFORM_DIR, default `.platform` in the checkout)."""
     return Path(os.environ.get("SHIPSHAPE_PLATFORM_DIR", PACKAGE_ROOT / ".platform")).resolve()
-
-
-@dataclass(frozen=True)
-class RecordedApi:
-    url: str
-    auth_string: str
-
-    def answers(self) -> bool:
-        """One authenticated call: a server that is down, another program on the port or a changed password
-        all answer something else than 200."""
-        token = base64.b64encode(self.auth_string.encode()).decode()
-        request = urllib.request.Request(f"{self.url}/admin/version", headers={"Authorization": f"Basic {token}"})
-        try:
-            with urllib.request.urlopen(request, timeout=PROBE_SECONDS) as answer:
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
 
 
 def record_api(state_dir: Path, api: RecordedApi) -> None:
@@ -104,14 +83,47 @@ def local_api(temporary: bool = True) -> LocalApi:
             f"{platform_dir() / API_RECORD}); set PREFECT_API_URL to that environment's Prefect API "
             "(`make up` serves dev)"
         )
-    server = TemporaryApi()
-    allow_slow_temporary_api_start()  # imports Prefect, while the server imports its own
+    idle = kept_api.idle_seconds()
+    if not idle:
+        server = TemporaryApi()
+        return _on_local_server(server, server.url, None, f"a temporary Prefect API at {server.url}")
+    started, kept = _kept_server(idle)
+    how = "started now, " if started else ""
+    description = (
+        f"the local Prefect API at {kept.url} ({how}kept {idle:g} s after each command; "
+        f"{kept_api.IDLE_SETTING}=0: one per command)"
+    )
+    return _on_local_server(started, kept.url, kept.auth_string, description)
+
+
+def _on_local_server(server: TemporaryApi | None, url: str, auth_string: str | None, description: str) -> LocalApi:
+    """Use a local server (`server`: one started by this command, to wait for) unless Prefect's settings name an
+    API, which only Prefect's import tells."""
+    allow_slow_temporary_api_start()  # imports Prefect, while a new server imports its own
     if configured := _url_in_imported_prefect_settings():  # a profile or settings file names one
-        server.stop()
+        if server:
+            server.stop()
         return LocalApi(f"the Prefect API at {configured} (Prefect settings)")
     os.environ["PREFECT_UI_URL"] = ""  # it serves no UI: no "View at" links to a page that is not there
-    _use(server.url, None)
-    return LocalApi(f"a temporary Prefect API at {server.url}", server)
+    _use(url, auth_string)
+    return LocalApi(description, server)
+
+
+def _kept_server(idle: float) -> tuple[TemporaryApi | None, kept_api.KeptApi]:
+    """The Prefect home's kept server with a lease on it: the recorded one when it answers (no server object:
+    nothing to wait for), else one started now."""
+    home = kept_api.prefect_home()
+    deciding = kept_api.deciding(home)
+    try:
+        if recorded := kept_api.leased(home):
+            if RecordedApi(recorded.url, recorded.auth_string).answers():
+                return None, recorded
+            kept_api.release(recorded)
+        settings = kept_api.server_environment(home, idle)
+        server = TemporaryApi(settings, log=home / kept_api.LOG)
+        return server, kept_api.lease_new(home, server.port, settings["PREFECT_SERVER_API_AUTH_STRING"])
+    finally:
+        os.close(deciding)
 
 
 def _url_in_imported_prefect_settings() -> str | None:

@@ -30,6 +30,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
+from runtime import kept_api
+
 TEMPORARY_API_START_SECONDS = 300
 """How long a run without `PREFECT_API_URL` waits for the temporary Prefect API it starts.
 
@@ -62,23 +64,33 @@ def allow_slow_temporary_api_start() -> None:
 
 
 class TemporaryApi:
-    """A private Prefect API server process for one command; `url` is known at once, `wait_ready` blocks."""
+    """A private Prefect API server process; `url` is known at once, `wait_ready` blocks.
 
-    def __init__(self) -> None:
+    It serves one command and stops with it, or, `kept` (`runtime.kept_api`), outlives it: then it runs in a
+    session of its own, writes its record, logs to `local-api.log` in the Prefect home and stops when idle.
+    """
+
+    def __init__(self, kept: dict[str, str] | None = None, log: Path | None = None) -> None:
         env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": os.environ.get("PREFECT_SERVER_ANALYTICS_ENABLED",
-                                                                              "false")}
+                                                                              "false"), **(kept or {})}
+        self._errors_at = f"in {log}" if log else "above"
+        errors = open(log, "ab") if log else None  # noqa: SIM115 -- the server's, closed here once it has it
         # -P: this installation's module, never a `runtime` package in whatever folder the command runs from.
         self._process = subprocess.Popen(
-            [sys.executable, "-P", "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-        )
-        # Registered before Prefect is imported, so it runs after Prefect's own exit handlers have sent the last
-        # logs and events to this server (exit handlers run last-registered first).
-        atexit.register(self.stop)
-        port = _first_line(self._process.stdout)
-        if not port.isdigit():
+            [sys.executable, "-P", "-m", __name__], stdout=subprocess.PIPE, env=env, stderr=errors,
+            stdin=subprocess.DEVNULL if kept else subprocess.PIPE, start_new_session=bool(kept),
+        )  # fmt: skip
+        if errors:
+            errors.close()
+        if not kept:
+            # Registered before Prefect is imported, so it runs after Prefect's own exit handlers have sent the
+            # last logs and events to this server (exit handlers run last-registered first).
+            atexit.register(self.stop)
+        self.port = _first_line(self._process.stdout)
+        if not self.port.isdigit():
             self.stop()
             raise RuntimeError(f"the temporary Prefect API did not start (exit code {self._process.returncode})")
-        self.url = f"http://127.0.0.1:{port}/api"
+        self.url = f"http://127.0.0.1:{self.port}/api"
 
     def wait_ready(self, limit_seconds: float) -> None:
         """Block until the server answers /health: one request, queued in its backlog until it can answer."""
@@ -93,13 +105,15 @@ class TemporaryApi:
         self.stop()
         raise RuntimeError(
             f"the temporary Prefect API at {self.url} did not start within {limit_seconds:g} s ({reason}; exit code "
-            f"{self._process.returncode}); its errors are above. Set {_TEMPORARY_API_START_SETTING} for a longer "
-            "limit, or PREFECT_API_URL to use a running Prefect server"
+            f"{self._process.returncode}); its errors are {self._errors_at}. Set {_TEMPORARY_API_START_SETTING} for "
+            "a longer limit, or PREFECT_API_URL to use a running Prefect server"
         )
 
     def stop(self) -> None:
         """Closing stdin asks the server to stop (as a killed command would); killed if it takes too long."""
-        if self._process.stdin and not self._process.stdin.closed:
+        if self._process.stdin is None:  # kept: it stops by itself
+            self._process.terminate()
+        elif not self._process.stdin.closed:
             self._process.stdin.close()
         try:
             self._process.wait(timeout=STOP_SECONDS)
@@ -156,8 +170,15 @@ def _serve() -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
-    print(listener.getsockname()[1], flush=True)
-    threading.Thread(target=_stop_when_stdin_closes, daemon=True).start()
+    port = listener.getsockname()[1]
+    if record := kept_api.record_of_this_server():
+        kept_api.write_record(record, port)  # before the port: the command opens it next
+        threading.Thread(target=kept_api.stop_when_idle, args=(record,), daemon=True).start()
+        print(port, flush=True)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the command stops reading after the port
+    else:
+        print(port, flush=True)
+        threading.Thread(target=_stop_when_stdin_closes, daemon=True).start()
 
     import uvicorn
     from prefect.server.api.server import create_app

@@ -53,6 +53,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Machine
     return MachineSharingScheduling(config, log)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_kept_api_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`shipshape run` and `make demo` keep their local Prefect API for the next command (runtime/kept_api.py);
+    the ones started on this session's Prefect homes stop with the session instead of after their idle time."""
+    from runtime.kept_api import RECORD, stop_recorded
+
+    yield
+    for record in tmp_path_factory.getbasetemp().rglob(RECORD):
+        stop_recorded(record.parent)
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """URL of a fresh, empty database; dropped (with everything in it) after the test."""

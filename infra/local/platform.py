@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 
 from infra.local.server import free_port, prefect_cli, server_environment, spawn, start_server, stop_process_group
 from infra.local.worker import start_worker, wait_for_worker
-from runtime.local_api import RecordedApi, forget_api, platform_dir, record_api
+from runtime.local_api import forget_api, platform_dir, record_api
+from runtime.recorded_api import RecordedApi
 from shipshape.errors import TransientError
 from shipshape.settings import PACKAGE_ROOT
 from shipshape.warehouses import open_warehouse

@@ -23,6 +23,7 @@ __all__ = [
     "Warehouse",
     "WarehouseKind",
     "adapter",
+    "kind_of",
     "open_warehouse",
 ]
 
@@ -61,9 +62,14 @@ def adapter(kind: str) -> type[Warehouse]:
 
 def open_warehouse(url: str) -> Warehouse:
     """`duckdb:///path/to/file.duckdb` or `postgresql://user@host:port/db` (any registered kind's URL)."""
+    return kind_of(url).adapter().from_url(url)
+
+
+def kind_of(url: str) -> WarehouseKind:
+    """The registered kind whose URL prefix `url` has; an unsupported URL is refused with the forms expected."""
     for kind in KINDS.values():
         if url.startswith(kind.url_prefixes):
-            return kind.adapter().from_url(url)
+            return kind
     expected = " or ".join(kind.url_form for kind in KINDS.values())
     shown = mask_credentials(url, url)
     raise ConfigurationError(f"SHIPSHAPE_WAREHOUSE_URL={shown!r} is not supported; expected {expected}")

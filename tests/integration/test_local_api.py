@@ -1,8 +1,10 @@
 """Which Prefect API `shipshape run` uses with no PREFECT_API_URL, and what it shows while it runs.
 
 `make up`'s API (a real `prefect server start` with its password, recorded as `up` records it) is used when it
-answers; a stale record (server gone, password changed) falls back to a temporary API; the temporary API goes
-away with the command, even a killed one. Progress: the extract's artifact and the terminal's progress bar.
+answers; a stale record (server gone, password changed) falls back to a local API. That one is kept for the next
+command on the same Prefect home, served to every command holding its lease and stopped once idle; with
+`SHIPSHAPE_LOCAL_API_IDLE_SECONDS=0` it goes away with the command, even a killed one. Progress: the extract's
+artifact and the terminal's progress bar.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterType, F
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
 from infra.local.server import start_server, stop_process_group
-from runtime.local_api import RecordedApi, record_api
+from runtime.kept_api import IDLE_SETTING, RECORD, prefect_version, stop_recorded
+from runtime.local_api import record_api
+from runtime.recorded_api import RecordedApi
 from tests.support.make import newcomer_environment
 from tests.support.platform import cli
 from tests.support.project import DAYS, FIRST_DAY, Project, copy_example
@@ -57,6 +61,13 @@ def platform_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordedA
     finally:
         stop_process_group(server.pid)
         server.wait()
+
+
+@pytest.fixture(autouse=True)
+def no_kept_api_left(tmp_path: Path) -> Iterator[None]:
+    """Whatever a test leaves kept on its Prefect home is stopped with the test."""
+    yield
+    stop_recorded(tmp_path / "home")
 
 
 def environment(project: Project, tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -119,7 +130,7 @@ def test_run_uses_the_local_platforms_api_when_it_answers(
 
 
 @pytest.mark.parametrize("stale", ["wrong password", "server gone"])
-def test_a_stale_record_falls_back_to_a_temporary_api_that_ends_with_the_command(
+def test_a_stale_record_falls_back_to_a_temporary_api_that_ends_with_the_command_when_none_is_kept(
     project: Project, tmp_path: Path, platform_api: RecordedApi, stale: str
 ) -> None:
     (tmp_path / "platform").mkdir()
@@ -132,7 +143,7 @@ def test_a_stale_record_falls_back_to_a_temporary_api_that_ends_with_the_command
     record_api(tmp_path / "platform", recorded)
     before = runs_on(platform_api)
 
-    result = shipshape_run(environment(project, tmp_path))
+    result = shipshape_run(environment(project, tmp_path, **{IDLE_SETTING: "0"}))
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "status=published" in result.stdout
@@ -141,8 +152,8 @@ def test_a_stale_record_falls_back_to_a_temporary_api_that_ends_with_the_command
     assert temporary_apis(tmp_path / "home") == []  # it stopped with the command
 
 
-def test_a_killed_run_takes_its_temporary_api_with_it(project: Project, tmp_path: Path) -> None:
-    env = environment(project, tmp_path)
+def test_a_killed_run_takes_its_temporary_api_with_it_when_none_is_kept(project: Project, tmp_path: Path) -> None:
+    env = environment(project, tmp_path, **{IDLE_SETTING: "0"})
     command = [cli("shipshape"), "run", "shop_orders", "--start-date", FIRST_DAY.isoformat()]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -155,6 +166,86 @@ def test_a_killed_run_takes_its_temporary_api_with_it(project: Project, tmp_path
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def kept_api_of(home: Path) -> RecordedApi:
+    values = dict(line.split("=", 1) for line in (home / RECORD).read_text().splitlines())
+    return RecordedApi(values["PREFECT_API_URL"], values["PREFECT_API_AUTH_STRING"])
+
+
+def test_the_next_run_reuses_the_kept_api_whose_runs_it_shows_and_which_refuses_anyone_without_its_password(
+    project: Project, tmp_path: Path
+) -> None:
+    env = environment(project, tmp_path)
+
+    first = shipshape_run(env, FIRST_DAY.isoformat())
+    kept = kept_api_of(tmp_path / "home")
+    second = shipshape_run(env, (FIRST_DAY + timedelta(days=1)).isoformat())
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:] + second.stderr[-2000:]
+    assert f"the local Prefect API at {kept.url} (started now, kept 600 s" in first.stderr
+    assert f"the local Prefect API at {kept.url} (kept 600 s" in second.stderr  # reused: nothing started
+    assert len(temporary_apis(tmp_path / "home")) == 1
+    assert sorted(runs_on(kept)) == [f"shop_orders {FIRST_DAY}", f"shop_orders {FIRST_DAY + timedelta(days=1)}"]
+    assert not RecordedApi(kept.url, "not-the-password").answers()
+    assert oct((tmp_path / "home" / RECORD).stat().st_mode & 0o777) == "0o600"  # it holds the password
+
+    stopped = subprocess.run([cli("shipshape"), "stop-api"], env=env, capture_output=True, text=True, timeout=60)
+
+    assert stopped.stdout.strip() == f"stopped the local Prefect API at {kept.url}"
+    wait_until(lambda: not temporary_apis(tmp_path / "home"), "the stopped API's process ends")
+
+
+def test_a_run_longer_than_the_idle_time_keeps_its_api_which_stops_once_no_command_uses_it(
+    project: Project, tmp_path: Path
+) -> None:
+    env = environment(project, tmp_path, **{IDLE_SETTING: "1"})
+    last_day = (FIRST_DAY + timedelta(days=DAYS - 1)).isoformat()
+
+    result = shipshape_run(env, FIRST_DAY.isoformat(), last_day)  # several seconds of work, no new command
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"ran {DAYS} partition(s)" in result.stdout
+    wait_until(lambda: not temporary_apis(tmp_path / "home"), "the idle API stops by itself")
+    assert not (tmp_path / "home" / RECORD).exists()
+
+
+def test_a_recorded_api_that_does_not_answer_or_runs_another_prefect_is_replaced(
+    project: Project, tmp_path: Path
+) -> None:
+    env = environment(project, tmp_path)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{closed.getsockname()[1]}/api"
+    (tmp_path / "home" / RECORD).write_text(
+        f"PREFECT_API_URL={gone}\nPREFECT_API_AUTH_STRING=x\nPREFECT_VERSION={prefect_version()}\nPID=0\n"
+    )
+
+    result = shipshape_run(env)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept = kept_api_of(tmp_path / "home")
+    assert kept.url != gone and f"the local Prefect API at {kept.url} (started now" in result.stderr
+    (tmp_path / "home" / RECORD).write_text(
+        (tmp_path / "home" / RECORD).read_text().replace(f"PREFECT_VERSION={prefect_version()}", "PREFECT_VERSION=0")
+    )
+
+    again = shipshape_run(env)
+
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert kept_api_of(tmp_path / "home").url != kept.url  # another Prefect's server is never reused
+    wait_until(lambda: len(temporary_apis(tmp_path / "home")) == 1, "the superseded API stops once unused")
+
+
+def test_an_idle_time_that_is_not_a_number_is_refused_naming_the_setting(project: Project, tmp_path: Path) -> None:
+    result = shipshape_run(environment(project, tmp_path, **{IDLE_SETTING: "ten minutes"}))
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {IDLE_SETTING}='ten minutes' is not a number of seconds: set it to how long the local Prefect API "
+        "waits for the next command (default 600), or 0 to stop it with each command"
+    )
+    assert temporary_apis(tmp_path / "home") == []
 
 
 def test_extract_reports_its_progress_as_an_artifact_and_the_terminal_shows_days_done(

@@ -27,7 +27,8 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
 from infra.local.server import free_port
-from runtime.local_api import API_RECORD, RecordedApi, recorded_api
+from runtime.local_api import API_RECORD, recorded_api
+from runtime.recorded_api import RecordedApi
 from tests.support.browser import rendered_text
 from tests.support.cpu_load import busy_cores
 from tests.support.platform import cli, new_roles_dropped, run
