@@ -1,7 +1,5 @@
-"""`python -m cli …` runs the `shipshape` command (the console script's entry point is `cli.main:main`)."""
+"""`python -m cli …` runs the `shipshape` command (the console script's entry point is `cli.main:console`)."""
 
-import sys
+from cli.main import console
 
-from cli.main import main
-
-sys.exit(main())
+console()
