@@ -44,7 +44,8 @@ from prefect.states import Crashed
 
 from demo.shop_app import generate, inject_bad_orders, orders_per_day
 from deployments.environments import ENVIRONMENTS
-from flows.backfill_children import launch_child
+from flows.backfill_children import launch_child, scheduled_for_a_worker
+from flows.backfill_in_process import pending_for_this_process
 from shipshape.backfill_plan import NO_ENTRY, Batch, PartitionPlan
 from shipshape.names import destination_lock
 from shipshape.settings import PACKAGE_ROOT
@@ -358,24 +359,28 @@ def test_two_identical_backfills_share_their_children_and_the_concurrency_bound(
 
 
 def test_launching_a_day_twice_returns_the_same_run_and_a_crashed_one_is_replaced(dev: DevPlatform) -> None:
-    """On a pool no worker polls, so the runs stay as the test leaves them."""
-    plan = Batch((PartitionPlan(day(20), "missing", None, None, None, NO_ENTRY, never_published=True,
-                                latest_unsuccessful=False),))
+    """Both ways a child is created: Scheduled for a worker, Pending for the backfill's own process. On a pool no
+    worker polls, so the runs stay as the test leaves them."""
     with dev.client() as client:
         client.create_work_pool(WorkPoolCreate(name="shipshape-idle", type="process"))
         flow_id = client.read_flow_by_name("run-pipeline").id
         client.create_deployment(flow_id=flow_id, name="shop_orders-idle", work_pool_name="shipshape-idle")
-    with temporary_settings({PREFECT_API_URL: dev.api_url}):
-        first = asyncio.run(launch_child("shop_orders-idle", plan))
-        again = asyncio.run(launch_child("shop_orders-idle", plan))
-        assert again.id == first.id
-        assert first.idempotency_key == f"backfill:shop_orders-idle:2026-11-20:{NO_ENTRY}"
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(first.id, Crashed(message="worker lost"), force=True)
-        replaced = asyncio.run(launch_child("shop_orders-idle", plan))
-        assert replaced.id != first.id
-        assert replaced.idempotency_key == f"{first.idempotency_key}:after-{first.id}"
-        assert asyncio.run(launch_child("shop_orders-idle", plan)).id == replaced.id
+    for number, create, created_as in ((20, scheduled_for_a_worker, "Scheduled"),
+                                       (21, pending_for_this_process, "Pending")):
+        plan = Batch((PartitionPlan(day(number), "missing", None, None, None, NO_ENTRY, never_published=True,
+                                    latest_unsuccessful=False),))
+        with temporary_settings({PREFECT_API_URL: dev.api_url}):
+            first = asyncio.run(launch_child("shop_orders-idle", plan, create))
+            again = asyncio.run(launch_child("shop_orders-idle", plan, create))
+            assert again.id == first.id
+            assert first.state.name == created_as
+            assert first.idempotency_key == f"backfill:shop_orders-idle:2026-11-{number}:{NO_ENTRY}"
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(first.id, Crashed(message="worker lost"), force=True)
+            replaced = asyncio.run(launch_child("shop_orders-idle", plan, create))
+            assert replaced.id != first.id
+            assert replaced.idempotency_key == f"{first.idempotency_key}:after-{first.id}"
+            assert asyncio.run(launch_child("shop_orders-idle", plan, create)).id == replaced.id
 
 
 def test_a_backfill_launched_from_the_ui_custom_run_form_publishes_its_days(dev: DevPlatform) -> None:
