@@ -11,6 +11,10 @@ Whoever claims the run (Pending → `IN_PROCESS`, a transition the server grants
 worker submitting a run) executes it with Prefect's engine as `python -m prefect.engine` does, in a worker
 thread with an empty contextvars context: the engine then sees no parent flow run and runs it as the deployment's
 own run, not as a subflow of the backfill. A re-submit that finds the run claimed or final by key only waits.
+
+Known difference from a worker-started child: Prefect enforces a task's `timeout_seconds` with SIGALRM only in
+the main thread, so here the run's deadline (`flows.retry_policy`) stops a step only once a blocking call in it
+returns (Prefect logs a warning per task), and a backfill process that dies leaves the run Running.
 """
 
 from __future__ import annotations
