@@ -4,6 +4,11 @@ Each child run takes several consecutive days (sized so the children fill the co
 work is worth its start-up, or as the form says) and publishes day by day: the summary and the progress are
 per day, as if each day had its own run.
 
+When the days are few and short enough that running them here ends no later than children started side by side
+(`shipshape.backfill_plan.runs_in_this_process`: W ≤ S + W/k), the backfill runs them as one child run in its
+own process (`flows.backfill_in_process`), sparing a worker poll and a process start-up; the child run, its
+slot, the summary and the progress are the same.
+
 The typed parameters are the UI's Custom Run form: the pipeline is a dropdown of the declared pipelines,
 dates are date pickers, the mode a dropdown and the concurrency bounded.
 """
@@ -19,9 +24,10 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.client.schemas.objects import FlowRun
 from pydantic import Field
 
-from flows.backfill_children import Fanout
+from flows.backfill_children import Fanout, launch_child
+from flows.backfill_in_process import run_in_this_process
 from flows.backfill_progress import BackfillProgress
-from shipshape.backfill_plan import Batch, Mode, batches, days_per_child
+from shipshape.backfill_plan import Batch, Mode, batches, days_per_child, runs_in_this_process
 from shipshape.catalog import load_all
 from shipshape.errors import BackfillFailedError
 from shipshape.names import deployment_name
@@ -45,7 +51,8 @@ async def backfill(
     max_concurrent: Annotated[int, Field(ge=1, le=16)] = 4,
     days_per_run: Annotated[int, Field(ge=0, le=366)] = 0,
 ) -> list[dict[str, object]]:
-    """Run a pipeline's days from start_date to end_date again, in child runs of its deployment.
+    """Run a pipeline's days from start_date to end_date again, in child runs of its deployment (a small,
+    short backfill: one child run executed in this process).
 
     Args:
         pipeline: The declared pipeline to backfill.
@@ -55,9 +62,11 @@ async def backfill(
             all = every day in the range.
         dry_run: Only show the plan (status, last publish, rows, estimated duration); run nothing.
         max_concurrent: At most this many of the backfill's runs at once (the pipelines' queue limit also applies).
-        days_per_run: Consecutive days each child run processes; 0 = automatic (fill max_concurrent, or the
-            pipelines' queue limit if lower, and enough days that a run's work takes a quarter of its ~10 s
-            start-up, from the durations in the ledger).
+        days_per_run: Consecutive days each child run processes; 0 = automatic: consecutive days whose work
+            (from the durations in the ledger) is at most the ~10 s start-up of a child plus that work shared by
+            the slots run as one batch in the backfill's own process; otherwise children fill max_concurrent (or
+            the pipelines' queue limit if lower), each with enough days that its work takes a quarter of its
+            start-up.
     """
     plans = plan_days(pipeline, start_date, end_date)
     selected = [plan for plan in plans if plan.selected_by(mode)]
@@ -71,16 +80,21 @@ async def backfill(
         return rows
     fanout = Fanout(deployment_name(pipeline, environment_name()), max_concurrent)
     slots = await fanout.prepare()
-    estimate = selected[0].estimated_seconds if selected else None
-    planned = batches(selected, days_per_run or days_per_child(len(selected), slots, estimate))
-    get_run_logger().info("%d child run(s): %s", len(planned), ", ".join(batch.key for batch in planned))
+    if runs_in_this_process(selected, slots, days_per_run):
+        planned, start = [Batch(tuple(selected))], run_in_this_process
+        get_run_logger().info("1 batch in this process: %s", planned[0].key)
+    else:
+        estimate = selected[0].estimated_seconds if selected else None
+        planned = batches(selected, days_per_run or days_per_child(len(selected), slots, estimate))
+        start = launch_child
+        get_run_logger().info("%d child run(s): %s", len(planned), ", ".join(batch.key for batch in planned))
     progress = BackfillProgress(str(pipeline), len(selected))
     await progress.start()
 
     async def child_ended(batch: Batch, child: FlowRun) -> None:
         await progress.child_ended(batch, child, day_outcomes(pipeline, str(child.id), [p.day for p in batch.plans]))
 
-    children = await fanout.run_all(planned, child_ended)
+    children = await fanout.run_all(planned, start, child_ended)
     return await _summarise(str(pipeline), planned, children, progress)
 
 

@@ -9,6 +9,9 @@ whose queued runs are re-checked only every ~30 s, a freed slot is taken at once
 backfills of the same pipeline together and shows in the UI (Concurrency → Global). The slot is a lease
 renewed every few minutes by the holder, so a crashed backfill frees its slots when the lease expires.
 The environment's work pool limit caps all runs of the environment on top of it.
+
+A small backfill runs its one batch in its own process instead (`flows.backfill_in_process`): the same child run,
+created by `launch_child` in a state no worker picks up, under the same slot.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
@@ -62,20 +66,28 @@ class Fanout:
         return min(self.max_concurrent, queue.concurrency_limit or self.max_concurrent)
 
     async def run_all(
-        self, batches: list[Batch], on_end: Callable[[Batch, FlowRun], Awaitable[None]]
+        self,
+        batches: list[Batch],
+        start: Callable[[str, Batch], Awaitable[FlowRun]],
+        on_end: Callable[[Batch, FlowRun], Awaitable[None]],
     ) -> list[FlowRun]:
         """Every child, awaited concurrently; returns them final, in batch order, calling `on_end` as each one
-        ends. A failed child stops no other."""
+        ends. A failed child stops no other. `start` makes a batch's run go (`launch_child`: scheduled for a
+        worker; `run_in_this_process`: run here) while it holds one slot, until the run is final."""
         # Waiters queue here rather than polling the limit: the server answers a full limit with a Retry-After
         # of up to 30 s, the local queue hands a freed slot over at once.
         local = asyncio.Semaphore(self.max_concurrent)
-        return await asyncio.gather(*(self._run_one(batch, local, on_end) for batch in batches))
+        return await asyncio.gather(*(self._run_one(batch, local, on_end, start) for batch in batches))
 
     async def _run_one(
-        self, batch: Batch, local: asyncio.Semaphore, on_end: Callable[[Batch, FlowRun], Awaitable[None]]
+        self,
+        batch: Batch,
+        local: asyncio.Semaphore,
+        on_end: Callable[[Batch, FlowRun], Awaitable[None]],
+        start: Callable[[str, Batch], Awaitable[FlowRun]],
     ) -> FlowRun:
         async with local, concurrency(self.limit_name, occupy=1, strict=True):
-            flow_run = await launch_child(self.deployment, batch)
+            flow_run = await start(self.deployment, batch)
             final = await wait_for_flow_run(flow_run.id, timeout=None)
         await on_end(batch, final)
         return final
@@ -87,7 +99,18 @@ def idempotency_key(deployment: str, batch: Batch) -> str:
     return f"backfill:{deployment}:{batch.key}:{batch.marker}"
 
 
-async def launch_child(deployment: str, batch: Batch) -> FlowRun:
+ChildCreator = Callable[[str, dict[str, Any], str, list[str]], Awaitable[FlowRun]]
+"""Creates (or finds, by idempotency key) a run of deployment `name` with parameters, key and tags, linked to
+the calling flow run."""
+
+
+async def scheduled_for_a_worker(name: str, parameters: dict[str, Any], key: str, tags: list[str]) -> FlowRun:
+    """The run as `run_deployment` makes it: Scheduled now, for a worker of the deployment's pool."""
+    return await arun_deployment(name, parameters=parameters, idempotency_key=key, timeout=0, tags=tags,
+                                 as_subflow=True)
+
+
+async def launch_child(deployment: str, batch: Batch, create: ChildCreator = scheduled_for_a_worker) -> FlowRun:
     """Create (or find, by idempotency key) the batch's run, linked to the calling flow run.
 
     An existing run that ended without completing and without changing the ledger (e.g. Crashed before its
@@ -95,13 +118,11 @@ async def launch_child(deployment: str, batch: Batch) -> FlowRun:
     """
     key = idempotency_key(deployment, batch)
     while True:
-        flow_run = await arun_deployment(
+        flow_run = await create(
             f"{PIPELINE_FLOW}/{deployment}",
-            parameters={"start_date": batch.first, "end_date": batch.last, "publish_mode": "per_partition"},
-            idempotency_key=key,
-            timeout=0,
-            tags=[BACKFILL_TAG, f"partition:{batch.key}"],
-            as_subflow=True,
+            {"start_date": batch.first, "end_date": batch.last, "publish_mode": "per_partition"},
+            key,
+            [BACKFILL_TAG, f"partition:{batch.key}"],
         )
         state = flow_run.state
         if state is None or not state.is_final() or state.is_completed():

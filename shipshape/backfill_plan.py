@@ -8,6 +8,11 @@ nothing changed and differ once a run wrote the ledger.
 A child run pays a process start, imports and Prefect's engine before its first row (~8-10 s on a process
 worker), which outweighs a small day's work many times: children run `Batch`es of consecutive days
 (`run-pipeline` over the batch's range, publishing day by day), sized by `days_per_child`.
+
+When even that start-up is not worth paying, `runs_in_this_process` says so: the backfill's own process (already
+started) runs the days as one batch. With W the estimated work of the selected days, S = `CHILD_START_SECONDS`
+and k slots, k children started side by side end after about S + W/k, one batch here after W: here wins when
+W ≤ S + W/k (for 0.6 s days and 2 slots, up to 33 days).
 """
 
 from __future__ import annotations
@@ -168,6 +173,21 @@ def days_per_child(days: int, max_concurrent: int, seconds_per_day: float | None
         return max(1, filling)
     worth_a_start = math.ceil(CHILD_START_SECONDS * MIN_WORK_PER_START / seconds_per_day)
     return max(1, min(days, max(filling, worth_a_start)))
+
+
+def runs_in_this_process(selected: list[PartitionPlan], slots: int, days_per_run: int) -> bool:
+    """Whether the backfill runs `selected` itself, as one batch, instead of in child runs.
+
+    Only when the form leaves `days_per_run` automatic (0), the days are consecutive (one batch covers them) and
+    their estimated work W is at most `CHILD_START_SECONDS` + W / `slots`: running here ends no later than
+    `slots` children started side by side. Without a publish in the ledger the work is unknown: children.
+    """
+    if days_per_run or not selected or selected[0].estimated_seconds is None:
+        return False
+    if len(batches(selected, len(selected))) > 1:  # a gap: the days are not one range
+        return False
+    work = selected[0].estimated_seconds * len(selected)
+    return work <= CHILD_START_SECONDS + work / slots
 
 
 def batches(plans: list[PartitionPlan], size: int) -> list[Batch]:

@@ -33,6 +33,8 @@ from prefect.client.schemas.filters import (
     FlowRunFilterDeploymentId,
     FlowRunFilterName,
     FlowRunFilterParentFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
@@ -42,7 +44,8 @@ from prefect.states import Crashed
 
 from demo.shop_app import generate, inject_bad_orders, orders_per_day
 from deployments.environments import ENVIRONMENTS
-from flows.backfill_children import launch_child
+from flows.backfill_children import launch_child, scheduled_for_a_worker
+from flows.backfill_in_process import pending_for_this_process
 from shipshape.backfill_plan import NO_ENTRY, Batch, PartitionPlan
 from shipshape.names import destination_lock
 from shipshape.settings import PACKAGE_ROOT
@@ -61,8 +64,8 @@ from tests.support.slack import SlackReceiver
 from tests.support.waiting import wait_until
 
 FIRST_DAY = date(2026, 11, 1)
-DAYS = 15
-BAD_DAYS = (date(2026, 11, 5), date(2026, 11, 7), date(2026, 11, 12))  # the contract blocks these until fixed
+DAYS = 19
+BAD_DAYS = (date(2026, 11, 5), date(2026, 11, 7), date(2026, 11, 12), date(2026, 11, 18))  # blocked until fixed
 DEV = ENVIRONMENTS["dev"]
 ARTIFACTS = PACKAGE_ROOT / "test-artifacts"  # screenshots, kept by CI (gitignored)
 CHROMIUM = "/usr/bin/chromium"
@@ -200,14 +203,17 @@ def max_overlap(runs: list[FlowRun]) -> int:
 
 
 def test_a_backfill_publishes_every_missing_day_once_in_linked_children_of_several_days(dev: DevPlatform) -> None:
+    """days_per_run from the form: children as the form says, each started by the worker, even for short days."""
     days = [day(1), day(2), day(3)]
     started = datetime.now().astimezone()
-    parent = launch_backfill(dev, days[0], days[-1])
+    parent = launch_backfill(dev, days[0], days[-1], days_per_run=2)
     elapsed = (datetime.now().astimezone() - started).total_seconds()
     assert parent.state.is_completed(), parent.state.message
     children = children_of(dev, parent)
     assert sorted(covered for child in children for covered in days_of(child)) == days  # each day exactly once
+    assert [days_of(child) for child in sorted(children, key=days_of)] == [days[:2], days[2:]]
     assert {child.state.name for child in children} == {"Completed"}
+    assert all(child.infrastructure_pid for child in children)  # the worker started a process for each
     assert all("backfill" in child.tags for child in children)
     assert {child.parameters["publish_mode"] for child in children} == {"per_partition"}
     published = published_by_day(dev)
@@ -223,7 +229,7 @@ def test_a_backfill_publishes_every_missing_day_once_in_linked_children_of_sever
 
     # Launched again, identically: every day is published now, so nothing runs and nothing is duplicated.
     before = runs_for(pipeline_runs(dev), days)
-    again = launch_backfill(dev, days[0], days[-1])
+    again = launch_backfill(dev, days[0], days[-1], days_per_run=2)
     assert again.state.is_completed(), again.state.message
     assert children_of(dev, again) == []
     assert runs_for(pipeline_runs(dev), days) == before
@@ -257,6 +263,62 @@ def test_a_blocked_day_in_a_batch_stops_no_other_fails_the_backfill_and_mode_fai
     assert published_by_day(dev).get(bad) == orders_per_day(bad)
 
 
+def test_a_small_backfill_runs_its_days_as_one_child_run_in_its_own_process(dev: DevPlatform) -> None:
+    """With a publish in the ledger, three short days run in the backfill's process: one child run of the pipeline's
+    deployment under the backfill that no worker started; a blocked day there blocks only itself."""
+    published, first_good, bad, last_good = day(16), day(17), day(18), day(19)
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):  # the ledger's duration estimate comes from this
+        run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": published, "end_date": published},
+                       timeout=600, poll_interval=1)
+    parent = launch_backfill(dev, published, last_good)  # mode missing: the 17th to the 19th, 1 batch
+    assert parent.state.is_failed()
+    assert f"1 of 3 day(s) not published — {bad} (blocked in " in parent.state.message
+    (child,) = children_of(dev, parent)
+    assert (days_of(child), child.state.name) == ([first_good, bad, last_good], "AuditFailed")
+    with dev.client() as client:
+        deployment = client.read_deployment_by_name("run-pipeline/shop_orders-dev")
+        states = sorted(client.read_flow_run_states(child.id), key=lambda state: state.timestamp)
+    assert child.deployment_id == deployment.id  # the deployment's automations, status and freshness see it
+    assert {"backfill", f"partition:{first_good}..{last_good}"} <= set(child.tags)
+    assert child.parameters["publish_mode"] == "per_partition"
+    # No worker started it: never Scheduled (workers take only those), claimed here, no process of its own.
+    assert [state.name for state in states] == ["Pending", "InProcess", "Running", "AuditFailed"]
+    assert child.infrastructure_pid is None
+    wait_until(lambda: f"1 batch in this process: {first_good}..{last_good}" in logs_of(dev, parent),
+               "the backfill's log says it ran its days in its own process")  # logs reach the API after the run
+    assert published_entries(dev, [first_good, bad, last_good]) == {
+        first_good.isoformat(): [str(child.id)], last_good.isoformat(): [str(child.id)]
+    }
+    published_days = published_by_day(dev)
+    assert {d: published_days.get(d) for d in (first_good, bad, last_good)} == {
+        first_good: orders_per_day(first_good), bad: None, last_good: orders_per_day(last_good)
+    }
+    summary = table_artifact(dev, parent)
+    assert [(row["partition"], row["run"], row["outcome"]) for row in summary] == [
+        (first_good.isoformat(), child.name, "published"), (bad.isoformat(), child.name, "blocked"),
+        (last_good.isoformat(), child.name, "published"),
+    ]
+    (progress,) = artifacts_of(dev, parent, "progress")
+    assert (progress.data, progress.description) == (100.0, "shop_orders: 2 done, 1 blocked, 0 failed of 3 day(s)")
+
+
+def logs_of(dev: DevPlatform, flow_run: FlowRun) -> list[str]:
+    with dev.client() as client:
+        return [log.message for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))]
+
+
+def published_entries(dev: DevPlatform, days: list[date]) -> dict[str, list[str]]:
+    """The ledger's publishes of these days: the flow run of each, oldest first."""
+    with psycopg.connect(dev.values.values["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]) as admin:
+        rows = admin.execute(
+            "SELECT partition_key, flow_run_id FROM platform.publish_ledger WHERE status = 'published' "
+            "AND partition_key = ANY(%s) ORDER BY finished_at", [[d.isoformat() for d in days]]).fetchall()
+    found: dict[str, list[str]] = {}
+    for key, flow_run_id in rows:
+        found.setdefault(key, []).append(flow_run_id)
+    return found
+
+
 def test_a_dry_run_shows_the_plan_from_the_ledger_and_creates_no_run(dev: DevPlatform) -> None:
     published, blocked, missing = day(6), day(7), day(8)
     for single in (published, blocked):
@@ -281,7 +343,8 @@ def test_a_dry_run_shows_the_plan_from_the_ledger_and_creates_no_run(dev: DevPla
 def test_two_identical_backfills_share_their_children_and_the_concurrency_bound(dev: DevPlatform) -> None:
     """The dev pipelines' queue allows 2 runs at once; max_concurrent=1 must hold them to one."""
     days = [day(9) + timedelta(days=offset) for offset in range(3)]
-    parameters = {"pipeline": "shop_orders", "start_date": days[0], "end_date": days[-1], "max_concurrent": 1}
+    parameters = {"pipeline": "shop_orders", "start_date": days[0], "end_date": days[-1], "max_concurrent": 1,
+                  "days_per_run": 1}
     with temporary_settings({PREFECT_API_URL: dev.api_url}):
         first, second = (run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0) for _ in range(2))
         first, second = (asyncio.run(wait_for_flow_run(flow_run.id, timeout=900)) for flow_run in (first, second))
@@ -296,24 +359,28 @@ def test_two_identical_backfills_share_their_children_and_the_concurrency_bound(
 
 
 def test_launching_a_day_twice_returns_the_same_run_and_a_crashed_one_is_replaced(dev: DevPlatform) -> None:
-    """On a pool no worker polls, so the runs stay as the test leaves them."""
-    plan = Batch((PartitionPlan(day(20), "missing", None, None, None, NO_ENTRY, never_published=True,
-                                latest_unsuccessful=False),))
+    """Both ways a child is created: Scheduled for a worker, Pending for the backfill's own process. On a pool no
+    worker polls, so the runs stay as the test leaves them."""
     with dev.client() as client:
         client.create_work_pool(WorkPoolCreate(name="shipshape-idle", type="process"))
         flow_id = client.read_flow_by_name("run-pipeline").id
         client.create_deployment(flow_id=flow_id, name="shop_orders-idle", work_pool_name="shipshape-idle")
-    with temporary_settings({PREFECT_API_URL: dev.api_url}):
-        first = asyncio.run(launch_child("shop_orders-idle", plan))
-        again = asyncio.run(launch_child("shop_orders-idle", plan))
-        assert again.id == first.id
-        assert first.idempotency_key == f"backfill:shop_orders-idle:2026-11-20:{NO_ENTRY}"
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(first.id, Crashed(message="worker lost"), force=True)
-        replaced = asyncio.run(launch_child("shop_orders-idle", plan))
-        assert replaced.id != first.id
-        assert replaced.idempotency_key == f"{first.idempotency_key}:after-{first.id}"
-        assert asyncio.run(launch_child("shop_orders-idle", plan)).id == replaced.id
+    for number, create, created_as in ((20, scheduled_for_a_worker, "Scheduled"),
+                                       (21, pending_for_this_process, "Pending")):
+        plan = Batch((PartitionPlan(day(number), "missing", None, None, None, NO_ENTRY, never_published=True,
+                                    latest_unsuccessful=False),))
+        with temporary_settings({PREFECT_API_URL: dev.api_url}):
+            first = asyncio.run(launch_child("shop_orders-idle", plan, create))
+            again = asyncio.run(launch_child("shop_orders-idle", plan, create))
+            assert again.id == first.id
+            assert first.state.name == created_as
+            assert first.idempotency_key == f"backfill:shop_orders-idle:2026-11-{number}:{NO_ENTRY}"
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(first.id, Crashed(message="worker lost"), force=True)
+            replaced = asyncio.run(launch_child("shop_orders-idle", plan, create))
+            assert replaced.id != first.id
+            assert replaced.idempotency_key == f"{first.idempotency_key}:after-{first.id}"
+            assert asyncio.run(launch_child("shop_orders-idle", plan, create)).id == replaced.id
 
 
 def test_a_backfill_launched_from_the_ui_custom_run_form_publishes_its_days(dev: DevPlatform) -> None:

@@ -16,6 +16,7 @@ from shipshape.backfill_plan import (
     days_per_child,
     estimated_seconds,
     plan_backfill,
+    runs_in_this_process,
 )
 from shipshape.ledger import LedgerEntry, Status
 
@@ -118,6 +119,36 @@ def test_automatic_batches_fill_the_limit_unless_a_child_would_not_be_worth_its_
 
 def plans(*days: date) -> list[PartitionPlan]:
     return [PartitionPlan(d, "missing", None, None, None, NO_ENTRY, True, False) for d in days]
+
+
+def timed(days: int, seconds_per_day: float | None) -> list[PartitionPlan]:
+    """`days` consecutive missing days from DAY1, each estimated at `seconds_per_day`."""
+    return [PartitionPlan(DAY1 + timedelta(days=offset), "missing", None, None, seconds_per_day, NO_ENTRY, True, False)
+            for offset in range(days)]
+
+
+@pytest.mark.parametrize(
+    ("days", "slots", "seconds_per_day", "here"),
+    [
+        (14, 2, 0.6, True),  # W = 8.4 s ≤ 10 + 4.2 s: one batch here ends before two children have started
+        (90, 2, 0.6, False),  # W = 54 s > 10 + 27 s: two children halve the work for one start-up
+        (33, 2, 0.6, True), (34, 2, 0.6, False),  # the boundary: W = S + W/k at 33.3 days
+        (14, 4, 5.0, False),  # 70 s of work > 10 + 17.5 s
+        (90, 1, 5.0, True),  # one slot: a child would run the same days after a start-up
+        (14, 2, None, False),  # no publish yet, no estimate: children as before
+    ],
+)
+def test_a_backfill_runs_its_days_itself_when_that_ends_no_later_than_children_started_side_by_side(
+    days: int, slots: int, seconds_per_day: float | None, here: bool
+) -> None:
+    assert runs_in_this_process(timed(days, seconds_per_day), slots, days_per_run=0) is here
+
+
+def test_a_chosen_days_per_run_a_gap_or_no_day_keeps_the_backfill_on_children() -> None:
+    assert not runs_in_this_process(timed(14, 0.6), 2, days_per_run=7)
+    gapped = timed(14, 0.6)[:5] + timed(14, 0.6)[6:]
+    assert not runs_in_this_process(gapped, 2, days_per_run=0)
+    assert not runs_in_this_process([], 2, days_per_run=0)
 
 
 def test_batches_are_consecutive_days_split_evenly_and_a_gap_always_ends_one() -> None:

@@ -1,0 +1,84 @@
+"""A backfill's one batch run in the backfill's own process: the same child run, executed here, not by a worker.
+
+A child on a process worker waits for a poll and pays a process start, imports and Prefect's engine (~5-6 s)
+before its first row; the backfill's process has paid all that already. So when `runs_in_this_process` says
+the days end sooner here, the child run is created exactly as `launch_child` creates one (the pipeline's
+deployment, its parameters, idempotency key and tags, linked under the backfill) but Pending, a state workers
+never pick up (they take Scheduled runs). Because the run belongs to the deployment, the automations matching
+runs related to it, `shipshape status`/cost (tags) and the freshness trigger see it like any child.
+
+Whoever claims the run (Pending → `IN_PROCESS`, a transition the server grants once, as it does to the first
+worker submitting a run) executes it with Prefect's engine as `python -m prefect.engine` does, in a worker
+thread with an empty contextvars context: the engine then sees no parent flow run and runs it as the deployment's
+own run, not as a subflow of the backfill. A re-submit that finds the run claimed or final by key only waits.
+
+Known difference from a worker-started child: Prefect enforces a task's `timeout_seconds` with SIGALRM only in
+the main thread, so here the run's deadline (`flows.retry_policy`) stops a step only once a blocking call in it
+returns (Prefect logs a warning per task), and a backfill process that dies leaves the run Running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Any
+from uuid import UUID
+
+from prefect import Task
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, State
+from prefect.client.schemas.responses import SetStateStatus
+from prefect.states import Pending
+
+from flows.backfill_children import launch_child
+from shipshape.backfill_plan import Batch
+
+IN_PROCESS = "InProcess"
+"""Name of the Pending state a backfill's process claims a child run with before executing it."""
+
+
+async def run_in_this_process(deployment: str, batch: Batch) -> FlowRun:
+    """Create (or find) the batch's child run and, once this process has claimed it, run it here to its end.
+
+    Returns the run as created or found; the caller waits for its final state (a run claimed by another
+    backfill ends in that backfill's process)."""
+    flow_run = await launch_child(deployment, batch, pending_for_this_process)
+    if await _claimed(flow_run):
+        await asyncio.to_thread(contextvars.Context().run, _execute, flow_run.id)
+    return flow_run
+
+
+async def pending_for_this_process(name: str, parameters: dict[str, Any], key: str, tags: list[str]) -> FlowRun:
+    """The run as `run_deployment` makes it (linked to the calling flow run by a placeholder task run), but
+    Pending instead of Scheduled, so that no worker starts it."""
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name(name)
+        link = Task(name=name, fn=_runs_in_its_own_flow_run, version=deployment.version)
+        link_run = await link.create_run(parameters=parameters)
+        return await client.create_flow_run_from_deployment(
+            deployment.id, parameters=parameters, state=Pending(), tags=tags, idempotency_key=key,
+            parent_task_run_id=link_run.id,
+        )
+
+
+def _runs_in_its_own_flow_run() -> None:
+    """The placeholder task's body, never called: the task run only shows the child under the backfill."""
+
+
+async def _claimed(flow_run: FlowRun) -> bool:
+    """Whether this process may execute the run: it is not started yet and the server granted our claim."""
+    if flow_run.state is None or not (flow_run.state.is_pending() or flow_run.state.is_scheduled()):
+        return False
+    claim: State[None] = Pending(name=IN_PROCESS)
+    async with get_client() as client:
+        return (await client.set_flow_run_state(flow_run.id, claim)).status == SetStateStatus.ACCEPT
+
+
+def _execute(flow_run_id: UUID) -> None:
+    """What `python -m prefect.engine <id>` does with a run: load it and run its flow to a final state (the
+    engine records failures in the run's state; it raises only on its own crash)."""
+    from prefect.flow_engine import load_flow_run, run_flow
+
+    from flows.run_pipeline import run_pipeline  # here: a backfill that fans out does not pay this import
+
+    run_flow(run_pipeline, flow_run=load_flow_run(flow_run_id), return_type="state")
