@@ -8,18 +8,18 @@ never pick up (they take Scheduled runs). Because the run belongs to the deploym
 runs related to it, `shipshape status`/cost (tags) and the freshness trigger see it like any child.
 
 Whoever claims the run (Pending → `IN_PROCESS`, a transition the server grants once, as it does to the first
-worker submitting a run) executes it with Prefect's engine as `python -m prefect.engine` does, in a worker
-thread with an empty contextvars context: the engine then sees no parent flow run and runs it as the deployment's
-own run, not as a subflow of the backfill. A re-submit that finds the run claimed or final by key only waits.
+worker submitting a run) executes it with Prefect's engine as `python -m prefect.engine` does: in the main
+thread, where Prefect enforces a task's `timeout_seconds` with SIGALRM (a worker thread could only stop a step
+once a blocking call in it returns), and with an empty contextvars context, so the engine sees no parent flow run
+and runs it as the deployment's own run, not as a subflow of the backfill. The backfill's event loop waits
+meanwhile, which `runs_in_this_process` bounds (`IN_PROCESS_MAX_SECONDS`). A re-submit that finds the run
+claimed or final by key only waits.
 
-Known difference from a worker-started child: Prefect enforces a task's `timeout_seconds` with SIGALRM only in
-the main thread, so here the run's deadline (`flows.retry_policy`) stops a step only once a blocking call in it
-returns (Prefect logs a warning per task), and a backfill process that dies leaves the run Running.
+Known difference from a worker-started child: a backfill process that dies leaves the run Running.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 from typing import Any
 from uuid import UUID
@@ -44,7 +44,7 @@ async def run_in_this_process(deployment: str, batch: Batch) -> FlowRun:
     backfill ends in that backfill's process)."""
     flow_run = await launch_child(deployment, batch, pending_for_this_process)
     if await _claimed(flow_run):
-        await asyncio.to_thread(contextvars.Context().run, _execute, flow_run.id)
+        contextvars.Context().run(_execute, flow_run.id)  # blocking, on purpose: see the module's docstring
     return flow_run
 
 

@@ -38,6 +38,9 @@ MIN_WORK_PER_START = 0.25
 """A child's days take at least this fraction of its start-up. Children start side by side, so another child costs
 no waiting, only compute (one more start-up); it halves the work's wall time. Measured on `make bench-ops`' 14 days
 (0.6 s each, 2 slots): one child of 14 days 18.7-19.7 s, two of 7 17.0-18.9 s."""
+IN_PROCESS_MAX_SECONDS = 2 * CHILD_START_SECONDS
+"""The most work a backfill runs in its own process (`runs_in_this_process`): its event loop, which renews its
+concurrency slot, waits meanwhile."""
 NOT_RUN = "not run"  # a day of a child run that wrote nothing for it (crashed, or stopped before it)
 # A day shows its worst; a rolled-back day holds an earlier publish's rows again (re-run it with mode `all`).
 _PRECEDENCE: tuple[PlanStatus, ...] = ("failed", "blocked", "missing", "rolled_back", "published")
@@ -180,14 +183,16 @@ def runs_in_this_process(selected: list[PartitionPlan], slots: int, days_per_run
 
     Only when the form leaves `days_per_run` automatic (0), the days are consecutive (one batch covers them) and
     their estimated work W is at most `CHILD_START_SECONDS` + W / `slots`: running here ends no later than
-    `slots` children started side by side. Without a publish in the ledger the work is unknown: children.
+    `slots` children started side by side. And never more than `IN_PROCESS_MAX_SECONDS` of work, whatever the
+    slots (with one slot the first rule always holds): the backfill's own process is busy with it meanwhile.
+    Without a publish in the ledger the work is unknown: children.
     """
     if days_per_run or not selected or selected[0].estimated_seconds is None:
         return False
     if len(batches(selected, len(selected))) > 1:  # a gap: the days are not one range
         return False
     work = selected[0].estimated_seconds * len(selected)
-    return work <= CHILD_START_SECONDS + work / slots
+    return work <= min(CHILD_START_SECONDS + work / slots, IN_PROCESS_MAX_SECONDS)
 
 
 def batches(plans: list[PartitionPlan], size: int) -> list[Batch]:

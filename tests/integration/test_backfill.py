@@ -286,6 +286,9 @@ def test_a_small_backfill_runs_its_days_as_one_child_run_in_its_own_process(dev:
     assert child.infrastructure_pid is None
     wait_until(lambda: f"1 batch in this process: {first_good}..{last_good}" in logs_of(dev, parent),
                "the backfill's log says it ran its days in its own process")  # logs reach the API after the run
+    wait_until(lambda: any("Finished in state" in message for message in logs_of(dev, child)), "the child's logs")
+    # Its steps ran in the main thread, where Prefect enforces their timeouts (a thread could not stop a hung read).
+    assert not [message for message in logs_of(dev, child) if "running in a worker thread" in message]
     assert published_entries(dev, [first_good, bad, last_good]) == {
         first_good.isoformat(): [str(child.id)], last_good.isoformat(): [str(child.id)]
     }

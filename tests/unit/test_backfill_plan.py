@@ -134,7 +134,8 @@ def timed(days: int, seconds_per_day: float | None) -> list[PartitionPlan]:
         (90, 2, 0.6, False),  # W = 54 s > 10 + 27 s: two children halve the work for one start-up
         (33, 2, 0.6, True), (34, 2, 0.6, False),  # the boundary: W = S + W/k at 33.3 days
         (14, 4, 5.0, False),  # 70 s of work > 10 + 17.5 s
-        (90, 1, 5.0, True),  # one slot: a child would run the same days after a start-up
+        (3, 1, 5.0, True),  # one slot: a child would run the same days after a start-up
+        (90, 1, 5.0, False),  # but never more work than twice a start-up: the backfill's own loop waits meanwhile
         (14, 2, None, False),  # no publish yet, no estimate: children as before
     ],
 )
