@@ -30,7 +30,7 @@ from shipshape.settings import PACKAGE_ROOT
 from shipshape.warehouses import open_warehouse
 
 EXAMPLE_DAYS = 14
-WORKER_QUERY_SECONDS = 2
+WORKER_QUERY_SECONDS = 1
 # Values the dev environment needs; generated once per machine, kept out of the repo (.platform is ignored).
 _GENERATED_SECRETS = (
     "SHIPSHAPE_LOADER_PASSWORD", "SHIPSHAPE_PUBLISHER_PASSWORD", "SHIPSHAPE_CONSUMER_PASSWORD",
