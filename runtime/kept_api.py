@@ -27,6 +27,7 @@ from pathlib import Path
 
 from runtime.recorded_api import RecordedApi
 from shipshape.errors import ConfigurationError
+from shipshape.names import PLATFORM_SECRET_VARIABLES
 
 IDLE_SETTING = "SHIPSHAPE_LOCAL_API_IDLE_SECONDS"
 DEFAULT_IDLE_SECONDS = 600.0
@@ -110,8 +111,13 @@ def lease_new(home: Path, port: str, auth_string: str) -> KeptApi:
 
 
 def server_environment(home: Path, idle: float) -> dict[str, str]:
-    """What a kept server process gets on top of the command's environment: its password, record and idle time."""
-    return {
+    """A kept server's whole environment: the command's without the platform's settings and keys (a server that
+    outlives the command has no use for its warehouse URLs or PII key), plus its password, record and idle time."""
+    inherited = {
+        name: value for name, value in os.environ.items()
+        if not name.startswith("SHIPSHAPE_") and name not in PLATFORM_SECRET_VARIABLES
+    }  # fmt: skip
+    return inherited | {
         "PREFECT_SERVER_API_AUTH_STRING": secrets.token_urlsafe(24),
         _RECORD_SETTING: str(home / RECORD),
         IDLE_SETTING: repr(idle),

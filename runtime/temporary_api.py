@@ -66,13 +66,14 @@ def allow_slow_temporary_api_start() -> None:
 class TemporaryApi:
     """A private Prefect API server process; `url` is known at once, `wait_ready` blocks.
 
-    It serves one command and stops with it, or, `kept` (`runtime.kept_api`), outlives it: then it runs in a
-    session of its own, writes its record, logs to `local-api.log` in the Prefect home and stops when idle.
+    It serves one command and stops with it, or, `kept` (its environment, `runtime.kept_api`), outlives it: then
+    it runs in a session of its own, writes its record, logs to `local-api.log` in the Prefect home and stops when
+    idle.
     """
 
     def __init__(self, kept: dict[str, str] | None = None, log: Path | None = None) -> None:
-        env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": os.environ.get("PREFECT_SERVER_ANALYTICS_ENABLED",
-                                                                              "false"), **(kept or {})}
+        base = kept or dict(os.environ)
+        env = {**base, "PREFECT_SERVER_ANALYTICS_ENABLED": base.get("PREFECT_SERVER_ANALYTICS_ENABLED", "false")}
         self._errors_at = f"in {log}" if log else "above"
         errors = open(log, "ab") if log else None  # noqa: SIM115 -- the server's, closed here once it has it
         # -P: this installation's module, never a `runtime` package in whatever folder the command runs from.

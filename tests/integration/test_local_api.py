@@ -185,7 +185,9 @@ def test_the_next_run_reuses_the_kept_api_whose_runs_it_shows_and_which_refuses_
     assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:] + second.stderr[-2000:]
     assert f"the local Prefect API at {kept.url} (started now, kept 600 s" in first.stderr
     assert f"the local Prefect API at {kept.url} (kept 600 s" in second.stderr  # reused: nothing started
-    assert len(temporary_apis(tmp_path / "home")) == 1
+    [server] = temporary_apis(tmp_path / "home")
+    inherited = Path(f"/proc/{server}/environ").read_bytes().split(b"\0")
+    assert not [v for v in inherited if v.startswith((b"PII_HASH_KEY=", b"SHIPSHAPE_WAREHOUSE", b"SHIPSHAPE_DATA"))]
     assert sorted(runs_on(kept)) == [f"shop_orders {FIRST_DAY}", f"shop_orders {FIRST_DAY + timedelta(days=1)}"]
     assert not RecordedApi(kept.url, "not-the-password").answers()
     assert oct((tmp_path / "home" / RECORD).stat().st_mode & 0o777) == "0o600"  # it holds the password
