@@ -139,12 +139,12 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from runtime.local_api import local_api
-
-    api = local_api()  # a temporary API starts now, while the rest is imported
     from shipshape.catalog import find_pipeline
 
-    declared = find_pipeline(args.pipeline)  # a bad name or declaration fails here, before any flow
+    declared = find_pipeline(args.pipeline)  # a bad name or declaration fails here, before any server starts
+    from runtime.local_api import local_api
+
+    api = local_api()  # a new local API starts now, while the rest is imported
     from prefect import tags
 
     from cli.progress_bar import partition_progress

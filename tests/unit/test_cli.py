@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 
 from demo.shop_app import generate
+from runtime.kept_api import RECORD
 from shipshape.settings import PACKAGE_ROOT
 from tests.support.project import FIRST_DAY, copy_example
 
 
-def shipshape(*args: str, cwd: Path = PACKAGE_ROOT) -> subprocess.CompletedProcess[str]:
+def shipshape(*args: str, cwd: Path = PACKAGE_ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+        env={**os.environ, **env},
     )
 
 
@@ -38,11 +40,12 @@ def test_validate_reports_a_bad_declaration_in_one_line(tmp_path: Path) -> None:
     assert "0 valid, 1 invalid" in result.stdout
 
 
-def test_run_of_an_unknown_pipeline_names_the_known_ones() -> None:
-    result = shipshape("run", "no_such_pipeline", "--start-date", "2026-11-01")
+def test_run_of_an_unknown_pipeline_names_the_known_ones(tmp_path: Path) -> None:
+    result = shipshape("run", "no_such_pipeline", "--start-date", "2026-11-01", PREFECT_HOME=str(tmp_path))
     assert result.returncode == 2
     assert result.stderr.startswith("error: pipelines/no_such_pipeline.yaml: no pipeline named 'no_such_pipeline'")
     assert "Starting temporary server" not in result.stderr, "a bad name fails before Prefect starts"
+    assert not (tmp_path / RECORD).exists(), "a bad name starts no local API"
     assert "shop_orders" in result.stderr and "Traceback" not in result.stderr
 
 
