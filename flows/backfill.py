@@ -5,9 +5,9 @@ work is worth its start-up, or as the form says) and publishes day by day: the s
 per day, as if each day had its own run.
 
 When the days are few and short enough that running them here ends no later than children started side by side
-(`shipshape.backfill_plan.runs_in_this_process`: W ≤ S + W/k), the backfill runs them as one child run in its
-own process (`flows.backfill_in_process`), sparing a worker poll and a process start-up; the child run, its
-slot, the summary and the progress are the same.
+(`shipshape.backfill_plan.runs_in_this_process`: W ≤ S + W/k, and W ≤ 2·S), the backfill runs them as one child
+run in its own process (`flows.backfill_in_process`), sparing a worker poll and a process start-up; the child run,
+its slot, the summary and the progress are the same.
 
 The typed parameters are the UI's Custom Run form: the pipeline is a dropdown of the declared pipelines,
 dates are date pickers, the mode a dropdown and the concurrency bounded.
@@ -64,9 +64,9 @@ async def backfill(
         max_concurrent: At most this many of the backfill's runs at once (the pipelines' queue limit also applies).
         days_per_run: Consecutive days each child run processes; 0 = automatic: consecutive days whose work
             (from the durations in the ledger) is at most the ~10 s start-up of a child plus that work shared by
-            the slots run as one batch in the backfill's own process; otherwise children fill max_concurrent (or
-            the pipelines' queue limit if lower), each with enough days that its work takes a quarter of its
-            start-up.
+            the slots, and at most twice that start-up, run as one batch in the backfill's own process; otherwise
+            children fill max_concurrent (or the pipelines' queue limit if lower), each with enough days that its
+            work takes a quarter of its start-up.
     """
     plans = plan_days(pipeline, start_date, end_date)
     selected = [plan for plan in plans if plan.selected_by(mode)]

@@ -77,14 +77,14 @@ class Fanout:
         # Waiters queue here rather than polling the limit: the server answers a full limit with a Retry-After
         # of up to 30 s, the local queue hands a freed slot over at once.
         local = asyncio.Semaphore(self.max_concurrent)
-        return await asyncio.gather(*(self._run_one(batch, local, on_end, start) for batch in batches))
+        return await asyncio.gather(*(self._run_one(batch, local, start, on_end) for batch in batches))
 
     async def _run_one(
         self,
         batch: Batch,
         local: asyncio.Semaphore,
-        on_end: Callable[[Batch, FlowRun], Awaitable[None]],
         start: Callable[[str, Batch], Awaitable[FlowRun]],
+        on_end: Callable[[Batch, FlowRun], Awaitable[None]],
     ) -> FlowRun:
         async with local, concurrency(self.limit_name, occupy=1, strict=True):
             flow_run = await start(self.deployment, batch)

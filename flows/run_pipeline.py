@@ -65,7 +65,7 @@ def _windows(grain: Grain | None, start_date: date | None, end_date: date | None
 def import_run_libraries() -> None:
     """Import now what a run imports on first use: the warehouse adapters and drivers, Soda (2-4 s together).
 
-    A local command calls it while its temporary Prefect API starts, so the first partition does not wait for it."""
+    A local command calls it while its local Prefect API starts, so the first partition does not wait for it."""
     import_warehouse_adapters()
     import_soda()
 

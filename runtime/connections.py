@@ -50,7 +50,7 @@ def warehouse_urls() -> WarehouseUrls:
 def import_warehouse_adapters() -> None:
     """Import the adapters (and their drivers) that this process's warehouse URLs select, without connecting.
 
-    A command imports them while it waits for its temporary API instead of in its first task. URLs from a block
+    A command imports them while it waits for its local API instead of in its first task. URLs from a block
     are read from the API, so they are left to the run."""
     if os.environ.get("SHIPSHAPE_WAREHOUSE_BLOCK"):
         return

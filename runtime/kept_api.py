@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from runtime.recorded_api import RecordedApi
+from runtime import recorded_api
+from runtime.recorded_api import RecordedApi, record_fields
 from shipshape.errors import ConfigurationError
 from shipshape.names import PLATFORM_SECRET_VARIABLES
 
@@ -91,10 +92,10 @@ def leased(home: Path) -> KeptApi | None:
     except FileNotFoundError:
         return None
     fcntl.flock(lease, fcntl.LOCK_SH)  # waits while the server decides whether it is idle
-    values = _values(os.read(lease, 65536).decode())
-    url, auth = values.get("PREFECT_API_URL", ""), values.get("PREFECT_API_AUTH_STRING", "")
-    if os.fstat(lease).st_nlink > 0 and values.get("PREFECT_VERSION") == prefect_version() and url and auth:
-        return KeptApi(url, auth, lease)
+    fields = record_fields(os.read(lease, 65536).decode())
+    named = RecordedApi.from_fields(fields)
+    if named and os.fstat(lease).st_nlink > 0 and fields.get("PREFECT_VERSION") == prefect_version():
+        return KeptApi(named.url, named.auth_string, lease)
     os.close(lease)
     return None
 
@@ -131,15 +132,15 @@ def stop_recorded(home: Path) -> str | None:
     killed, its PID since reused) never stops another process: the record is deleted and that is all."""
     record = home / RECORD
     try:
-        values = _values(record.read_text())
+        fields = record_fields(record.read_text())
     except FileNotFoundError:
         return None
     record.unlink(missing_ok=True)
-    url, pid = values.get("PREFECT_API_URL", ""), values.get("PID", "")
-    if pid.isdigit() and int(pid) > 0 and RecordedApi(url, values.get("PREFECT_API_AUTH_STRING", "")).answers():
+    named, pid = RecordedApi.from_fields(fields), fields.get("PID", "")
+    if named and pid.isdigit() and int(pid) > 0 and named.answers():
         with contextlib.suppress(ProcessLookupError):  # ended meanwhile
             os.kill(int(pid), signal.SIGTERM)
-    return url
+    return fields.get("PREFECT_API_URL", "")
 
 
 def record_of_this_server() -> Path | None:
@@ -149,16 +150,9 @@ def record_of_this_server() -> Path | None:
 
 
 def write_record(record: Path, port: int) -> None:
-    """Server side: name this server (readable by this user only: it holds the password), whole or not at all."""
-    partial = record.with_name(f".{record.name}.{os.getpid()}")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(
-            f"PREFECT_API_URL=http://127.0.0.1:{port}/api\n"
-            f"PREFECT_API_AUTH_STRING={os.environ['PREFECT_SERVER_API_AUTH_STRING']}\n"
-            f"PREFECT_VERSION={prefect_version()}\nPID={os.getpid()}\n"
-        )
-    os.replace(partial, record)
+    """Server side: name this server, its Prefect version and its process."""
+    api = RecordedApi(f"http://127.0.0.1:{port}/api", os.environ["PREFECT_SERVER_API_AUTH_STRING"])
+    recorded_api.write_record(record, api, PREFECT_VERSION=prefect_version(), PID=str(os.getpid()))
 
 
 def stop_when_idle(record: Path) -> None:
@@ -193,7 +187,3 @@ def _inode(path: Path) -> int | None:
         return path.stat().st_ino
     except FileNotFoundError:
         return None
-
-
-def _values(text: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)

@@ -18,23 +18,22 @@ import sys
 from pathlib import Path
 
 from runtime import kept_api
-from runtime.recorded_api import RecordedApi
+from runtime.recorded_api import RecordedApi, record_fields, write_record
 from runtime.temporary_api import TemporaryApi, allow_slow_temporary_api_start
 from shipshape.errors import ConfigurationError
 from shipshape.settings import PACKAGE_ROOT
 
 API_RECORD = "api.env"
+
+
 def platform_dir() -> Path:
     """Where `make up` keeps its state (SHIPSHAPE_PLATFORM_DIR, default `.platform` in the checkout)."""
     return Path(os.environ.get("SHIPSHAPE_PLATFORM_DIR", PACKAGE_ROOT / ".platform")).resolve()
 
 
 def record_api(state_dir: Path, api: RecordedApi) -> None:
-    """Written by `make up` once its API is healthy; readable by this user only (it holds the API password)."""
-    path = state_dir / API_RECORD
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(f"PREFECT_API_URL={api.url}\nPREFECT_API_AUTH_STRING={api.auth_string}\n")
+    """Written by `make up` once its API is healthy."""
+    write_record(state_dir / API_RECORD, api)
 
 
 def forget_api(state_dir: Path) -> None:
@@ -43,11 +42,7 @@ def forget_api(state_dir: Path) -> None:
 
 def recorded_api(state_dir: Path) -> RecordedApi | None:
     path = state_dir / API_RECORD
-    if not path.is_file():
-        return None
-    values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    url, auth = values.get("PREFECT_API_URL"), values.get("PREFECT_API_AUTH_STRING")
-    return RecordedApi(url, auth) if url and auth else None
+    return RecordedApi.from_fields(record_fields(path.read_text())) if path.is_file() else None
 
 
 class LocalApi:

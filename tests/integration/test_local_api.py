@@ -29,7 +29,7 @@ from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary
 from infra.local.server import start_server, stop_process_group
 from runtime.kept_api import IDLE_SETTING, RECORD, prefect_version, stop_recorded
 from runtime.local_api import record_api
-from runtime.recorded_api import RecordedApi
+from runtime.recorded_api import RecordedApi, record_fields
 from tests.support.make import newcomer_environment
 from tests.support.platform import cli
 from tests.support.project import DAYS, FIRST_DAY, Project, copy_example
@@ -169,8 +169,9 @@ def test_a_killed_run_takes_its_temporary_api_with_it_when_none_is_kept(project:
 
 
 def kept_api_of(home: Path) -> RecordedApi:
-    values = dict(line.split("=", 1) for line in (home / RECORD).read_text().splitlines())
-    return RecordedApi(values["PREFECT_API_URL"], values["PREFECT_API_AUTH_STRING"])
+    named = RecordedApi.from_fields(record_fields((home / RECORD).read_text()))
+    assert named is not None, (home / RECORD).read_text()
+    return named
 
 
 def test_the_next_run_reuses_the_kept_api_whose_runs_it_shows_and_which_refuses_anyone_without_its_password(
