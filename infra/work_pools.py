@@ -33,6 +33,11 @@ from shipshape.names import WORKER_MEMORY_GB
 DOCKER_NETWORK_VARIABLE = "SHIPSHAPE_DOCKER_NETWORK"
 DEFAULT_DOCKER_NETWORK = "shipshape"
 MEMORY_LIMIT = f"{WORKER_MEMORY_GB}g"  # what the cost model charges per run (`shipshape.names`)
+# A process pool's runs start the engine straight away, on the `python` first on the worker's PATH (the worker's
+# own: `infra.local.worker.start_worker` puts it first). Left unset, Prefect 3.8's process worker starts a
+# workspace supervisor instead, which imports Prefect, runs the pull steps, then execs this same command: a second
+# interpreter and Prefect import (~1.5 s) before every run. The engine runs the pull steps itself.
+PROCESS_ENGINE_COMMAND = "python -m prefect.engine"
 QUEUE_KIND = "work queue"
 
 
@@ -133,7 +138,7 @@ def base_job_template(env: Environment) -> dict[str, Any]:
         from prefect.workers.process import ProcessWorker
 
         template = copy.deepcopy(ProcessWorker.get_default_base_job_template())
-        defaults: dict[str, object] = {"env": env.job_env()}
+        defaults: dict[str, object] = {"env": env.job_env(), "command": PROCESS_ENGINE_COMMAND}
     else:
         from prefect_docker.worker import DockerWorker
 

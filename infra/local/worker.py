@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,8 +12,14 @@ from infra.local.server import START_TIMEOUT_SECONDS, prefect_cli, spawn
 
 
 def start_worker(pool: str, worker_type: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """`prefect worker start` in its own process group (stop it with `stop_process_group`), logging to a file."""
-    return spawn([prefect_cli(), "worker", "start", "--pool", pool, "--type", worker_type], env, log_path)
+    """`prefect worker start` in its own process group (stop it with `stop_process_group`), logging to a file.
+
+    This interpreter's directory comes first on the worker's PATH: a process pool's runs start `python -m
+    prefect.engine` (`infra.work_pools.PROCESS_ENGINE_COMMAND`), which must be the worker's Python, with the
+    project installed."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+    command = [prefect_cli(), "worker", "start", "--pool", pool, "--type", worker_type]
+    return spawn(command, {**env, "PATH": path}, log_path)
 
 
 def wait_for_worker(api_url: str, pool: str, log_path: Path, auth_string: str | None = None) -> None:

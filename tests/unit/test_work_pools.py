@@ -1,4 +1,4 @@
-"""The docker pools' rendered base job templates: which network a pipeline container joins.
+"""The pools' rendered base job templates: which network a pipeline container joins, how a process run starts.
 
 A container on the host network sees every port of the worker's machine; production pools therefore default
 to a dedicated bridge, and only an engine without a bridge (the tests' private one) may ask for the host's.
@@ -42,3 +42,9 @@ def test_an_engine_without_a_bridge_overrides_the_network(name: str, monkeypatch
 def test_the_process_pool_has_no_network_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DOCKER_NETWORK_VARIABLE, raising=False)
     assert "network_mode" not in defaults("dev")
+
+
+def test_the_process_pool_starts_the_engine_itself() -> None:
+    """Unset, Prefect's process worker starts a supervisor that imports Prefect, then execs the engine: two
+    interpreters per run. The engine runs the deployment's pull steps itself."""
+    assert defaults("dev")["command"] == "python -m prefect.engine"
