@@ -15,7 +15,10 @@ and runs it as the deployment's own run, not as a subflow of the backfill. The b
 meanwhile, which `runs_in_this_process` bounds (`IN_PROCESS_MAX_SECONDS`). A re-submit that finds the run
 claimed or final by key only waits.
 
-Known difference from a worker-started child: a backfill process that dies leaves the run Running.
+A backfill process that dies (killed, out of memory) takes the run down with it, and no worker is left to mark
+it: the run stays Running. The claim names the backfill run, so the next backfill of the same days that finds the
+run by key and sees that backfill ended marks it Crashed (firing the environment's crash alerts) and runs the days
+in a new one, instead of waiting forever for a run nobody runs.
 """
 
 from __future__ import annotations
@@ -25,27 +28,34 @@ from typing import Any
 from uuid import UUID
 
 from prefect import Task
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.client.schemas.responses import SetStateStatus
-from prefect.states import Pending
+from prefect.runtime import flow_run as this_flow_run
+from prefect.states import Crashed, Pending
 
 from flows.backfill_children import launch_child
 from shipshape.backfill_plan import Batch
 
 IN_PROCESS = "InProcess"
 """Name of the Pending state a backfill's process claims a child run with before executing it."""
+CLAIMED_BY = "claimed by backfill run "
+"""The claim's message: this, then the id of the backfill run whose process executes the child."""
 
 
 async def run_in_this_process(deployment: str, batch: Batch) -> FlowRun:
     """Create (or find) the batch's child run and, once this process has claimed it, run it here to its end.
 
-    Returns the run as created or found; the caller waits for its final state (a run claimed by another
-    backfill ends in that backfill's process)."""
+    Returns the run as it ended here, or as created or found when this process could not claim it; the caller
+    then waits for its final state (a run claimed by another backfill ends in that backfill's process)."""
     flow_run = await launch_child(deployment, batch, pending_for_this_process)
-    if await _claimed(flow_run):
-        contextvars.Context().run(_execute, flow_run.id)  # blocking, on purpose: see the module's docstring
-    return flow_run
+    if await _crashed_if_abandoned(flow_run):
+        flow_run = await launch_child(deployment, batch, pending_for_this_process)  # a new run, after the crashed one
+    if not await _claimed(flow_run):
+        return flow_run
+    contextvars.Context().run(_execute, flow_run.id)  # blocking, on purpose: see the module's docstring
+    async with get_client() as client:
+        return await client.read_flow_run(flow_run.id)
 
 
 async def pending_for_this_process(name: str, parameters: dict[str, Any], key: str, tags: list[str]) -> FlowRun:
@@ -69,9 +79,32 @@ async def _claimed(flow_run: FlowRun) -> bool:
     """Whether this process may execute the run: it is not started yet and the server granted our claim."""
     if flow_run.state is None or not (flow_run.state.is_pending() or flow_run.state.is_scheduled()):
         return False
-    claim: State[None] = Pending(name=IN_PROCESS)
+    claim: State[None] = Pending(name=IN_PROCESS, message=f"{CLAIMED_BY}{this_flow_run.id}")
     async with get_client() as client:
         return (await client.set_flow_run_state(flow_run.id, claim)).status == SetStateStatus.ACCEPT
+
+
+async def _crashed_if_abandoned(flow_run: FlowRun) -> bool:
+    """Mark the run Crashed when the backfill run that claimed it has ended while it has not: that backfill's
+    process died with it. Returns whether it did."""
+    if flow_run.state is None or flow_run.state.is_final():
+        return False
+    async with get_client() as client:
+        claimer = await _claimer(client, flow_run)
+        if claimer is None or claimer.state is None or not claimer.state.is_final():
+            return False
+        why = (f"its backfill run {claimer.name} ended {claimer.state.name} while executing it in its own process; "
+               "a later backfill runs its days again")
+        await client.set_flow_run_state(flow_run.id, Crashed(message=why), force=True)
+    return True
+
+
+async def _claimer(client: PrefectClient, flow_run: FlowRun) -> FlowRun | None:
+    """The backfill run named by the run's claim (the server grants one per run), if a backfill claimed it."""
+    for state in await client.read_flow_run_states(flow_run.id):
+        if state.name == IN_PROCESS and state.message and state.message.startswith(CLAIMED_BY):
+            return await client.read_flow_run(UUID(state.message.removeprefix(CLAIMED_BY)))
+    return None
 
 
 def _execute(flow_run_id: UUID) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
+import signal
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -47,7 +49,7 @@ from deployments.environments import ENVIRONMENTS
 from flows.backfill_children import launch_child, scheduled_for_a_worker
 from flows.backfill_in_process import pending_for_this_process
 from shipshape.backfill_plan import NO_ENTRY, Batch, PartitionPlan
-from shipshape.names import destination_lock
+from shipshape.names import backfill_limit, destination_lock
 from shipshape.settings import PACKAGE_ROOT
 from shipshape.warehouses import open_warehouse
 from tests.support.platform import (
@@ -64,7 +66,7 @@ from tests.support.slack import SlackReceiver
 from tests.support.waiting import wait_until
 
 FIRST_DAY = date(2026, 11, 1)
-DAYS = 19
+DAYS = 23
 BAD_DAYS = (date(2026, 11, 5), date(2026, 11, 7), date(2026, 11, 12), date(2026, 11, 18))  # blocked until fixed
 DEV = ENVIRONMENTS["dev"]
 ARTIFACTS = PACKAGE_ROOT / "test-artifacts"  # screenshots, kept by CI (gitignored)
@@ -303,6 +305,50 @@ def test_a_small_backfill_runs_its_days_as_one_child_run_in_its_own_process(dev:
     ]
     (progress,) = artifacts_of(dev, parent, "progress")
     assert (progress.data, progress.description) == (100.0, "shop_orders: 2 done, 1 blocked, 0 failed of 3 day(s)")
+
+
+def test_a_backfill_killed_while_running_its_day_in_its_own_process_leaves_no_run_the_next_one_waits_for(
+    dev: DevPlatform,
+) -> None:
+    """Its process dies with the child run it executes, and no worker is left to mark that run: it stays Running.
+    The next backfill of the day finds it by idempotency key; seeing the backfill that claimed it ended, it marks it
+    Crashed and runs the day in a new child, instead of waiting forever. The held publish lock keeps the first child
+    running (before any ledger write) until the kill, without timing."""
+    estimate, target = day(22), day(23)
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):  # a duration in the ledger: the day runs in-process
+        run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": estimate, "end_date": estimate},
+                       timeout=600, poll_interval=1)
+    parameters = {"pipeline": "shop_orders", "start_date": target, "end_date": target}
+    with open_warehouse(dev.values.values["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]) as warehouse, warehouse.transaction():
+        warehouse.hold_until_commit(destination_lock("analytics", "fct_orders"))
+        with temporary_settings({PREFECT_API_URL: dev.api_url}):
+            killed = run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0)
+        wait_until(lambda: [c.state_name for c in children_of(dev, killed)] == ["Running"], "its child runs")
+        with dev.client() as client:
+            pid = client.read_flow_run(killed.id).infrastructure_pid
+        assert pid, "the worker started the backfill's process"
+        os.kill(int(pid.rsplit(":", 1)[-1]), signal.SIGKILL)
+        with temporary_settings({PREFECT_API_URL: dev.api_url}):
+            killed = asyncio.run(wait_for_flow_run(killed.id, timeout=120))
+        assert killed.state.is_crashed(), killed.state
+        (abandoned,) = children_of(dev, killed)
+        assert abandoned.state_name == "Running"
+        # Its slot stays taken until its lease expires (5 min): Prefect frees a global limit's lease only when its
+        # holder releases it. Removed here so that the module's later backfills do not wait for it.
+        with dev.client() as client:
+            limit = backfill_limit("shop_orders-dev")
+            assert client.read_global_concurrency_limit_by_name(limit).active_slots == 1
+            client.delete_global_concurrency_limit_by_name(limit)
+    again = launch_backfill(dev, target, target)
+    assert again.state.is_completed(), again.state.message
+    (child,) = [c for c in children_of(dev, again) if c.id != abandoned.id]
+    assert child.state_name == "Completed"
+    with dev.client() as client:
+        abandoned = client.read_flow_run(abandoned.id)
+    assert abandoned.state.is_crashed()
+    assert f"its backfill run {killed.name} ended Crashed" in abandoned.state.message
+    assert published_entries(dev, [target]) == {target.isoformat(): [str(child.id)]}
+    assert published_by_day(dev)[target] == orders_per_day(target)
 
 
 def logs_of(dev: DevPlatform, flow_run: FlowRun) -> list[str]:
