@@ -66,7 +66,7 @@ from tests.support.slack import SlackReceiver
 from tests.support.waiting import wait_until
 
 FIRST_DAY = date(2026, 11, 1)
-DAYS = 23
+DAYS = 25
 BAD_DAYS = (date(2026, 11, 5), date(2026, 11, 7), date(2026, 11, 12), date(2026, 11, 18))  # blocked until fixed
 DEV = ENVIRONMENTS["dev"]
 ARTIFACTS = PACKAGE_ROOT / "test-artifacts"  # screenshots, kept by CI (gitignored)
@@ -349,6 +349,26 @@ def test_a_backfill_killed_while_running_its_day_in_its_own_process_leaves_no_ru
     assert f"its backfill run {killed.name} ended Crashed" in abandoned.state.message
     assert published_entries(dev, [target]) == {target.isoformat(): [str(child.id)]}
     assert published_by_day(dev)[target] == orders_per_day(target)
+
+
+def test_two_identical_small_backfills_at_once_run_their_day_once_in_one_process(dev: DevPlatform) -> None:
+    """Both find the same Pending child by key and both try to claim it; the server grants one claim, the other
+    backfill waits for the run and reports the same outcome."""
+    estimate, target = day(24), day(25)
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):  # a duration in the ledger: the day runs in-process
+        run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": estimate, "end_date": estimate},
+                       timeout=600, poll_interval=1)
+        parameters = {"pipeline": "shop_orders", "start_date": target, "end_date": target}
+        submitted = [run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0) for _ in range(2)]
+        backfills = [asyncio.run(wait_for_flow_run(flow_run.id, timeout=900)) for flow_run in submitted]
+    assert [backfill.state_name for backfill in backfills] == ["Completed", "Completed"]
+    (child,) = [run for run in pipeline_runs(dev) if target in days_of(run)]
+    with dev.client() as client:
+        states = sorted(client.read_flow_run_states(child.id), key=lambda state: state.timestamp)
+    assert [state.name for state in states] == ["Pending", "InProcess", "Running", "Completed"]
+    assert child.infrastructure_pid is None
+    assert published_entries(dev, [target]) == {target.isoformat(): [str(child.id)]}
+    assert [[row["run"] for row in table_artifact(dev, backfill)] for backfill in backfills] == [[child.name]] * 2
 
 
 def logs_of(dev: DevPlatform, flow_run: FlowRun) -> list[str]:
