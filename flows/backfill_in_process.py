@@ -1,6 +1,6 @@
 """A backfill's one batch run in the backfill's own process: the same child run, executed here, not by a worker.
 
-A child on a process worker waits for a poll and pays a process start, imports and Prefect's engine (~5-6 s)
+A child on a process worker waits for a poll and pays a process start, imports and Prefect's engine (~3 s)
 before its first row; the backfill's process has paid all that already. So when `runs_in_this_process` says
 the days end sooner here, the child run is created exactly as `launch_child` creates one (the pipeline's
 deployment, its parameters, idempotency key and tags, linked under the backfill) but Pending, a state workers
@@ -15,10 +15,11 @@ and runs it as the deployment's own run, not as a subflow of the backfill. The b
 meanwhile, which `runs_in_this_process` bounds (`IN_PROCESS_MAX_SECONDS`). A re-submit that finds the run
 claimed or final by key only waits.
 
-A backfill process that dies (killed, out of memory) takes the run down with it, and no worker is left to mark
-it: the run stays Running. The claim names the backfill run, so the next backfill of the same days that finds the
-run by key and sees that backfill ended marks it Crashed (firing the environment's crash alerts) and runs the days
-in a new one, instead of waiting forever for a run nobody runs.
+No worker knows the run, so nobody else ends it when the backfill's process stops mid-run: a backfill cancelled
+from the UI (or stopped with its worker) ends it Cancelled (or Crashed) on its way out. A process that dies at
+once (killed, out of memory) cannot, and the run stays Running. The claim names the backfill run, so the next
+backfill of the same days that finds the run by key and sees that backfill ended marks it Crashed (firing the
+environment's crash alerts) and runs the days in a new one, instead of waiting forever for a run nobody runs.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.runtime import flow_run as this_flow_run
-from prefect.states import Crashed, Pending
+from prefect.states import Cancelled, Crashed, Pending
 
 from flows.backfill_children import launch_child
 from shipshape.backfill_plan import Batch
@@ -51,9 +52,10 @@ async def run_in_this_process(deployment: str, batch: Batch) -> FlowRun:
     flow_run = await launch_child(deployment, batch, pending_for_this_process)
     if await _crashed_if_abandoned(flow_run):
         flow_run = await launch_child(deployment, batch, pending_for_this_process)  # a new run, after the crashed one
-    if not await _claimed(flow_run):
+    backfill = UUID(str(this_flow_run.id))
+    if not await _claimed(flow_run, backfill):
         return flow_run
-    contextvars.Context().run(_execute, flow_run.id)  # blocking, on purpose: see the module's docstring
+    contextvars.Context().run(_execute, flow_run.id, backfill)  # blocking, on purpose: see the module's docstring
     async with get_client() as client:
         return await client.read_flow_run(flow_run.id)
 
@@ -75,11 +77,11 @@ def _runs_in_its_own_flow_run() -> None:
     """The placeholder task's body, never called: the task run only shows the child under the backfill."""
 
 
-async def _claimed(flow_run: FlowRun) -> bool:
+async def _claimed(flow_run: FlowRun, backfill: UUID) -> bool:
     """Whether this process may execute the run: it is not started yet and the server granted our claim."""
     if flow_run.state is None or not (flow_run.state.is_pending() or flow_run.state.is_scheduled()):
         return False
-    claim: State[None] = Pending(name=IN_PROCESS, message=f"{CLAIMED_BY}{this_flow_run.id}")
+    claim: State[None] = Pending(name=IN_PROCESS, message=f"{CLAIMED_BY}{backfill}")
     async with get_client() as client:
         return (await client.set_flow_run_state(flow_run.id, claim)).status == SetStateStatus.ACCEPT
 
@@ -107,11 +109,32 @@ async def _claimer(client: PrefectClient, flow_run: FlowRun) -> FlowRun | None:
     return None
 
 
-def _execute(flow_run_id: UUID) -> None:
+def _execute(flow_run_id: UUID, backfill: UUID) -> None:
     """What `python -m prefect.engine <id>` does with a run: load it and run its flow to a final state (the
-    engine records failures in the run's state; it raises only on its own crash)."""
+    engine records failures in the run's state; it raises only on its own crash, or when this process is told to
+    stop)."""
     from prefect.flow_engine import load_flow_run, run_flow
 
     from flows.run_pipeline import run_pipeline  # here: a backfill that fans out does not pay this import
 
-    run_flow(run_pipeline, flow_run=load_flow_run(flow_run_id), return_type="state")
+    try:
+        run_flow(run_pipeline, flow_run=load_flow_run(flow_run_id), return_type="state")
+    except BaseException:
+        _end_with_this_process(flow_run_id, backfill)
+        raise
+
+
+def _end_with_this_process(flow_run_id: UUID, backfill: UUID) -> None:
+    """The engine stopped mid-run, most often because this process is being stopped (the backfill was cancelled
+    from the UI, or its worker shuts down), and it leaves the run as it was. No worker knows the run, so nobody
+    else would end it (a cancelled backfill's child would stay Cancelling): Cancelled with the backfill,
+    Crashed otherwise."""
+    with get_client(sync_client=True) as client:
+        if (state := client.read_flow_run(flow_run_id).state) is not None and state.is_final():
+            return
+        parent = client.read_flow_run(backfill)
+        if parent.state is not None and (parent.state.is_cancelling() or parent.state.is_cancelled()):
+            end: State[None] = Cancelled(message=f"its backfill run {parent.name} was cancelled")
+        else:
+            end = Crashed(message=f"its backfill run {parent.name} stopped while executing it in its own process")
+        client.set_flow_run_state(flow_run_id, end, force=True)

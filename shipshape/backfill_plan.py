@@ -33,7 +33,11 @@ NO_ENTRY = "none"
 RECENT_PUBLISHES = 20  # how many recent publishes the duration estimate looks at
 CHILD_START_SECONDS = 10.0
 """What a backfill child pays before its first row on a process worker (process start, imports, Prefect's
-engine: 8-10 s measured, notes/prefect.md)."""
+engine: 8-10 s measured, notes/prefect.md, while Prefect 3.8's process worker started two interpreters per run).
+Since the pool starts one (`infra.work_pools.PROCESS_ENGINE_COMMAND`), two children side by side went from Scheduled
+to Running in 3.3 s on a 45-day bench backfill. Kept at 10 until re-measured over the rule's decisions: at 14 days
+of ~0.45 s, one batch in the backfill's process ended 9.0-10.7 s after submit, two children of 7 days 9.0-11.9 s
+(three runs each)."""
 MIN_WORK_PER_START = 0.25
 """A child's days take at least this fraction of its start-up. Children start side by side, so another child costs
 no waiting, only compute (one more start-up); it halves the work's wall time. Measured on `make bench-ops`' 14 days

@@ -42,7 +42,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.flow_runs import wait_for_flow_run
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.states import Crashed
+from prefect.states import Cancelling, Crashed
 
 from demo.shop_app import generate, inject_bad_orders, orders_per_day
 from deployments.environments import ENVIRONMENTS
@@ -66,7 +66,7 @@ from tests.support.slack import SlackReceiver
 from tests.support.waiting import wait_until
 
 FIRST_DAY = date(2026, 11, 1)
-DAYS = 25
+DAYS = 27
 BAD_DAYS = (date(2026, 11, 5), date(2026, 11, 7), date(2026, 11, 12), date(2026, 11, 18))  # blocked until fixed
 DEV = ENVIRONMENTS["dev"]
 ARTIFACTS = PACKAGE_ROOT / "test-artifacts"  # screenshots, kept by CI (gitignored)
@@ -349,6 +349,32 @@ def test_a_backfill_killed_while_running_its_day_in_its_own_process_leaves_no_ru
     assert f"its backfill run {killed.name} ended Crashed" in abandoned.state.message
     assert published_entries(dev, [target]) == {target.isoformat(): [str(child.id)]}
     assert published_by_day(dev)[target] == orders_per_day(target)
+
+
+def test_cancelling_a_backfill_that_runs_its_day_in_its_own_process_cancels_that_run_too(dev: DevPlatform) -> None:
+    """The UI's Cancel sets the backfill Cancelling; its worker stops the process, which executes the child. No
+    worker knows that child (Prefect would leave it Cancelling for good), so the backfill's process ends it
+    Cancelled on its way out. The held publish lock keeps the child running until then; nothing is published."""
+    estimate, target = day(26), day(27)
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):  # a duration in the ledger: the day runs in-process
+        run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": estimate, "end_date": estimate},
+                       timeout=600, poll_interval=1)
+    parameters = {"pipeline": "shop_orders", "start_date": target, "end_date": target}
+    with open_warehouse(dev.values.values["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]) as warehouse, warehouse.transaction():
+        warehouse.hold_until_commit(destination_lock("analytics", "fct_orders"))
+        with temporary_settings({PREFECT_API_URL: dev.api_url}):
+            backfill = run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0)
+        wait_until(lambda: [c.state_name for c in children_of(dev, backfill)] == ["Running"], "its child runs")
+        with dev.client() as client:
+            client.set_flow_run_state(backfill.id, Cancelling(), force=True)  # what the UI's Cancel button sends
+        with temporary_settings({PREFECT_API_URL: dev.api_url}):
+            backfill = asyncio.run(wait_for_flow_run(backfill.id, timeout=120))
+    assert backfill.state_name == "Cancelled"
+    (child,) = children_of(dev, backfill)
+    assert (child.state_name, child.state.message) == ("Cancelled", f"its backfill run {backfill.name} was cancelled")
+    assert target.isoformat() not in published_entries(dev, [target])
+    with dev.client() as client:  # unlike a killed one, a cancelled backfill gives its slot back
+        assert client.read_global_concurrency_limit_by_name(backfill_limit("shop_orders-dev")).active_slots == 0
 
 
 def test_two_identical_small_backfills_at_once_run_their_day_once_in_one_process(dev: DevPlatform) -> None:
