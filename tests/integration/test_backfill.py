@@ -125,6 +125,14 @@ def day(number: int) -> date:
     return date(2026, 11, number)
 
 
+def run_one_day(dev: DevPlatform, single: date) -> None:
+    """A direct run of the pipeline's deployment for one day. Its publish also gives backfills a duration estimate
+    from the ledger, so a short backfill then runs in its own process."""
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):
+        run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": single, "end_date": single},
+                       timeout=600, poll_interval=1)
+
+
 def launch_backfill(dev: DevPlatform, start: date, end: date, **options: object) -> FlowRun:
     """Run the backfill deployment as the UI's Run button does, and wait until it is final."""
     parameters = {"pipeline": "shop_orders", "start_date": start, "end_date": end, **options}
@@ -269,9 +277,7 @@ def test_a_small_backfill_runs_its_days_as_one_child_run_in_its_own_process(dev:
     """With a publish in the ledger, three short days run in the backfill's process: one child run of the pipeline's
     deployment under the backfill that no worker started; a blocked day there blocks only itself."""
     published, first_good, bad, last_good = day(16), day(17), day(18), day(19)
-    with temporary_settings({PREFECT_API_URL: dev.api_url}):  # the ledger's duration estimate comes from this
-        run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": published, "end_date": published},
-                       timeout=600, poll_interval=1)
+    run_one_day(dev, published)
     parent = launch_backfill(dev, published, last_good)  # mode missing: the 17th to the 19th, 1 batch
     assert parent.state.is_failed()
     assert f"1 of 3 day(s) not published — {bad} (blocked in " in parent.state.message
@@ -307,23 +313,29 @@ def test_a_small_backfill_runs_its_days_as_one_child_run_in_its_own_process(dev:
     assert (progress.data, progress.description) == (100.0, "shop_orders: 2 done, 1 blocked, 0 failed of 3 day(s)")
 
 
+@contextmanager
+def backfill_with_its_child_held_at_publish(dev: DevPlatform, target: date) -> Iterator[FlowRun]:
+    """A one-day backfill, submitted, whose in-process child runs until the block ends: the test holds the published
+    table's publish lock, so the child waits there, before any ledger write, without timing."""
+    parameters = {"pipeline": "shop_orders", "start_date": target, "end_date": target}
+    with open_warehouse(dev.values.values["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]) as warehouse, warehouse.transaction():
+        warehouse.hold_until_commit(destination_lock("analytics", "fct_orders"))
+        with temporary_settings({PREFECT_API_URL: dev.api_url}):
+            backfill = run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0)
+        wait_until(lambda: [c.state_name for c in children_of(dev, backfill)] == ["Running"], "its child runs")
+        yield backfill
+
+
 def test_a_backfill_killed_while_running_its_day_in_its_own_process_leaves_no_run_the_next_one_waits_for(
     dev: DevPlatform,
 ) -> None:
     """Its process dies with the child run it executes, and no worker is left to mark that run: it stays Running.
     The next backfill of the day finds it by idempotency key; seeing the backfill that claimed it ended, it marks it
     Crashed and runs the day in a new child, instead of waiting forever. The held publish lock keeps the first child
-    running (before any ledger write) until the kill, without timing."""
+    running until the kill."""
     estimate, target = day(22), day(23)
-    with temporary_settings({PREFECT_API_URL: dev.api_url}):  # a duration in the ledger: the day runs in-process
-        run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": estimate, "end_date": estimate},
-                       timeout=600, poll_interval=1)
-    parameters = {"pipeline": "shop_orders", "start_date": target, "end_date": target}
-    with open_warehouse(dev.values.values["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]) as warehouse, warehouse.transaction():
-        warehouse.hold_until_commit(destination_lock("analytics", "fct_orders"))
-        with temporary_settings({PREFECT_API_URL: dev.api_url}):
-            killed = run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0)
-        wait_until(lambda: [c.state_name for c in children_of(dev, killed)] == ["Running"], "its child runs")
+    run_one_day(dev, estimate)
+    with backfill_with_its_child_held_at_publish(dev, target) as killed:
         with dev.client() as client:
             pid = client.read_flow_run(killed.id).infrastructure_pid
         assert pid, "the worker started the backfill's process"
@@ -354,17 +366,10 @@ def test_a_backfill_killed_while_running_its_day_in_its_own_process_leaves_no_ru
 def test_cancelling_a_backfill_that_runs_its_day_in_its_own_process_cancels_that_run_too(dev: DevPlatform) -> None:
     """The UI's Cancel sets the backfill Cancelling; its worker stops the process, which executes the child. No
     worker knows that child (Prefect would leave it Cancelling for good), so the backfill's process ends it
-    Cancelled on its way out. The held publish lock keeps the child running until then; nothing is published."""
+    Cancelled on its way out; nothing is published."""
     estimate, target = day(26), day(27)
-    with temporary_settings({PREFECT_API_URL: dev.api_url}):  # a duration in the ledger: the day runs in-process
-        run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": estimate, "end_date": estimate},
-                       timeout=600, poll_interval=1)
-    parameters = {"pipeline": "shop_orders", "start_date": target, "end_date": target}
-    with open_warehouse(dev.values.values["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]) as warehouse, warehouse.transaction():
-        warehouse.hold_until_commit(destination_lock("analytics", "fct_orders"))
-        with temporary_settings({PREFECT_API_URL: dev.api_url}):
-            backfill = run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0)
-        wait_until(lambda: [c.state_name for c in children_of(dev, backfill)] == ["Running"], "its child runs")
+    run_one_day(dev, estimate)
+    with backfill_with_its_child_held_at_publish(dev, target) as backfill:
         with dev.client() as client:
             client.set_flow_run_state(backfill.id, Cancelling(), force=True)  # what the UI's Cancel button sends
         with temporary_settings({PREFECT_API_URL: dev.api_url}):
@@ -381,10 +386,9 @@ def test_two_identical_small_backfills_at_once_run_their_day_once_in_one_process
     """Both find the same Pending child by key and both try to claim it; the server grants one claim, the other
     backfill waits for the run and reports the same outcome."""
     estimate, target = day(24), day(25)
-    with temporary_settings({PREFECT_API_URL: dev.api_url}):  # a duration in the ledger: the day runs in-process
-        run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": estimate, "end_date": estimate},
-                       timeout=600, poll_interval=1)
-        parameters = {"pipeline": "shop_orders", "start_date": target, "end_date": target}
+    run_one_day(dev, estimate)
+    parameters = {"pipeline": "shop_orders", "start_date": target, "end_date": target}
+    with temporary_settings({PREFECT_API_URL: dev.api_url}):
         submitted = [run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0) for _ in range(2)]
         backfills = [asyncio.run(wait_for_flow_run(flow_run.id, timeout=900)) for flow_run in submitted]
     assert [backfill.state_name for backfill in backfills] == ["Completed", "Completed"]
@@ -417,9 +421,7 @@ def published_entries(dev: DevPlatform, days: list[date]) -> dict[str, list[str]
 def test_a_dry_run_shows_the_plan_from_the_ledger_and_creates_no_run(dev: DevPlatform) -> None:
     published, blocked, missing = day(6), day(7), day(8)
     for single in (published, blocked):
-        with temporary_settings({PREFECT_API_URL: dev.api_url}):
-            run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": single, "end_date": single},
-                           timeout=600, poll_interval=1)
+        run_one_day(dev, single)
     before = pipeline_runs(dev)
     parent = launch_backfill(dev, published, missing, dry_run=True)
     assert parent.state.is_completed(), parent.state.message
@@ -523,9 +525,7 @@ def test_a_wrong_publish_is_rolled_back_from_the_ui_rollback_form_to_a_version_t
     for version in ("good", "wrong"):
         if version == "wrong":
             lose_orders(dev.shop_db, target, lost)  # a release that drops orders: valid, but wrong
-        with temporary_settings({PREFECT_API_URL: dev.api_url}):
-            run_deployment("run-pipeline/shop_orders-dev", parameters={"start_date": target, "end_date": target},
-                           timeout=600, poll_interval=1)
+        run_one_day(dev, target)
     assert published_by_day(dev)[target] == orders_per_day(target) - lost
     with temporary_settings({PREFECT_API_URL: dev.api_url}):
         listing = run_deployment("rollback/rollback-dev", timeout=300, poll_interval=1, parameters={
