@@ -61,7 +61,7 @@ from tests.support.platform import (
     run,
     worker,
 )
-from tests.support.postgres import databases
+from tests.support.postgres import backend_waiting_on, databases
 from tests.support.slack import SlackReceiver
 from tests.support.waiting import wait_until
 
@@ -315,14 +315,16 @@ def test_a_small_backfill_runs_its_days_as_one_child_run_in_its_own_process(dev:
 
 @contextmanager
 def backfill_with_its_child_held_at_publish(dev: DevPlatform, target: date) -> Iterator[FlowRun]:
-    """A one-day backfill, submitted, whose in-process child runs until the block ends: the test holds the published
-    table's publish lock, so the child waits there, before any ledger write, without timing."""
+    """A one-day backfill, submitted, whose in-process child waits at its publish until the block ends: the test
+    holds the published table's publish lock, so the child's day has passed its audit and has no ledger entry yet."""
     parameters = {"pipeline": "shop_orders", "start_date": target, "end_date": target}
-    with open_warehouse(dev.values.values["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]) as warehouse, warehouse.transaction():
+    admin_url = dev.values.values["SHIPSHAPE_WAREHOUSE_ADMIN_URL"]
+    with open_warehouse(admin_url) as warehouse, warehouse.transaction():
         warehouse.hold_until_commit(destination_lock("analytics", "fct_orders"))
         with temporary_settings({PREFECT_API_URL: dev.api_url}):
             backfill = run_deployment("backfill/backfill-dev", parameters=parameters, timeout=0)
-        wait_until(lambda: [c.state_name for c in children_of(dev, backfill)] == ["Running"], "its child runs")
+        wait_until(lambda: backend_waiting_on(admin_url, "SELECT pg_advisory_xact_lock"), "its child waits to publish")
+        assert [child.state_name for child in children_of(dev, backfill)] == ["Running"]
         yield backfill
 
 

@@ -22,6 +22,7 @@ import pytest
 
 from shipshape.platform_schema import migrate
 from shipshape.warehouses import open_warehouse
+from tests.support.postgres import backend_waiting_on
 from tests.support.project import FIRST_DAY, Project, make_project
 from tests.support.waiting import WAIT_SECONDS, wait_until
 
@@ -69,15 +70,6 @@ def no_partition_locks_held(url: str) -> bool:
     """A killed client's backend ends (and drops its advisory locks) once it next talks to the client."""
     with psycopg.connect(url, autocommit=True) as connection:
         return not connection.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]
-
-
-def backend_waiting_on(url: str, statement_prefix: str) -> bool:
-    with psycopg.connect(url, autocommit=True) as connection:
-        return bool(connection.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE %s",
-            [statement_prefix + "%"],
-        ).fetchone()[0])
 
 
 @contextmanager

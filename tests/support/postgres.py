@@ -66,3 +66,13 @@ def drop_roles(url: str, roles: list[str]) -> None:
             admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         for role in existing:
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def backend_waiting_on(url: str, statement_prefix: str) -> bool:
+    """Whether a session of the database at `url` waits for a lock in a statement starting with `statement_prefix`."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        return bool(connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            [statement_prefix + "%"],
+        ).fetchone()[0])
